@@ -1,0 +1,182 @@
+package contracts
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidFrame is wrapped by DecodeEvent, DecodeServerFrame and
+// ParseSubscribeRequest for input that is not a valid protocol frame.
+var ErrInvalidFrame = errors.New("taskbridge: invalid frame")
+
+func invalidFrame(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidFrame, fmt.Sprintf(format, args...))
+}
+
+// MaxTaskIDLen is the longest task id the library accepts from clients.
+const MaxTaskIDLen = 256
+
+// SubscribeRequest is the first (and only) client frame on a WebSocket:
+// `{action:"subscribe", taskId, lastEventId}`.
+type SubscribeRequest struct {
+	Action      string  `json:"action"`
+	TaskID      string  `json:"taskId"`
+	LastEventID *string `json:"lastEventId,omitempty"`
+}
+
+// Cursor returns the parsed lastEventId; null, absent and "" are the zero
+// cursor.
+func (r SubscribeRequest) Cursor() (EventID, error) {
+	if r.LastEventID == nil {
+		return EventID{}, nil
+	}
+	return ParseCursor(*r.LastEventID)
+}
+
+// ParseSubscribeRequest strictly decodes a subscribe frame: a JSON object
+// with action "subscribe", a non-empty taskId of at most MaxTaskIDLen bytes,
+// an optional lastEventId that is null or a valid cursor, and no other keys.
+func ParseSubscribeRequest(data []byte) (SubscribeRequest, error) {
+	var r SubscribeRequest
+	if err := strictUnmarshal(data, &r); err != nil {
+		return SubscribeRequest{}, invalidFrame("subscribe: %v", err)
+	}
+	switch {
+	case r.Action != "subscribe":
+		return SubscribeRequest{}, invalidFrame("subscribe: action must be \"subscribe\"")
+	case r.TaskID == "":
+		return SubscribeRequest{}, invalidFrame("subscribe: taskId is required")
+	case len(r.TaskID) > MaxTaskIDLen:
+		return SubscribeRequest{}, invalidFrame("subscribe: taskId is longer than %d bytes", MaxTaskIDLen)
+	}
+	if _, err := r.Cursor(); err != nil {
+		return SubscribeRequest{}, invalidFrame("subscribe: lastEventId: %v", err)
+	}
+	return r, nil
+}
+
+// SubscriptionConfirmed is the server's answer to a subscribe frame.
+// RetentionGap is a TaskBridge-for-Fiber extension, present only when true:
+// events after the requested cursor were dropped by retention.
+type SubscriptionConfirmed struct {
+	Type                      EventType `json:"type"`
+	TaskID                    string    `json:"taskId"`
+	ReplayStartedAfterEventID *string   `json:"replayStartedAfterEventId"`
+	Live                      bool      `json:"live"`
+	RetentionGap              bool      `json:"retentionGap,omitempty"`
+}
+
+// Heartbeat is the idle frame on WebSocket (and optionally SSE) streams.
+type Heartbeat struct {
+	Type   EventType `json:"type"`
+	TaskID string    `json:"taskId"`
+	Live   bool      `json:"live"`
+}
+
+// ServerFrame is one decoded server frame of a stream: exactly one field is
+// set.
+type ServerFrame struct {
+	Event        *TaskEvent
+	Confirmation *SubscriptionConfirmed
+	Heartbeat    *Heartbeat
+}
+
+// DecodeServerFrame strictly decodes one server frame of a WebSocket or SSE
+// stream: an event, a SUBSCRIPTION_CONFIRMED or a HEARTBEAT.
+func DecodeServerFrame(data []byte) (ServerFrame, error) {
+	var head struct {
+		Type EventType `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return ServerFrame{}, invalidFrame("frame: %v", err)
+	}
+	switch head.Type {
+	case FrameSubscriptionConfirmed:
+		var c SubscriptionConfirmed
+		if err := strictUnmarshal(data, &c); err != nil {
+			return ServerFrame{}, invalidFrame("confirmation: %v", err)
+		}
+		if c.TaskID == "" {
+			return ServerFrame{}, invalidFrame("confirmation: taskId is required")
+		}
+		if c.ReplayStartedAfterEventID != nil {
+			if _, err := ParseCursor(*c.ReplayStartedAfterEventID); err != nil {
+				return ServerFrame{}, invalidFrame("confirmation: %v", err)
+			}
+		}
+		return ServerFrame{Confirmation: &c}, nil
+	case FrameHeartbeat:
+		var h Heartbeat
+		if err := strictUnmarshal(data, &h); err != nil {
+			return ServerFrame{}, invalidFrame("heartbeat: %v", err)
+		}
+		if h.TaskID == "" {
+			return ServerFrame{}, invalidFrame("heartbeat: taskId is required")
+		}
+		return ServerFrame{Heartbeat: &h}, nil
+	}
+	ev, err := DecodeEvent(data)
+	if err != nil {
+		return ServerFrame{}, err
+	}
+	return ServerFrame{Event: &ev}, nil
+}
+
+// DecodeEvent strictly decodes an event envelope: all five keys present, no
+// others, a known type, a valid eventId and createdAt, and a payload that
+// satisfies ParseDraft. It is the conformance check the tests apply to every
+// frame and a safe decoder for Go clients.
+func DecodeEvent(data []byte) (TaskEvent, error) {
+	var env struct {
+		Type      *EventType      `json:"type"`
+		TaskID    *string         `json:"taskId"`
+		EventID   *string         `json:"eventId"`
+		CreatedAt *string         `json:"createdAt"`
+		Payload   json.RawMessage `json:"payload"`
+	}
+	if err := strictUnmarshal(data, &env); err != nil {
+		return TaskEvent{}, invalidFrame("event: %v", err)
+	}
+	switch {
+	case env.Type == nil:
+		return TaskEvent{}, invalidFrame("event: type is required")
+	case env.TaskID == nil || *env.TaskID == "":
+		return TaskEvent{}, invalidFrame("event: taskId is required")
+	case env.EventID == nil:
+		return TaskEvent{}, invalidFrame("event: eventId is required")
+	case env.CreatedAt == nil:
+		return TaskEvent{}, invalidFrame("event: createdAt is required")
+	case env.Payload == nil:
+		return TaskEvent{}, invalidFrame("event: payload is required")
+	}
+	id, err := ParseEventID(*env.EventID)
+	if err != nil {
+		return TaskEvent{}, invalidFrame("event: %v", err)
+	}
+	created, err := time.Parse(time.RFC3339Nano, *env.CreatedAt)
+	if err != nil {
+		return TaskEvent{}, invalidFrame("event: createdAt: %v", err)
+	}
+	draft, err := ParseDraft(*env.Type, env.Payload)
+	if err != nil {
+		return TaskEvent{}, fmt.Errorf("%w: event: %w", ErrInvalidFrame, err)
+	}
+	return TaskEvent{Type: draft.typ, TaskID: *env.TaskID, EventID: id, CreatedAt: created, Payload: draft.payload}, nil
+}
+
+// strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err == nil {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
