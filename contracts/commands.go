@@ -83,10 +83,13 @@ type ActionResult struct {
 	Status         ActionStatus `json:"status"`
 }
 
-// EventPage is what EventStore.Read returns: events in id order and whether
+// EventPage is what EventStore.Read returns: events in id order, whether
 // retention dropped events after the requested cursor (a gap the reader
-// cannot fill).
+// cannot fill), and whether the stream has ended: the task's terminal event
+// is the last of Events or at or before the cursor, so no event will ever
+// follow this page. Readers must not modify Events; the slice may be shared.
 type EventPage struct {
 	Events       []TaskEvent
 	RetentionGap bool
+	Ended        bool
 }
