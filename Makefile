@@ -1,0 +1,26 @@
+# TaskBridge for Fiber: developer and CI entry points.
+#
+#   make test         vet + race tests of every package and example (starts a
+#                     throw-away redis-server for the Redis tests)
+#   make bench        micro benchmarks (go test -bench) with allocation counts
+
+GO       ?= go
+# ./... skips directories starting with "_", so examples are named one by one.
+EXAMPLES := $(wildcard _examples/*/)
+EXAMPLE_PKGS := $(patsubst %/,./%,$(EXAMPLES))
+WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
+
+.PHONY: test vet fmt-check bench
+
+test: vet
+	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
+
+vet: fmt-check
+	$(GO) vet ./... $(EXAMPLE_PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
