@@ -1,0 +1,156 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// CodeTaskSubmission is the code of the TASK_FAILED event appended when the
+// executor refuses a new task.
+const CodeTaskSubmission = string(bridgeerr.CodeTaskSubmission)
+
+// CreationService creates tasks idempotently and submits them to the
+// executor. It is safe for concurrent use.
+type CreationService struct{ d *deps }
+
+// Create validates cmd, creates the task unless (owner, clientRequestId)
+// already names one, and submits a new task to the executor.
+//
+// Outcomes: a new task (Deduplicated false); the existing task when the
+// request repeats one with the same task type, input and attachments
+// (Deduplicated true, metadata is not compared); IDEMPOTENCY_CONFLICT when
+// it repeats one with a different payload; TASK_OWNERSHIP_ERROR when the
+// policy denies creation (a *bridgeerr.Error returned by the policy is kept
+// as is); INVALID_REQUEST for a missing clientRequestId or taskType, input
+// or metadata that is not a JSON object, or a task type the executor does
+// not know; TASK_SUBMISSION_ERROR when the executor refuses the task, which
+// is then FAILED with a TASK_FAILED event so its streams end.
+//
+// The registry's Create is the single atomic idempotency point, so N
+// concurrent identical requests create one task and submit it once.
+func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCommand) (contracts.TaskCreated, error) {
+	d := s.d
+	entry := observe.Entry{
+		ClientRequestID: cmd.ClientRequestID, UserID: cmd.Auth.Subject, Transport: observe.TransportInternal,
+	}
+	if err := d.ownership.CanCreate(ctx, cmd.Auth); err != nil {
+		entry.Outcome, entry.Err = "denied", err
+		d.log.Warn("task.create.denied", entry)
+		var be *bridgeerr.Error
+		if errors.As(err, &be) {
+			return contracts.TaskCreated{}, be
+		}
+		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskOwnership, err, "not allowed to create tasks")
+	}
+	task, err := s.newRecord(cmd)
+	if err != nil {
+		entry.Outcome, entry.Err = "invalid", err
+		d.log.Debug("task.create.invalid", entry)
+		return contracts.TaskCreated{}, err
+	}
+
+	stored, created, err := d.registry.Create(ctx, task)
+	if err != nil {
+		entry.Outcome, entry.Err = "failed", err
+		d.log.Error("task.create.failed", entry)
+		return contracts.TaskCreated{}, internal(err)
+	}
+	entry.TaskID = stored.TaskID
+	if !created {
+		if stored.Fingerprint != task.Fingerprint {
+			entry.Outcome = "conflict"
+			d.log.Warn("task.create.conflict", entry)
+			return contracts.TaskCreated{}, bridgeerr.New(bridgeerr.CodeIdempotencyConflict,
+				"clientRequestId was already used with a different payload").
+				WithDetails(map[string]any{"clientRequestId": cmd.ClientRequestID})
+		}
+		d.metrics.IncCounter(observe.MetricDuplicates, 1)
+		entry.Outcome = "deduplicated"
+		d.log.Info("task.create.duplicate", entry)
+		return contracts.TaskCreated{
+			TaskID: stored.TaskID, Status: stored.Status, ClientRequestID: stored.ClientRequestID, Deduplicated: true,
+		}, nil
+	}
+
+	if err := d.executor.Submit(ctx, stored); err != nil {
+		s.failSubmission(context.WithoutCancel(ctx), stored, entry, err)
+		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "task could not be submitted").
+			WithDetails(map[string]any{"taskId": stored.TaskID})
+	}
+	d.metrics.IncCounter(observe.MetricTaskStarts, 1)
+	entry.Outcome = "accepted"
+	d.log.Info("task.create.accepted", entry)
+	return contracts.TaskCreated{
+		TaskID: stored.TaskID, Status: stored.Status, ClientRequestID: stored.ClientRequestID,
+	}, nil
+}
+
+// newRecord validates cmd and builds the record to create.
+func (s *CreationService) newRecord(cmd contracts.CreateTaskCommand) (contracts.TaskRecord, error) {
+	switch {
+	case cmd.ClientRequestID == "":
+		return contracts.TaskRecord{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "clientRequestId is required").
+			WithDetails(map[string]any{"field": "clientRequestId"})
+	case cmd.TaskType == "":
+		return contracts.TaskRecord{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "taskType is required").
+			WithDetails(map[string]any{"field": "taskType"})
+	}
+	input, err := contracts.CanonicalObject(cmd.Input)
+	if err != nil {
+		return contracts.TaskRecord{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "input must be a JSON object").
+			WithDetails(map[string]any{"field": "input"})
+	}
+	metadata, err := contracts.CanonicalObject(cmd.Metadata)
+	if err != nil {
+		return contracts.TaskRecord{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "metadata must be a JSON object").
+			WithDetails(map[string]any{"field": "metadata"})
+	}
+	if types, ok := s.d.executor.(TaskTypeRegistry); ok {
+		known := types.TaskTypes()
+		if !contains(known, cmd.TaskType) {
+			return contracts.TaskRecord{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "unknown task type").
+				WithDetails(map[string]any{"taskType": cmd.TaskType, "knownTaskTypes": known})
+		}
+	}
+	now := s.d.clock()
+	return contracts.TaskRecord{
+		TaskID:          contracts.NewID(),
+		OwnerID:         cmd.Auth.Subject,
+		ClientRequestID: cmd.ClientRequestID,
+		TaskType:        cmd.TaskType,
+		Input:           input,
+		Metadata:        metadata,
+		Attachments:     cmd.Attachments,
+		Fingerprint:     contracts.Fingerprint(cmd.TaskType, input, cmd.Attachments),
+		Status:          contracts.StatusAccepted,
+		CreatedAt:       now,
+		UpdatedAt:       now,
+	}, nil
+}
+
+// failSubmission ends a task the executor refused: a TASK_FAILED event
+// (which also moves the registry to FAILED) so that streams end too.
+func (s *CreationService) failSubmission(ctx context.Context, task contracts.TaskRecord, entry observe.Entry, cause error) {
+	d := s.d
+	d.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: "submission"})
+	entry.Outcome, entry.Err = "submit_failed", cause
+	d.log.Error("task.create.submit_failed", entry)
+	draft, _ := contracts.Failed(CodeTaskSubmission, "the task could not be submitted for execution", true)
+	if _, err := d.emitter.Emit(ctx, task.TaskID, draft); err != nil && !errors.Is(err, contracts.ErrTerminal) {
+		entry.Outcome, entry.Err = "failed", err
+		d.log.Error("task.create.mark_failed", entry)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

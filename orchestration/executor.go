@@ -1,0 +1,594 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// Handler runs one task of a registered type. ctx is cancelled when the
+// task's cancellation is requested or the executor closes; a handler should
+// return promptly then (it keeps its worker until it returns). The returned
+// result becomes TASK_COMPLETED's result (any JSON-encodable value; a
+// json.RawMessage is used as is); an error becomes TASK_FAILED (see
+// TaskError); a panic becomes TASK_FAILED with code TASK_PANIC.
+type Handler func(ctx context.Context, task *TaskContext) (result any, err error)
+
+// TaskError is an error a handler returns (or wraps) to choose the code,
+// message and retryability of the TASK_FAILED event. Any other error fails
+// the task with code TASK_FAILED and a generic message, so internal error
+// text never reaches clients. Cause is optional and never sent.
+type TaskError struct {
+	Code      string
+	Message   string
+	Retryable bool
+	Cause     error
+}
+
+// Error implements error.
+func (e *TaskError) Error() string {
+	s := "taskbridge: task failed: " + e.Code + ": " + e.Message
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *TaskError) Unwrap() error { return e.Cause }
+
+// Codes and reasons of the terminal events the executor writes.
+const (
+	CodeTaskFailed          = "TASK_FAILED"
+	CodeTaskPanic           = "TASK_PANIC"
+	CodeInvalidResult       = "TASK_RESULT_INVALID"
+	CodeExecutorShutdown    = "EXECUTOR_SHUTDOWN"
+	CodeSuspensionExpired   = "SUSPENSION_EXPIRED"
+	CodeSuspensionCancelled = "SUSPENSION_CANCELLED"
+	// DefaultCancelReason is TASK_CANCELLED's reason when the request gave none.
+	DefaultCancelReason = "cancelled_by_user"
+)
+
+// Errors of the executor and of TaskContext.Suspend.
+var (
+	// ErrQueueFull: Submit found the bounded queue full.
+	ErrQueueFull = errors.New("taskbridge: executor queue is full")
+	// ErrExecutorClosed: Submit after Close.
+	ErrExecutorClosed = errors.New("taskbridge: executor is closed")
+	// ErrUnknownTaskType: Submit of a task type with no handler.
+	ErrUnknownTaskType = errors.New("taskbridge: no handler for task type")
+	// ErrSuspensionExpired: Suspend's deadline passed without an accepted
+	// action. It wraps context.DeadlineExceeded; returned from a handler it
+	// fails the task with code SUSPENSION_EXPIRED.
+	ErrSuspensionExpired = &TaskError{Code: CodeSuspensionExpired,
+		Message: "no action was accepted before the suspension expired", Cause: context.DeadlineExceeded}
+	// ErrSuspensionCancelled: the suspension was cancelled by someone else
+	// (not by this task's context). It wraps context.Canceled.
+	ErrSuspensionCancelled = &TaskError{Code: CodeSuspensionCancelled,
+		Message: "the suspension was cancelled", Cause: context.Canceled}
+)
+
+// Defaults of ExecutorOptions.
+const (
+	// DefaultMaxConcurrent is the worker count. Handlers mostly wait (on
+	// I/O, and a suspended handler keeps its worker while a user decides),
+	// so the pool is sized for waiting, not for cores; 64 idle workers cost
+	// about 0.5 MB of stack.
+	DefaultMaxConcurrent = 64
+	// DefaultQueueSize bounds the tasks waiting for a worker.
+	DefaultQueueSize = 1024
+)
+
+// ExecutorOptions configures NewExecutor. Registry and Events are required.
+type ExecutorOptions struct {
+	// Registry stores task records. Required.
+	Registry contracts.TaskRegistry
+	// Events is the event log. Required.
+	Events contracts.EventStore
+	// Suspensions and Receipts are needed by TaskContext.Suspend only.
+	// Optional: without them Suspend returns an error.
+	Suspensions contracts.SuspensionStore
+	Receipts    contracts.ActionReceiptStore
+	// Waiter wakes a suspended handler when another process accepts its
+	// action (TASK_ACTION_ACCEPTED is appended). Optional. Default: a
+	// FeedWaiter on Events that the executor runs and Close stops.
+	Waiter Waiter
+	// MaxConcurrent is the number of workers. Optional. Default:
+	// DefaultMaxConcurrent.
+	MaxConcurrent int
+	// QueueSize bounds the tasks waiting for a worker; Submit fails with
+	// ErrQueueFull beyond it. Optional. Default: DefaultQueueSize.
+	QueueSize int
+	// Logger receives structured logs. Optional. Default: observe.NopLogger().
+	Logger *observe.Logger
+	// Metrics receives counters. Optional. Default: observe.NopMetrics{}.
+	Metrics observe.MetricsSink
+	// Clock returns the current time. Optional. Default: time.Now.
+	Clock func() time.Time
+}
+
+// Executor is the in-process contracts.Executor: the host registers a
+// Handler per task type with Handle, and a fixed pool of MaxConcurrent
+// workers runs submitted tasks from a bounded queue. Each run emits
+// TASK_STARTED, calls the handler with a TaskContext, and writes exactly one
+// terminal event from its outcome. It also implements ResumeHook (accepted
+// actions wake suspended handlers) and TaskTypeRegistry (creation rejects
+// unknown types).
+//
+// An Executor is safe for concurrent use. It owns its workers (started by
+// NewExecutor) and, when ExecutorOptions.Waiter is nil, a FeedWaiter
+// goroutine; Close stops them all. Cancellation of tasks running in other
+// processes is out of its reach: Cancel acts on this executor's runs only.
+type Executor struct {
+	registry    contracts.TaskRegistry
+	events      contracts.EventStore
+	suspensions contracts.SuspensionStore
+	receipts    contracts.ActionReceiptStore
+	waiter      Waiter
+	emitter     *Emitter
+	log         *observe.Logger
+	metrics     observe.MetricsSink
+	clock       func() time.Time
+
+	handlersMu sync.RWMutex
+	handlers   map[string]Handler
+
+	mu     sync.Mutex // guards runs and closes the Submit/Close race
+	runs   map[string]*run
+	closed atomic.Bool
+
+	queue       chan *run
+	stop        chan struct{}
+	workers     sync.WaitGroup
+	stopWaiter  context.CancelFunc
+	waiterDone  chan struct{}
+	closeOnce   sync.Once
+	workersDone chan struct{}
+}
+
+var (
+	_ contracts.Executor = (*Executor)(nil)
+	_ ResumeHook         = (*Executor)(nil)
+	_ TaskTypeRegistry   = (*Executor)(nil)
+)
+
+// runState is where a run is in its life.
+type runState int
+
+const (
+	runQueued   runState = iota
+	runRunning           // the handler is running
+	runFinished          // the handler returned; the terminal event is being written
+	runEnded             // the terminal event is written (or was never needed)
+)
+
+// run is one submitted task.
+type run struct {
+	task    contracts.TaskRecord
+	handler Handler
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+
+	mu              sync.Mutex
+	state           runState
+	cancelRequested bool
+	cancelReason    string
+	shutdown        bool
+	resumes         map[string]chan struct{}
+}
+
+// errCancelRequested is the cause of a run's context on Cancel.
+var errCancelRequested = errors.New("taskbridge: task cancellation requested")
+
+// NewExecutor returns an Executor with its workers started. It panics when
+// Registry or Events is missing (a wiring error). Call Close to stop it.
+func NewExecutor(opts ExecutorOptions) *Executor {
+	if opts.Registry == nil || opts.Events == nil {
+		panic("orchestration: NewExecutor needs Registry and Events")
+	}
+	e := &Executor{
+		registry:    opts.Registry,
+		events:      opts.Events,
+		suspensions: opts.Suspensions,
+		receipts:    opts.Receipts,
+		waiter:      opts.Waiter,
+		log:         opts.Logger,
+		metrics:     opts.Metrics,
+		clock:       opts.Clock,
+		handlers:    make(map[string]Handler),
+		runs:        make(map[string]*run),
+		stop:        make(chan struct{}),
+		workersDone: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = observe.NopLogger()
+	}
+	if e.metrics == nil {
+		e.metrics = observe.NopMetrics{}
+	}
+	if e.clock == nil {
+		e.clock = time.Now
+	}
+	workers := opts.MaxConcurrent
+	if workers <= 0 {
+		workers = DefaultMaxConcurrent
+	}
+	size := opts.QueueSize
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	e.queue = make(chan *run, size)
+	e.emitter = NewEmitter(e.registry, e.events,
+		WithSuspensions(e.suspensions), WithEmitterLogger(e.log), WithEmitterClock(e.clock))
+	if e.waiter == nil {
+		fw := NewFeedWaiter(e.events)
+		e.waiter = fw
+		ctx, cancel := context.WithCancel(context.Background())
+		e.stopWaiter = cancel
+		e.waiterDone = make(chan struct{})
+		go func() {
+			defer close(e.waiterDone)
+			if err := fw.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				e.log.Error("executor.waiter.stopped", observe.Entry{
+					Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+				})
+			}
+		}()
+	}
+	e.workers.Add(workers)
+	for range workers {
+		go e.worker()
+	}
+	return e
+}
+
+// Handle registers h for taskType. Register every handler before the
+// executor receives tasks. It panics on an empty type, a nil handler or a
+// type registered twice.
+func (e *Executor) Handle(taskType string, h Handler) {
+	if taskType == "" || h == nil {
+		panic("orchestration: Handle needs a task type and a handler")
+	}
+	e.handlersMu.Lock()
+	defer e.handlersMu.Unlock()
+	if _, dup := e.handlers[taskType]; dup {
+		panic(fmt.Sprintf("orchestration: handler for task type %q registered twice", taskType))
+	}
+	e.handlers[taskType] = h
+}
+
+// TaskTypes implements TaskTypeRegistry: the registered types, sorted.
+func (e *Executor) TaskTypes() []string {
+	e.handlersMu.RLock()
+	defer e.handlersMu.RUnlock()
+	types := make([]string, 0, len(e.handlers))
+	for t := range e.handlers {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return types
+}
+
+// Submit implements contracts.Executor: it queues task for a worker without
+// blocking. It fails with ErrUnknownTaskType, ErrQueueFull when the bounded
+// queue is full, or ErrExecutorClosed after Close; the creation service then
+// fails the task with TASK_SUBMISSION_ERROR.
+func (e *Executor) Submit(_ context.Context, task contracts.TaskRecord) error {
+	e.handlersMu.RLock()
+	h := e.handlers[task.TaskType]
+	e.handlersMu.RUnlock()
+	if h == nil {
+		return fmt.Errorf("%w %q", ErrUnknownTaskType, task.TaskType)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r := &run{task: task, handler: h, ctx: ctx, cancel: cancel, resumes: make(map[string]chan struct{})}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		cancel(ErrExecutorClosed)
+		return ErrExecutorClosed
+	}
+	if _, dup := e.runs[task.TaskID]; dup {
+		cancel(nil)
+		return fmt.Errorf("taskbridge: task %s was already submitted", task.TaskID)
+	}
+	select {
+	case e.queue <- r:
+		e.runs[task.TaskID] = r
+		return nil
+	default:
+		cancel(ErrQueueFull)
+		return ErrQueueFull
+	}
+}
+
+// Cancel implements contracts.Executor. A queued task ends CANCELLED at once
+// without running; a running task's context is cancelled and it ends
+// CANCELLED when its handler returns, whatever the handler returns
+// (cancellation wins once requested). The reason is task.CancelReason, or
+// DefaultCancelReason. Tasks this executor does not run are ignored.
+func (e *Executor) Cancel(ctx context.Context, task contracts.TaskRecord) error {
+	r := e.lookup(task.TaskID)
+	if r == nil {
+		return nil
+	}
+	reason := task.CancelReason
+	if reason == "" {
+		reason = DefaultCancelReason
+	}
+	r.mu.Lock()
+	switch r.state {
+	case runQueued:
+		r.state = runEnded
+		r.mu.Unlock()
+		draft, _ := contracts.Cancelled(reason, "")
+		e.end(context.WithoutCancel(ctx), r, draft, "cancelled")
+	case runRunning:
+		r.cancelRequested = true
+		r.cancelReason = reason
+		r.mu.Unlock()
+		r.cancel(errCancelRequested)
+	default:
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// Resume implements ResumeHook: it wakes the handler suspended on
+// s.SuspendID, if it runs here. It never fails, so the handoff is marked
+// dispatched; a handler in another process wakes through its own Waiter.
+func (e *Executor) Resume(_ context.Context, _ contracts.SubmitActionCommand, s contracts.SuspensionRecord) error {
+	r := e.lookup(s.TaskID)
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	sig := r.resumes[s.SuspendID]
+	r.mu.Unlock()
+	if sig != nil {
+		select {
+		case sig <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Close stops accepting tasks, cancels running handlers' contexts, ends
+// queued tasks FAILED (code EXECUTOR_SHUTDOWN, retryable) and waits for the
+// workers, or returns ctx.Err() when ctx ends first (a handler that ignores
+// cancellation keeps its worker). A handler interrupted by Close that
+// returns an error ends FAILED with EXECUTOR_SHUTDOWN too. Close is
+// idempotent.
+func (e *Executor) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed.Store(true)
+		runs := make([]*run, 0, len(e.runs))
+		for _, r := range e.runs {
+			runs = append(runs, r)
+		}
+		e.mu.Unlock()
+		for _, r := range runs {
+			r.mu.Lock()
+			if r.state == runRunning {
+				r.shutdown = true
+			}
+			r.mu.Unlock()
+			r.cancel(ErrExecutorClosed)
+		}
+		close(e.stop)
+		go func() {
+			e.workers.Wait()
+			if e.stopWaiter != nil {
+				e.stopWaiter()
+				<-e.waiterDone
+			}
+			close(e.workersDone)
+		}()
+	})
+	select {
+	case <-e.workersDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Executor) lookup(taskID string) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[taskID]
+}
+
+func (e *Executor) forget(r *run) {
+	r.cancel(nil)
+	e.mu.Lock()
+	if e.runs[r.task.TaskID] == r {
+		delete(e.runs, r.task.TaskID)
+	}
+	e.mu.Unlock()
+}
+
+func (e *Executor) worker() {
+	defer e.workers.Done()
+	for {
+		select {
+		case <-e.stop:
+			e.drain()
+			return
+		case r := <-e.queue:
+			e.execute(r)
+		}
+	}
+}
+
+// drain ends the tasks still queued at Close.
+func (e *Executor) drain() {
+	for {
+		select {
+		case r := <-e.queue:
+			e.abort(r)
+		default:
+			return
+		}
+	}
+}
+
+// abort ends a queued run that will never run because the executor closed.
+func (e *Executor) abort(r *run) {
+	r.mu.Lock()
+	if r.state != runQueued {
+		r.mu.Unlock()
+		return
+	}
+	r.state = runEnded
+	r.mu.Unlock()
+	draft, _ := contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task ran", true)
+	e.end(context.Background(), r, draft, "shutdown")
+}
+
+// terminalTimeout bounds the store calls that write a terminal event, which
+// run on a context of their own so a cancelled task still gets its event.
+const terminalTimeout = 30 * time.Second
+
+func (e *Executor) execute(r *run) {
+	r.mu.Lock()
+	if r.state != runQueued {
+		r.mu.Unlock()
+		return
+	}
+	if e.closed.Load() {
+		r.mu.Unlock()
+		e.abort(r)
+		return
+	}
+	r.state = runRunning
+	r.mu.Unlock()
+
+	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
+		Transport: observe.TransportInternal}
+	bg, cancel := context.WithTimeout(context.Background(), terminalTimeout)
+	_, err := e.emitter.Emit(bg, r.task.TaskID, contracts.Started(""))
+	cancel()
+	if errors.Is(err, contracts.ErrTerminal) {
+		// Someone (an emitter elsewhere, a failed submission) ended the
+		// task before it ran.
+		r.mu.Lock()
+		r.state = runEnded
+		r.mu.Unlock()
+		e.forget(r)
+		return
+	}
+	if err != nil {
+		entry.Outcome, entry.Err = "failed", err
+		e.log.Error("task.run.start_failed", entry)
+	}
+	entry.Outcome = "started"
+	e.log.Info("task.run.started", entry)
+
+	result, panicked, herr := e.call(r)
+
+	r.mu.Lock()
+	r.state = runFinished
+	cancelled, reason, shutdown := r.cancelRequested, r.cancelReason, r.shutdown
+	r.mu.Unlock()
+
+	var draft contracts.EventDraft
+	var outcome string
+	switch {
+	case cancelled:
+		draft, _ = contracts.Cancelled(reason, "")
+		outcome = "cancelled"
+	case panicked:
+		draft, _ = contracts.Failed(CodeTaskPanic, "the task handler panicked", false)
+		outcome = "panic"
+	case herr == nil:
+		if draft, err = contracts.Completed(result); err != nil {
+			entry.Outcome, entry.Err = "invalid_result", err
+			e.log.Error("task.run.invalid_result", entry)
+			draft, _ = contracts.Failed(CodeInvalidResult, "the task result could not be encoded as JSON", false)
+			outcome = "invalid_result"
+		} else {
+			outcome = "completed"
+		}
+	case shutdown:
+		draft, _ = contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task finished", true)
+		outcome = "shutdown"
+	default:
+		draft = failureDraft(herr)
+		outcome = "error"
+		entry.Outcome, entry.Err = "error", herr
+		e.log.Warn("task.run.handler_error", entry)
+	}
+	e.end(context.Background(), r, draft, outcome)
+}
+
+// failureDraft turns a handler error into TASK_FAILED: a *TaskError keeps
+// its code, message and retryability; anything else is TASK_FAILED with a
+// generic message.
+func failureDraft(err error) contracts.EventDraft {
+	var te *TaskError
+	if errors.As(err, &te) && te.Code != "" {
+		msg := te.Message
+		if msg == "" {
+			msg = "the task failed"
+		}
+		if d, err := contracts.Failed(te.Code, msg, te.Retryable); err == nil {
+			return d
+		}
+	}
+	d, _ := contracts.Failed(CodeTaskFailed, "the task failed", false)
+	return d
+}
+
+// call runs the handler, turning a panic into panicked (logged with its
+// stack, never rethrown).
+func (e *Executor) call(r *run) (result any, panicked bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = true
+			e.log.Error("task.run.panic", observe.Entry{
+				TaskID: r.task.TaskID, UserID: r.task.OwnerID, Transport: observe.TransportInternal, Outcome: "panic",
+				Details: map[string]any{"panic": fmt.Sprint(v), "stack": string(debug.Stack())},
+			})
+		}
+	}()
+	result, err = r.handler(r.ctx, &TaskContext{e: e, r: r})
+	return result, false, err
+}
+
+// end writes the run's terminal event and forgets the run.
+func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome string) {
+	ctx, cancel := context.WithTimeout(ctx, terminalTimeout)
+	defer cancel()
+	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
+		Transport: observe.TransportInternal, Outcome: outcome}
+	if ev, err := e.emitter.Emit(ctx, r.task.TaskID, draft); err != nil && ev.EventID.IsZero() {
+		entry.Err = err
+		if errors.Is(err, contracts.ErrTerminal) {
+			e.log.Info("task.run.already_terminal", entry)
+		} else {
+			e.log.Error("task.run.end_failed", entry)
+		}
+	} else {
+		entry.EventID = ev.EventID.String()
+		e.log.Info("task.run.ended", entry)
+	}
+	if draft.Type() == contracts.EventFailed {
+		e.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: outcome})
+	}
+	r.mu.Lock()
+	r.state = runEnded
+	r.mu.Unlock()
+	e.forget(r)
+}

@@ -1,0 +1,115 @@
+package orchestration
+
+import (
+	"context"
+	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// PollingService answers HTTP long-polls: events strictly after a cursor,
+// optionally waiting for the first one. It is safe for concurrent use.
+type PollingService struct{ d *deps }
+
+// Poll returns up to q.Limit events of q.TaskID strictly after q.After.
+//
+// When none is there yet and q.Wait > 0, it waits until an event is appended
+// (woken by the Waiter, not by polling the store), q.Wait passes or ctx ends;
+// a timeout or a cancelled ctx (server shutdown) returns the empty result,
+// not an error. It does not wait for a task whose stream has ended.
+// NextAfterEventID is the last returned id, else the query's cursor (nil for
+// the zero cursor); HasMore is true when the page is full and the stream has
+// not ended. q.Limit is clamped to 1..MaxPageLimit (0 means
+// DefaultPageLimit). Foreign and missing tasks are TASK_NOT_FOUND.
+func (s *PollingService) Poll(ctx context.Context, q contracts.PollQuery) (contracts.PollResult, error) {
+	d := s.d
+	if _, err := d.authorize(ctx, q.Auth, q.TaskID, observe.TransportHTTP); err != nil {
+		return contracts.PollResult{}, err
+	}
+	limit := clampLimit(q.Limit)
+	page, err := s.read(ctx, q, limit)
+	if err != nil {
+		return contracts.PollResult{}, err
+	}
+
+	transport := observe.Tag{Key: observe.TagTransport, Value: string(observe.TransportHTTP)}
+	d.metrics.IncCounter(observe.MetricFallbacks, 1, transport)
+	if !q.After.IsZero() {
+		d.metrics.IncCounter(observe.MetricReplays, 1, transport)
+	}
+
+	res := contracts.PollResult{
+		TaskID:       q.TaskID,
+		Events:       page.Events,
+		HasMore:      len(page.Events) == limit && !page.Ended,
+		RetentionGap: page.RetentionGap,
+	}
+	if res.Events == nil {
+		res.Events = []contracts.TaskEvent{}
+	}
+	switch {
+	case len(page.Events) > 0:
+		last := page.Events[len(page.Events)-1].EventID
+		res.NextAfterEventID = &last
+	case !q.After.IsZero():
+		after := q.After
+		res.NextAfterEventID = &after
+	}
+	if d.log.Enabled(debugLevel) {
+		entry := observe.Entry{
+			TaskID: q.TaskID, UserID: q.Auth.Subject, Transport: observe.TransportInternal, Outcome: "ok",
+			Details: map[string]any{"batchSize": len(page.Events), "afterEventId": q.After.String(), "waited": q.Wait > 0},
+		}
+		if len(page.Events) > 0 {
+			entry.EventID = page.Events[len(page.Events)-1].EventID.String()
+		}
+		d.log.Debug("task.events.polled", entry)
+	}
+	return res, nil
+}
+
+// read reads once, and when the page is empty and q.Wait > 0, waits for a
+// change and reads again until events arrive, the stream ends, the wait
+// passes or ctx ends. The watch is registered before each read, so an
+// append between the read and the wait still wakes it.
+func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit int) (contracts.EventPage, error) {
+	d := s.d
+	reads := observe.Tag{Key: observe.TagReason, Value: "poll"}
+	if q.Wait <= 0 {
+		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
+		page, err := d.events.Read(ctx, q.TaskID, q.After, limit)
+		if err != nil {
+			return contracts.EventPage{}, internal(err)
+		}
+		return page, nil
+	}
+	timer := time.NewTimer(q.Wait)
+	defer timer.Stop()
+	for {
+		changed, release := d.waiter.Watch(q.TaskID)
+		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
+		page, err := d.events.Read(ctx, q.TaskID, q.After, limit)
+		if err != nil {
+			release()
+			if ctx.Err() != nil {
+				return contracts.EventPage{}, nil
+			}
+			return contracts.EventPage{}, internal(err)
+		}
+		if len(page.Events) > 0 || page.Ended || page.RetentionGap {
+			release()
+			return page, nil
+		}
+		select {
+		case <-changed:
+			release()
+		case <-timer.C:
+			release()
+			return page, nil
+		case <-ctx.Done():
+			release()
+			return page, nil
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// DefaultReceiptTTL is how long action receipts are kept (their ExpiresAt)
+// when Options.ReceiptTTL is zero.
+const DefaultReceiptTTL = 24 * time.Hour
+
+// Options wires the services. Registry, Events, Suspensions, Receipts and
+// Executor are required; every other field has a default.
+type Options struct {
+	// Registry stores task records. Required.
+	Registry contracts.TaskRegistry
+	// Events is the per-task event log. Required.
+	Events contracts.EventStore
+	// Suspensions stores suspensions. Required. When it also implements
+	// contracts.SuspensionMaintenance, reconciliation and suspension expiry
+	// use it; otherwise they are skipped with a logged note.
+	Suspensions contracts.SuspensionStore
+	// Receipts stores action receipts. Required.
+	Receipts contracts.ActionReceiptStore
+	// Executor runs tasks. Required. When it implements TaskTypeRegistry,
+	// creation rejects unknown task types; when it implements ResumeHook and
+	// Resume is nil, it is the resume hook.
+	Executor contracts.Executor
+	// Ownership decides who may create and see tasks.
+	// Optional. Default: SubjectOwnership{}.
+	Ownership contracts.OwnershipPolicy
+	// Waiter wakes long-polls when a task's events change.
+	// Optional. Default: a FeedWaiter on Events, run and stopped by Services.
+	Waiter Waiter
+	// Resume is called after an action is accepted.
+	// Optional. Default: Executor when it implements ResumeHook, else a no-op.
+	Resume ResumeHook
+	// Logger receives structured logs. Optional. Default: observe.NopLogger().
+	Logger *observe.Logger
+	// Metrics receives counters. Optional. Default: observe.NopMetrics{}.
+	Metrics observe.MetricsSink
+	// Clock returns the current time. Optional. Default: time.Now.
+	Clock func() time.Time
+	// ReceiptTTL is how long action receipts live (their ExpiresAt).
+	// Optional. Default: DefaultReceiptTTL (24h).
+	ReceiptTTL time.Duration
+}
+
+// deps is what every service shares. It is immutable after NewServices.
+type deps struct {
+	registry    contracts.TaskRegistry
+	events      contracts.EventStore
+	suspensions contracts.SuspensionStore
+	receipts    contracts.ActionReceiptStore
+	executor    contracts.Executor
+	ownership   contracts.OwnershipPolicy
+	waiter      Waiter
+	resume      ResumeHook
+	log         *observe.Logger
+	metrics     observe.MetricsSink
+	clock       func() time.Time
+	receiptTTL  time.Duration
+	emitter     *Emitter
+}
+
+// Services is the service layer built by NewServices: one service per use
+// case, all sharing the same stores, executor and sinks. Services and each of
+// its services are safe for concurrent use. Services owns the goroutine of
+// the default FeedWaiter (when Options.Waiter is nil); Close stops it.
+type Services struct {
+	Creation       *CreationService
+	Polling        *PollingService
+	Cancellation   *CancellationService
+	Actions        *ActionService
+	Subscription   *SubscriptionService
+	Reconciliation *ReconciliationService
+	Retention      *RetentionService
+
+	d         *deps
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// NewServices validates opts, fills defaults and builds the services. It
+// returns an error when a required dependency is missing. When opts.Waiter
+// is nil it starts a FeedWaiter on opts.Events in a goroutine that
+// Services.Close stops; call Close when the services are no longer used.
+func NewServices(opts Options) (*Services, error) {
+	var missing []string
+	if opts.Registry == nil {
+		missing = append(missing, "Registry")
+	}
+	if opts.Events == nil {
+		missing = append(missing, "Events")
+	}
+	if opts.Suspensions == nil {
+		missing = append(missing, "Suspensions")
+	}
+	if opts.Receipts == nil {
+		missing = append(missing, "Receipts")
+	}
+	if opts.Executor == nil {
+		missing = append(missing, "Executor")
+	}
+	if len(missing) > 0 {
+		return nil, bridgeerr.New(bridgeerr.CodeInternal, "orchestration: missing required options").
+			WithDetails(map[string]any{"missing": missing})
+	}
+	d := &deps{
+		registry:    opts.Registry,
+		events:      opts.Events,
+		suspensions: opts.Suspensions,
+		receipts:    opts.Receipts,
+		executor:    opts.Executor,
+		ownership:   opts.Ownership,
+		waiter:      opts.Waiter,
+		resume:      opts.Resume,
+		log:         opts.Logger,
+		metrics:     opts.Metrics,
+		clock:       opts.Clock,
+		receiptTTL:  opts.ReceiptTTL,
+	}
+	if d.ownership == nil {
+		d.ownership = SubjectOwnership{}
+	}
+	if d.resume == nil {
+		if h, ok := opts.Executor.(ResumeHook); ok {
+			d.resume = h
+		} else {
+			d.resume = nopResume{}
+		}
+	}
+	if d.log == nil {
+		d.log = observe.NopLogger()
+	}
+	if d.metrics == nil {
+		d.metrics = observe.NopMetrics{}
+	}
+	if d.clock == nil {
+		d.clock = time.Now
+	}
+	if d.receiptTTL <= 0 {
+		d.receiptTTL = DefaultReceiptTTL
+	}
+	d.emitter = NewEmitter(d.registry, d.events,
+		WithSuspensions(d.suspensions), WithEmitterLogger(d.log), WithEmitterClock(d.clock))
+
+	s := &Services{
+		Creation:       &CreationService{d: d},
+		Polling:        &PollingService{d: d},
+		Cancellation:   &CancellationService{d: d},
+		Actions:        &ActionService{d: d},
+		Subscription:   &SubscriptionService{d: d},
+		Reconciliation: &ReconciliationService{d: d},
+		Retention:      &RetentionService{d: d},
+		d:              d,
+	}
+	if d.waiter == nil {
+		fw := NewFeedWaiter(d.events)
+		d.waiter = fw
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stop = cancel
+		s.done = make(chan struct{})
+		go func() {
+			defer close(s.done)
+			if err := fw.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("orchestration.waiter.stopped", observe.Entry{
+					Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+				})
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Waiter returns the Waiter the services use (the default FeedWaiter when
+// none was given), so a host can share it, e.g. with an Executor.
+func (s *Services) Waiter() Waiter { return s.d.waiter }
+
+// Close stops the goroutines Services started (the default FeedWaiter) and
+// waits for them, or returns ctx.Err() if ctx ends first. It is idempotent
+// and does not close the stores or the executor, which the host owns.
+func (s *Services) Close(ctx context.Context) error {
+	if s.stop == nil {
+		return nil
+	}
+	s.closeOnce.Do(s.stop)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DefaultMaintenanceInterval is RunMaintenance's period when every <= 0.
+const DefaultMaintenanceInterval = time.Minute
+
+// RunMaintenance runs Retention.Prune and Reconciliation.ReconcilePending
+// once at start and then every interval until ctx ends, logging failures. It
+// blocks; the host runs it in a goroutine it owns and stops it by cancelling
+// ctx. It returns ctx.Err().
+func (s *Services) RunMaintenance(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		every = DefaultMaintenanceInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.maintain(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Services) maintain(ctx context.Context) {
+	if _, err := s.Retention.Prune(ctx); err != nil && ctx.Err() == nil {
+		s.d.log.Error("task.retention.failed", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+		})
+	}
+	if _, err := s.Reconciliation.ReconcilePending(ctx); err != nil && ctx.Err() == nil {
+		s.d.log.Error("task.resume.reconcile_failed", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+		})
+	}
+}
+
+// SubjectOwnership is the default OwnershipPolicy: any authenticated caller
+// (non-empty Subject) may create tasks, and a task is visible only to the
+// subject that owns it. It is stateless and safe for concurrent use.
+type SubjectOwnership struct{}
+
+var _ contracts.OwnershipPolicy = SubjectOwnership{}
+
+// errNoSubject is SubjectOwnership's denial.
+var errNoSubject = errors.New("taskbridge: an authenticated subject is required")
+
+// errNotOwner is SubjectOwnership's access denial.
+var errNotOwner = errors.New("taskbridge: task belongs to another subject")
+
+// CanCreate implements contracts.OwnershipPolicy: the subject must be set.
+func (SubjectOwnership) CanCreate(_ context.Context, auth contracts.AuthContext) error {
+	if auth.Subject == "" {
+		return errNoSubject
+	}
+	return nil
+}
+
+// CanAccess implements contracts.OwnershipPolicy: the subject must own task.
+func (SubjectOwnership) CanAccess(_ context.Context, auth contracts.AuthContext, task contracts.TaskRecord) error {
+	if auth.Subject == "" || auth.Subject != task.OwnerID {
+		return errNotOwner
+	}
+	return nil
+}
+
+// TaskTypeRegistry is implemented by executors that know which task types
+// they run. When Options.Executor implements it, creation rejects other
+// types with INVALID_REQUEST listing the known ones.
+type TaskTypeRegistry interface {
+	// TaskTypes returns the registered task types, sorted.
+	TaskTypes() []string
+}
+
+// ResumeHook hands an accepted action back to whatever runs the task. The
+// action service calls it once per accepted action; reconciliation calls it
+// again for handoffs left PENDING, so implementations must be idempotent. A
+// nil error marks the handoff DISPATCHED.
+type ResumeHook interface {
+	Resume(ctx context.Context, cmd contracts.SubmitActionCommand, s contracts.SuspensionRecord) error
+}
+
+// ResumeFunc adapts a function to ResumeHook.
+type ResumeFunc func(ctx context.Context, cmd contracts.SubmitActionCommand, s contracts.SuspensionRecord) error
+
+// Resume implements ResumeHook.
+func (f ResumeFunc) Resume(ctx context.Context, cmd contracts.SubmitActionCommand, s contracts.SuspensionRecord) error {
+	return f(ctx, cmd, s)
+}
+
+// nopResume is the default hook when the executor has none: workers in
+// other processes learn of accepted actions from the event stream.
+type nopResume struct{}
+
+func (nopResume) Resume(context.Context, contracts.SubmitActionCommand, contracts.SuspensionRecord) error {
+	return nil
+}
+
+// notFound is the one TASK_NOT_FOUND every service returns, for missing and
+// foreign tasks alike, so the two cannot be told apart.
+func notFound() *bridgeerr.Error {
+	return bridgeerr.Wrap(bridgeerr.CodeTaskNotFound, contracts.ErrNotFound, "task not found")
+}
+
+// internal turns a store failure into a *bridgeerr.Error (INTERNAL_ERROR
+// unless the cause maps to a stable code).
+func internal(err error) *bridgeerr.Error { return bridgeerr.From(err) }
+
+// authorize loads the task and applies the ownership policy. Missing and
+// foreign tasks both return notFound().
+func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID string, transport observe.Transport) (contracts.TaskRecord, error) {
+	if taskID == "" {
+		return contracts.TaskRecord{}, notFound()
+	}
+	task, err := d.registry.Get(ctx, taskID)
+	if err != nil {
+		if errors.Is(err, contracts.ErrNotFound) {
+			return contracts.TaskRecord{}, notFound()
+		}
+		return contracts.TaskRecord{}, internal(err)
+	}
+	if err := d.ownership.CanAccess(ctx, auth, task); err != nil {
+		d.log.Warn("task.access.denied", observe.Entry{
+			TaskID: taskID, UserID: auth.Subject, Transport: transport, Outcome: "denied", Err: err,
+		})
+		return contracts.TaskRecord{}, notFound()
+	}
+	return task, nil
+}
+
+// clampLimit bounds a page size to 1..MaxPageLimit; 0 (unset) is
+// DefaultPageLimit.
+func clampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageLimit
+	case limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return limit
+}
+
+// Page limits of polling and replay, as in the protocol's maxEvents.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 500
+)
