@@ -109,9 +109,9 @@ func TestLoggerNopForms(t *testing.T) {
 	var nilLogger *observe.Logger
 	var zero observe.Logger
 	for name, l := range map[string]*observe.Logger{
-		"nil":       nilLogger,
-		"zero":      &zero,
-		"NopLogger": observe.NopLogger(),
+		"nil":            nilLogger,
+		"zero":           &zero,
+		"NopLogger":      observe.NopLogger(),
 		"NewLogger(nil)": observe.NewLogger(nil),
 	} {
 		t.Run(name, func(t *testing.T) {

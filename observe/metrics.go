@@ -38,21 +38,21 @@ func (NopMetrics) ObserveHistogram(string, float64, ...Tag) {}
 // Metric names recorded by the library. Catalogue holds each one's type,
 // help text and tag keys; the comments repeat them.
 const (
-	MetricTaskStarts         = "taskbridge_task_starts_total"            // counter: tasks created (not deduplicated)
-	MetricDuplicates         = "taskbridge_duplicates_total"             // counter: idempotent creates answered with an existing task
-	MetricCancels            = "taskbridge_cancels_total"                // counter: accepted cancel requests
-	MetricActions            = "taskbridge_actions_total"                // counter, tag status (accepted|rejected|conflict|...)
-	MetricResumePending      = "taskbridge_actions_resume_pending_total" // counter: actions accepted whose resume is still pending
-	MetricTaskFailures       = "taskbridge_task_failures_total"          // counter, tag reason (error code)
-	MetricReplays            = "taskbridge_replays_total"                // counter, tag transport
-	MetricFallbacks          = "taskbridge_fallbacks_total"              // counter (long-polls), tag transport
-	MetricStreamsActive      = "taskbridge_streams_active"               // gauge (up/down), tag transport
-	MetricEventsDelivered    = "taskbridge_events_delivered_total"       // counter, tag transport
-	MetricHeartbeats         = "taskbridge_heartbeats_total"             // counter, tag transport
-	MetricSlowSubscribers    = "taskbridge_slow_subscriber_catchups_total"
-	MetricStoreReads         = "taskbridge_store_reads_total"             // counter, tag reason (fanout|catchup|replay|poll)
-	MetricDeliveryLatency    = "taskbridge_append_to_delivery_seconds"    // histogram, tag transport
-	MetricHTTPRequestSeconds = "taskbridge_http_request_duration_seconds" // histogram, tags route, status
+	MetricTaskStarts         = "taskbridge_task_starts_total"              // counter: tasks created (not deduplicated)
+	MetricDuplicates         = "taskbridge_duplicates_total"               // counter: idempotent creates answered with an existing task
+	MetricCancels            = "taskbridge_cancels_total"                  // counter: accepted cancel requests
+	MetricActions            = "taskbridge_actions_total"                  // counter, tag status (accepted|rejected|conflict|...)
+	MetricResumePending      = "taskbridge_actions_resume_pending_total"   // counter: actions accepted whose resume is still pending
+	MetricTaskFailures       = "taskbridge_task_failures_total"            // counter, tag reason (error code)
+	MetricReplays            = "taskbridge_replays_total"                  // counter, tag transport
+	MetricFallbacks          = "taskbridge_fallbacks_total"                // counter (long-polls), tag transport
+	MetricStreamsActive      = "taskbridge_streams_active"                 // gauge (up/down), tag transport
+	MetricEventsDelivered    = "taskbridge_events_delivered_total"         // counter, tag transport
+	MetricHeartbeats         = "taskbridge_heartbeats_total"               // counter, tag transport
+	MetricSlowSubscribers    = "taskbridge_slow_subscriber_catchups_total" // counter, tag transport
+	MetricStoreReads         = "taskbridge_store_reads_total"              // counter, tag reason (fanout|catchup|replay|poll)
+	MetricDeliveryLatency    = "taskbridge_append_to_delivery_seconds"     // histogram, tag transport
+	MetricHTTPRequestSeconds = "taskbridge_http_request_duration_seconds"  // histogram, tags route, status
 )
 
 // Tag keys.
