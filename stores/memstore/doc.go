@@ -1,0 +1,28 @@
+// Package memstore is the embedded, in-process implementation of the four
+// TaskBridge store ports: TaskRegistry (contracts.TaskRegistry), EventStore
+// (contracts.EventStore with its change feed), SuspensionStore
+// (contracts.SuspensionStore and contracts.SuspensionMaintenance) and
+// ReceiptStore (contracts.ActionReceiptStore).
+//
+// Every type is safe for concurrent use and none starts a goroutine: Listen
+// runs on its caller's goroutine, and retention is lazy. Terminal tasks, and
+// their events, suspensions and receipts, are swept on writes (and on reads
+// of expired keys) once Options.TerminalTTL has passed since the task became
+// terminal, from a FIFO of deadlines, so memory stays bounded without a
+// background janitor. Each task keeps at most Options.MaxEventsPerTask
+// events; older ones are dropped and a Read whose cursor is older than the
+// oldest retained event reports EventPage.RetentionGap.
+//
+// Build the four stores with New so that they share one clock and learn of
+// terminal tasks from each other: the registry (a terminal status) and the
+// event store (a terminal event) tell the others, and every store forgets
+// the task's data TerminalTTL later. Stores built one by one with their own
+// constructors expire only what they see themselves.
+//
+// Event ids have the `ms-seq` shape of Redis stream ids: the clock's
+// milliseconds and a sequence number, strictly increasing per task even when
+// the clock stands still or goes backwards.
+//
+// The methods never block (except Listen, which waits for its context), so
+// they ignore their ctx argument.
+package memstore
