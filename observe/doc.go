@@ -6,4 +6,20 @@
 // Every sink defaults to a no-op, so a host that plugs nothing pays nothing;
 // a host plugs its own *zap.Logger with NewLogger and its metrics backend
 // with any MetricsSink (the prom sub-package provides Prometheus).
+//
+// Logging: Logger writes an Entry (taskId, eventId, clientRequestId, userId,
+// transport, outcome, details, error) at Debug for per-event lines, Info for
+// lifecycle, Warn for denials and Error for failures. Disabled levels cost
+// no allocation; With binds per-connection fields once.
+//
+// Metrics: the Metric* names and Tag* keys form a fixed catalogue
+// (Catalogue), so backends can pre-register every series. MultiMetrics fans
+// out; MemoryMetrics records in memory for tests.
+//
+// Diagnostics: LoggingDiagnostics turns the runtime's hooks into log lines;
+// MultiDiagnostics fans out.
+//
+// Readiness: a Composite of named Probes answers /ready. Probes run
+// concurrently under a per-probe timeout, so a hung dependency cannot hang
+// the route; ExecutorProbe and StoreProbe adapt the executor and stores.
 package observe
