@@ -63,7 +63,7 @@ func (s *ReceiptStore) Save(_ context.Context, r contracts.ActionReceipt) (contr
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.deleteExpiredLocked(nowNs)
+	s.deleteExpiredLocked(nowNs, nowNs)
 	if e := s.findLocked(r.TaskID, r.ClientActionID, nowNs); e != nil {
 		return e.r, false, nil
 	}
@@ -94,11 +94,13 @@ func (s *ReceiptStore) Get(_ context.Context, taskID, clientActionID string) (co
 }
 
 // DeleteExpired removes the receipts whose ExpiresAt is at or before before
-// and returns how many it removed.
+// and returns how many it removed. It also sweeps the receipts of tasks
+// whose TerminalTTL has passed by the clock (not counted).
 func (s *ReceiptStore) DeleteExpired(_ context.Context, before time.Time) (int, error) {
+	nowNs := s.cfg.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.deleteExpiredLocked(before.UnixNano()), nil
+	return s.deleteExpiredLocked(nowNs, before.UnixNano()), nil
 }
 
 // expireTask implements terminalHook.
@@ -111,12 +113,13 @@ func (s *ReceiptStore) expireTask(taskID string, deadline time.Time) {
 	}
 }
 
-// deleteExpiredLocked pops the heap up to beforeNs and sweeps the tasks
-// whose terminal deadline passed. s.mu must be held.
-func (s *ReceiptStore) deleteExpiredLocked(beforeNs int64) int {
-	if s.exp.due(beforeNs) {
-		for _, id := range s.exp.popDue(beforeNs) {
-			s.liveLocked(id, beforeNs)
+// deleteExpiredLocked sweeps the tasks whose terminal deadline passed at
+// nowNs and pops the receipts expiring at or before beforeNs from the heap,
+// returning how many of those it removed. s.mu must be held.
+func (s *ReceiptStore) deleteExpiredLocked(nowNs, beforeNs int64) int {
+	if s.exp.due(nowNs) {
+		for _, id := range s.exp.popDue(nowNs) {
+			s.liveLocked(id, nowNs)
 		}
 	}
 	n := 0

@@ -372,3 +372,59 @@ func TestReceiptPayloadIsCopied(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"x":1}`, string(r.Payload))
 }
+
+func TestDeleteExpiredDoesNotRunTheTerminalClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newFakeClock()
+	st := New(Options{Clock: clock.Now, TerminalTTL: time.Hour})
+	_, _, err := st.Receipts.Save(ctx, contracts.ActionReceipt{TaskID: "t", ClientActionID: "a", ExpiresAt: clock.Now().Add(48 * time.Hour)})
+	require.NoError(t, err)
+	_, err = st.Events.Append(ctx, "t", completed(t))
+	require.NoError(t, err)
+
+	n, err := st.Receipts.DeleteExpired(ctx, clock.Now().Add(2*time.Hour))
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	_, err = st.Receipts.Get(ctx, "t", "a")
+	require.NoError(t, err, "the task's TTL runs on the store clock, not on the DeleteExpired cutoff")
+
+	clock.Advance(time.Hour)
+	_, err = st.Receipts.Get(ctx, "t", "a")
+	require.ErrorIs(t, err, contracts.ErrNotFound, "gone with its terminal task")
+}
+
+// TestExpiryBehindALaterDeadline covers a clock that went backwards: the
+// FIFO holds a later deadline in front of an earlier one, and reads still
+// report the earlier task gone on time.
+func TestExpiryBehindALaterDeadline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := newFakeClock()
+	reg := NewTaskRegistry(Options{Clock: clock.Now, TerminalTTL: time.Minute})
+	for _, id := range []string{"later", "earlier"} {
+		_, _, err := reg.Create(ctx, task(id, "o", id))
+		require.NoError(t, err)
+	}
+	_, err := reg.UpdateStatus(ctx, "later", contracts.StatusFailed)
+	require.NoError(t, err)
+	clock.Advance(-time.Hour)
+	_, err = reg.UpdateStatus(ctx, "earlier", contracts.StatusFailed)
+	require.NoError(t, err)
+
+	clock.Advance(time.Minute)
+	_, err = reg.Get(ctx, "earlier")
+	require.ErrorIs(t, err, contracts.ErrNotFound)
+	_, err = reg.Get(ctx, "later")
+	require.NoError(t, err)
+	tasks, keys := reg.len()
+	assert.Equal(t, 1, tasks)
+	assert.Equal(t, 1, keys)
+
+	clock.Advance(time.Hour)
+	_, _, err = reg.Create(ctx, task("new", "o", "new"))
+	require.NoError(t, err)
+	tasks, _ = reg.len()
+	assert.Equal(t, 1, tasks, "the write swept the later deadline too")
+	assert.Zero(t, reg.exp.len())
+}
