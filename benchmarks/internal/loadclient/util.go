@@ -1,0 +1,5 @@
+package loadclient
+
+import "bytes"
+
+func containsBytes(b, sub []byte) bool { return bytes.Contains(b, sub) }
