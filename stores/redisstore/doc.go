@@ -1,0 +1,28 @@
+// Package redisstore implements the four TaskBridge store ports on Redis
+// (github.com/redis/go-redis/v9), so that several instances behind a load
+// balancer share tasks: a task created on one instance can be streamed from
+// another and resumed on a third with its cursor.
+//
+//   - EventStore: one Redis stream per task; the stream id is the event id
+//     (contracts.EventID has the same ms-seq shape). Append is one Lua
+//     script that rejects appends after the terminal event, adds the event,
+//     trims to the per-task cap, refreshes TTLs, marks the terminal event
+//     and PUBLISHes the change, atomically. Read is XRANGE from an exclusive
+//     start with the retention gap and the end of the stream.
+//   - The change feed (EventStore.Listen) holds one subscription connection
+//     per EventStore, whatever the number of listeners and clients, and
+//     tells listeners to Resync after any reconnect.
+//   - TaskRegistry, SuspensionStore (with contracts.SuspensionMaintenance)
+//     and ReceiptStore: atomic idempotent create and compare-and-set
+//     changes in Lua, TTL retention like the memory store's.
+//   - Probe: a PING with a timeout for readiness.
+//
+// Every key carries a Redis Cluster hash tag so that each script touches
+// one slot; README.md documents the key layout, the options and the
+// guarantees. The host owns the redis.UniversalClient and should set
+// ContextTimeoutEnabled on it so that calls end with their context.
+//
+// Redis failures come back as errors wrapping the cause; the services turn
+// them into INTERNAL_ERROR or TASK_SUBMISSION_ERROR envelopes. Nothing in
+// the package panics on a Redis failure.
+package redisstore

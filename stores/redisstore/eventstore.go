@@ -1,0 +1,214 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+)
+
+// EventStore is the contracts.EventStore on Redis Streams: one stream per
+// task, the stream id is the event id, history is read with XRANGE from an
+// exclusive start, and every append is PUBLISHed on one instance-wide
+// channel that the change feed (Listen) subscribes to with a single
+// connection per EventStore.
+//
+// An EventStore is safe for concurrent use. It does not own the Redis
+// client; it holds no goroutine except while Listen runs.
+type EventStore struct {
+	client redis.UniversalClient
+	cfg    config
+	keys   keys
+	feed   *feed
+}
+
+var (
+	_ contracts.EventStore = (*EventStore)(nil)
+	_ contracts.ChangeFeed = (*EventStore)(nil)
+)
+
+// NewEventStore returns an EventStore on client. The host owns client and
+// closes it after every Listen call has returned. It panics if
+// opts.KeyPrefix contains '{' or '}'.
+func NewEventStore(client redis.UniversalClient, opts Options) *EventStore {
+	return newEventStore(client, newConfig(opts))
+}
+
+func newEventStore(client redis.UniversalClient, cfg config) *EventStore {
+	k := keys{prefix: cfg.prefix}
+	return &EventStore{
+		client: client,
+		cfg:    cfg,
+		keys:   k,
+		feed:   newFeed(client, k.channel(), cfg),
+	}
+}
+
+// Append implements contracts.EventStore. The event's id is assigned by
+// Redis (XADD *), its CreatedAt is the store clock truncated to
+// milliseconds. It returns an error wrapping contracts.ErrInvalidPayload
+// for the zero draft, contracts.ErrTerminal once the task's terminal event
+// is stored, and the Redis error otherwise.
+func (s *EventStore) Append(ctx context.Context, taskID string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
+	if draft.IsZero() {
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: %w: zero draft", taskID, contracts.ErrInvalidPayload)
+	}
+	if taskID == "" {
+		return contracts.TaskEvent{}, errors.New("redisstore: append: empty task id")
+	}
+	created := time.UnixMilli(s.cfg.now().UnixMilli()).UTC()
+	terminal := "0"
+	if draft.Type().IsTerminal() {
+		terminal = "1"
+	}
+	payload := draft.Payload()
+	res, err := appendScript.Run(ctx, s.client,
+		[]string{s.keys.events(taskID), s.keys.meta(taskID), s.keys.task(taskID)},
+		string(draft.Type()), created.UnixMilli(), []byte(payload), terminal,
+		s.cfg.maxEvents, s.cfg.trimSlack, ms(s.cfg.activeTTL), ms(s.cfg.terminalTTL),
+		s.keys.channel(), taskID,
+	).StringSlice()
+	if err != nil {
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: %w", taskID, err)
+	}
+	if len(res) != 2 {
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: unexpected reply %q", taskID, res)
+	}
+	if res[0] == "terminal" {
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q after its terminal event %s: %w", taskID, res[1], contracts.ErrTerminal)
+	}
+	id, err := contracts.ParseEventID(res[1])
+	if err != nil {
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: stream id: %w", taskID, err)
+	}
+	return contracts.TaskEvent{
+		Type:      draft.Type(),
+		TaskID:    taskID,
+		EventID:   id,
+		CreatedAt: created,
+		Payload:   payload,
+	}, nil
+}
+
+// Read implements contracts.EventStore: up to limit events strictly after
+// after (from the oldest retained when after is zero). RetentionGap is set
+// when trimming dropped an event after the cursor; Ended when the task's
+// terminal event is the last returned event or at or before the cursor. A
+// limit of zero or less returns no events but still reports Ended and
+// RetentionGap. A task without events (or whose keys expired) reads as an
+// empty page.
+func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.EventID, limit int) (contracts.EventPage, error) {
+	if taskID == "" {
+		return contracts.EventPage{}, nil // Append never stores one
+	}
+	start := "-"
+	if !after.IsZero() {
+		var buf [48]byte
+		b := append(buf[:0], '(')
+		start = string(after.AppendText(b))
+	}
+	raw, err := readScript.Run(ctx, s.client,
+		[]string{s.keys.events(taskID), s.keys.meta(taskID)}, start, max(limit, 0)).Slice()
+	if err != nil {
+		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
+	}
+	if len(raw) != 3 {
+		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: unexpected reply of %d items", taskID, len(raw))
+	}
+	terminal, err := optionalID(raw[0])
+	if err != nil {
+		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: terminal marker: %w", taskID, err)
+	}
+	trimmed, err := optionalID(raw[1])
+	if err != nil {
+		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: trim marker: %w", taskID, err)
+	}
+	entries, _ := raw[2].([]any)
+	var page contracts.EventPage
+	if len(entries) > 0 {
+		page.Events = make([]contracts.TaskEvent, 0, len(entries))
+	}
+	for _, e := range entries {
+		ev, err := decodeEntry(taskID, e)
+		if err != nil {
+			return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
+		}
+		page.Events = append(page.Events, ev)
+	}
+	page.RetentionGap = !trimmed.IsZero() && after.Less(trimmed)
+	if !terminal.IsZero() {
+		last := after
+		if n := len(page.Events); n > 0 {
+			last = page.Events[n-1].EventID
+		}
+		page.Ended = terminal.Compare(last) <= 0
+	}
+	return page, nil
+}
+
+// Listen implements contracts.ChangeFeed. All Listen calls of one
+// EventStore share one Redis subscription, opened by the first call and
+// closed when the last returns. fn is called from the feed's goroutine,
+// never after Listen has returned; it receives Change{Resync: true} when
+// notices may have been lost: when the subscription is (re)established
+// after fn was registered while it was down, and after every reconnect.
+// Listen returns ctx.Err() when ctx ends. While Redis is unreachable Listen
+// keeps retrying; its return after ctx ends can then be delayed by the
+// client's dial or read timeout.
+func (s *EventStore) Listen(ctx context.Context, fn func(contracts.Change)) error {
+	if fn == nil {
+		return errors.New("redisstore: Listen needs a callback")
+	}
+	return s.feed.listen(ctx, fn)
+}
+
+func optionalID(v any) (contracts.EventID, error) {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return contracts.EventID{}, nil
+	}
+	return contracts.ParseEventID(s)
+}
+
+// decodeEntry turns one XRANGE entry ([id, [field, value, ...]]) into an
+// event. The payload bytes are returned exactly as appended.
+func decodeEntry(taskID string, e any) (contracts.TaskEvent, error) {
+	pair, ok := e.([]any)
+	if !ok || len(pair) != 2 {
+		return contracts.TaskEvent{}, fmt.Errorf("malformed stream entry %v", e)
+	}
+	idText, _ := pair[0].(string)
+	id, err := contracts.ParseEventID(idText)
+	if err != nil {
+		return contracts.TaskEvent{}, fmt.Errorf("stream entry id: %w", err)
+	}
+	fields, _ := pair[1].([]any)
+	ev := contracts.TaskEvent{TaskID: taskID, EventID: id}
+	var haveType, havePayload bool
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].(string)
+		value, _ := fields[i+1].(string)
+		switch name {
+		case "type":
+			ev.Type, haveType = contracts.EventType(value), true
+		case "createdAt":
+			msec, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return contracts.TaskEvent{}, fmt.Errorf("entry %s: createdAt %q: %w", idText, value, err)
+			}
+			ev.CreatedAt = time.UnixMilli(msec).UTC()
+		case "payload":
+			ev.Payload, havePayload = json.RawMessage(value), true
+		}
+	}
+	if !haveType || !havePayload {
+		return contracts.TaskEvent{}, fmt.Errorf("entry %s lacks its type or payload", idText)
+	}
+	return ev, nil
+}

@@ -1,0 +1,228 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// Reconnect backoff of the change feed.
+const (
+	feedMinBackoff = 50 * time.Millisecond
+	feedMaxBackoff = 2 * time.Second
+)
+
+// feed is the change feed of one EventStore: one goroutine holding one
+// SUBSCRIBE connection, fanning the notices out to the registered
+// listeners. The goroutine runs while at least one listener is registered;
+// the first listen starts it and the last one to leave stops it and waits
+// for it, so no goroutine outlives the Listen calls.
+type feed struct {
+	client  redis.UniversalClient
+	channel string
+	ping    time.Duration
+	log     *observe.Logger
+
+	mu        sync.Mutex // guards everything below; held while calling listeners
+	listeners map[*listener]struct{}
+	live      bool   // the subscription is confirmed and has not dropped since
+	gen       uint64 // generation of the running goroutine; stale ones do not dispatch
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+type listener struct {
+	fn     func(contracts.Change)
+	resync bool // notices may have been lost since fn was registered
+}
+
+func newFeed(client redis.UniversalClient, channel string, cfg config) *feed {
+	return &feed{
+		client:    client,
+		channel:   channel,
+		ping:      cfg.pingEvery,
+		log:       cfg.log,
+		listeners: make(map[*listener]struct{}),
+	}
+}
+
+func (f *feed) listen(ctx context.Context, fn func(contracts.Change)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l := &listener{fn: fn}
+	f.mu.Lock()
+	l.resync = !f.live
+	f.listeners[l] = struct{}{}
+	if f.stop == nil {
+		runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		f.gen++
+		f.stop, f.done = stop, make(chan struct{})
+		go f.run(runCtx, f.gen, f.done)
+	}
+	f.mu.Unlock()
+
+	<-ctx.Done()
+
+	f.mu.Lock()
+	delete(f.listeners, l)
+	var stop context.CancelFunc
+	var done chan struct{}
+	if len(f.listeners) == 0 {
+		stop, done = f.stop, f.done
+		f.stop, f.done, f.live = nil, nil, false
+		f.gen++ // the stopping goroutine must not dispatch to later listeners
+	}
+	f.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return ctx.Err()
+}
+
+// run keeps a subscription open until ctx ends, reconnecting with backoff.
+func (f *feed) run(ctx context.Context, gen uint64, done chan struct{}) {
+	defer close(done)
+	backoff := feedMinBackoff
+	for {
+		confirmed, err := f.session(ctx, gen)
+		f.lost(gen)
+		if ctx.Err() != nil {
+			return
+		}
+		if confirmed {
+			backoff = feedMinBackoff
+		}
+		f.log.Warn("redisstore: change feed subscription lost; reconnecting", observe.Entry{
+			Transport: observe.TransportInternal,
+			Outcome:   "reconnect",
+			Details:   map[string]any{"channel": f.channel, "backoff": backoff.String()},
+			Err:       err,
+		})
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, feedMaxBackoff)
+	}
+}
+
+// session runs one subscription until it fails or ctx ends. It reports
+// whether the subscription was confirmed. A silent connection is pinged
+// after f.ping; no reply within f.ping more ends the session.
+func (f *feed) session(ctx context.Context, gen uint64) (confirmed bool, err error) {
+	ps := f.client.Subscribe(ctx, f.channel)
+	unwatch := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer func() {
+		unwatch()
+		_ = ps.Close()
+	}()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, f.ping)
+		if err != nil {
+			if ctx.Err() != nil {
+				return confirmed, ctx.Err()
+			}
+			if !isTimeout(err) {
+				return confirmed, err
+			}
+			if pinged {
+				return confirmed, errors.New("redisstore: change feed: no reply to ping")
+			}
+			pingCtx, cancel := context.WithTimeout(ctx, f.ping)
+			err = ps.Ping(pingCtx)
+			cancel()
+			if err != nil {
+				return confirmed, err
+			}
+			pinged = true
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == f.channel {
+				confirmed = true
+				f.confirm(gen)
+			}
+		case *redis.Message:
+			f.dispatch(gen, m.Payload)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// confirm marks the subscription live and sends Resync to every listener
+// that may have missed notices.
+func (f *feed) confirm(gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen != f.gen {
+		return
+	}
+	f.live = true
+	for l := range f.listeners {
+		if l.resync {
+			l.resync = false
+			l.fn(contracts.Change{Resync: true})
+		}
+	}
+}
+
+// lost marks the subscription down: every current listener gets a Resync
+// once it is back.
+func (f *feed) lost(gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen != f.gen {
+		return
+	}
+	f.live = false
+	for l := range f.listeners {
+		l.resync = true
+	}
+}
+
+// dispatch parses "<taskId> <eventId>" and hands it to every listener.
+func (f *feed) dispatch(gen uint64, payload string) {
+	sp := strings.LastIndexByte(payload, ' ')
+	if sp <= 0 {
+		f.log.Warn("redisstore: malformed change notice ignored", observe.Entry{
+			Transport: observe.TransportInternal, Details: map[string]any{"notice": payload}})
+		return
+	}
+	id, err := contracts.ParseEventID(payload[sp+1:])
+	if err != nil {
+		f.log.Warn("redisstore: malformed change notice ignored", observe.Entry{
+			Transport: observe.TransportInternal, TaskID: payload[:sp], Err: err})
+		return
+	}
+	c := contracts.Change{TaskID: payload[:sp], LastEventID: id}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen != f.gen {
+		return
+	}
+	for l := range f.listeners {
+		if !l.resync { // a listener awaiting Resync will re-read anyway
+			l.fn(c)
+		}
+	}
+}

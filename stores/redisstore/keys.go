@@ -1,0 +1,71 @@
+package redisstore
+
+import "strconv"
+
+// keys builds every key and channel name from the prefix P. The layout (also
+// in README.md):
+//
+//	P{<taskId>}:task        hash    task record: rec (JSON at create), status, cancel, reason, updated
+//	P{<taskId>}:events      stream  the task's events: type, createdAt (unix ms), payload (JSON)
+//	P{<taskId>}:meta        hash    terminal (id of the terminal event), trimmed (highest trimmed id)
+//	Pidem:<n>:<owner>:<crid> string task id claimed by the owner-scoped idempotency key (n = len(owner))
+//	P{susp}:<n>:<taskId>:<suspendId>  hash  suspension: rec (JSON at create), status, handoff, action, resolvedAt
+//	P{susp}:open            zset    OPEN suspensions with a deadline, scored by the deadline (unix µs)
+//	P{susp}:pending         zset    RESOLVED suspensions whose handoff is PENDING, scored by resolution time
+//	P{rcpt}:<n>:<taskId>:<clientActionId> hash  action receipt: rec (JSON), exp (unix µs, 0 = none)
+//	P{rcpt}:expiry          zset    receipts with an expiry, scored by it (unix µs)
+//	Pchanges                channel change feed: "<taskId> <eventId>" per append
+//
+// The braces are Redis Cluster hash tags: all keys of one task share a slot,
+// and all suspension keys (and all receipt keys) share one slot each, so
+// every script touches a single slot. Index members are the key suffix after
+// the tag ("<n>:<taskId>:<id>"), so the record key is the tag plus member.
+type keys struct {
+	prefix string
+}
+
+func (k keys) task(taskID string) string   { return k.prefix + "{" + taskID + "}:task" }
+func (k keys) events(taskID string) string { return k.prefix + "{" + taskID + "}:events" }
+func (k keys) meta(taskID string) string   { return k.prefix + "{" + taskID + "}:meta" }
+func (k keys) channel() string             { return k.prefix + "changes" }
+
+func (k keys) idem(ownerID, clientRequestID string) string {
+	return k.prefix + "idem:" + strconv.Itoa(len(ownerID)) + ":" + ownerID + ":" + clientRequestID
+}
+
+// member encodes (taskID, id) unambiguously: a length prefix for taskID.
+func member(taskID, id string) string {
+	return strconv.Itoa(len(taskID)) + ":" + taskID + ":" + id
+}
+
+// parseMember is the inverse of member.
+func parseMember(m string) (taskID, id string, ok bool) {
+	colon := -1
+	for i := 0; i < len(m); i++ {
+		if m[i] == ':' {
+			colon = i
+			break
+		}
+	}
+	if colon <= 0 {
+		return "", "", false
+	}
+	n, err := strconv.Atoi(m[:colon])
+	if err != nil || n < 0 || colon+1+n+1 > len(m) || m[colon+1+n] != ':' {
+		return "", "", false
+	}
+	return m[colon+1 : colon+1+n], m[colon+1+n+1:], true
+}
+
+func (k keys) suspTag() string { return k.prefix + "{susp}:" }
+func (k keys) suspension(taskID, suspendID string) string {
+	return k.suspTag() + member(taskID, suspendID)
+}
+func (k keys) suspOpen() string    { return k.suspTag() + "open" }
+func (k keys) suspPending() string { return k.suspTag() + "pending" }
+
+func (k keys) rcptTag() string { return k.prefix + "{rcpt}:" }
+func (k keys) receipt(taskID, clientActionID string) string {
+	return k.rcptTag() + member(taskID, clientActionID)
+}
+func (k keys) rcptExpiry() string { return k.rcptTag() + "expiry" }
