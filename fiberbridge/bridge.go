@@ -1,0 +1,308 @@
+package fiberbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+)
+
+// Bridge is the TaskBridge handler group of one process: its configuration,
+// services and streaming hub. Build it once with New, mount it with Register
+// (or its standalone handlers), and stop it with Shutdown. A Bridge is safe
+// for concurrent use.
+type Bridge struct {
+	cfg          Config
+	services     *orchestration.Services
+	ownsServices bool
+	hub          streamHub
+	log          *observe.Logger
+	metrics      observe.MetricsSink
+	clock        func() time.Time
+	allowed      []mediaRange
+
+	// ctx is cancelled by Shutdown; long-polls derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	polls  sync.WaitGroup
+}
+
+// New validates cfg, fills its defaults, builds the services (unless
+// cfg.Services is set) and the streaming hub, and returns the Bridge. It
+// panics on a configuration that cannot work: no AuthResolver, no
+// Stores.Events, neither Services nor the other stores and an Executor, both
+// Services and an Executor, a task route without :taskId, or an invalid
+// AllowedUploadTypes entry.
+func New(cfg Config) *Bridge {
+	cfg = configDefault(cfg)
+	cfg.validate()
+	b := &Bridge{
+		cfg:     cfg,
+		log:     observe.NewLogger(cfg.Logger).With(observe.Entry{Transport: observe.TransportHTTP}),
+		metrics: cfg.Metrics,
+		clock:   cfg.Clock,
+	}
+	for _, t := range cfg.AllowedUploadTypes {
+		m, _ := parseMediaRange(t) // validated
+		b.allowed = append(b.allowed, m)
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.hub = newStreamHub(b)
+
+	b.services = cfg.Services
+	if b.services == nil {
+		s, err := orchestration.NewServices(orchestration.Options{
+			Registry:    cfg.Stores.Tasks,
+			Events:      cfg.Stores.Events,
+			Suspensions: cfg.Stores.Suspensions,
+			Receipts:    cfg.Stores.Receipts,
+			Executor:    cfg.Executor,
+			Ownership:   cfg.Ownership,
+			Waiter:      b.hub.waiter(),
+			Logger:      observe.NewLogger(cfg.Logger),
+			Metrics:     cfg.Metrics,
+			Clock:       cfg.Clock,
+		})
+		if err != nil {
+			panic(fmt.Sprintf("taskbridge: fiberbridge.New: %v", err))
+		}
+		b.services = s
+		b.ownsServices = true
+	}
+	return b
+}
+
+// Services returns the services the bridge uses by default (built by New or
+// given in Config.Services).
+func (b *Bridge) Services() *orchestration.Services { return b.services }
+
+// Register mounts the configured routes on router (an app, a group or a
+// prefix). Each route is one handler that runs the locals middleware steps
+// (services and AuthContext in c.Locals) and then the route; /health and
+// /ready are not authenticated. Register may be called on several routers.
+func (b *Bridge) Register(router fiber.Router) {
+	r := b.cfg.Routes
+	for _, rt := range []struct {
+		method, path string
+		h            fiber.Handler
+	}{
+		{fiber.MethodPost, r.CreateTask, b.CreateTaskHandler()},
+		{fiber.MethodGet, r.PollEvents, b.PollEventsHandler()},
+		{fiber.MethodGet, r.StreamEvents, b.StreamEventsHandler()},
+		{fiber.MethodPost, r.CancelTask, b.CancelTaskHandler()},
+		{fiber.MethodPost, r.SubmitAction, b.SubmitActionHandler()},
+		{fiber.MethodGet, r.WebSocket, b.WebSocketHandler()},
+		{fiber.MethodGet, r.Health, b.HealthHandler()},
+		{fiber.MethodGet, r.Ready, b.ReadyHandler()},
+	} {
+		if rt.path != Disabled {
+			router.Add(rt.method, rt.path, rt.h)
+		}
+	}
+}
+
+// Shutdown stops the bridge: new streams are refused with 503, every open
+// SSE stream ends and every WebSocket closes with 1001 (so clients
+// reconnect elsewhere with their cursor), long-polls answer at once with
+// what they have, and the goroutines the bridge owns (its hub, and the
+// services it built) stop. It returns when all of that is done or ctx ends.
+//
+// Call it before app.ShutdownWithContext, so the server is not held open by
+// streams; the other order is safe too (fasthttp's shutdown also ends
+// streams and long-polls), only slower to drain. Shutdown is idempotent; the
+// host's executor and stores are not touched.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+
+	var errs []error
+	if err := b.hub.shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("streams: %w", err))
+	}
+	if err := waitGroup(ctx, &b.polls); err != nil {
+		errs = append(errs, fmt.Errorf("long-polls: %w", err))
+	}
+	if b.ownsServices {
+		if err := b.services.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("services: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closing reports whether Shutdown has begun.
+func (b *Bridge) closing() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// beginPoll registers a waiting long-poll; false after Shutdown began.
+func (b *Bridge) beginPoll() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.polls.Add(1)
+	return true
+}
+
+// waitGroup waits for wg or ctx. The helper goroutine ends when wg does;
+// callers only wait on groups whose members are already told to finish.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// skip reports whether Config.Next skips the request.
+func (b *Bridge) skip(c *fiber.Ctx) bool {
+	return b.cfg.Next != nil && b.cfg.Next(c)
+}
+
+// routeFunc is a route's logic: it writes the success response, or returns
+// the error to answer with.
+type routeFunc func(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error
+
+// handler wraps a route: Next, locals, panic recovery, error envelope,
+// request metric.
+func (b *Bridge) handler(fn routeFunc) fiber.Handler {
+	return func(c *fiber.Ctx) (ret error) {
+		if b.skip(c) {
+			return c.Next()
+		}
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				b.fail(c, start, bridgeerr.Wrap(bridgeerr.CodeInternal, panicError(r), "internal error"))
+				ret = nil
+			}
+		}()
+		s, auth, err := b.locals(c)
+		if err == nil {
+			err = fn(c, s, auth)
+		}
+		if err != nil {
+			b.fail(c, start, err)
+			return nil
+		}
+		b.observe(c, start)
+		return nil
+	}
+}
+
+// publicHandler wraps an unauthenticated route (health, readiness).
+func (b *Bridge) publicHandler(fn func(c *fiber.Ctx) error) fiber.Handler {
+	return func(c *fiber.Ctx) (ret error) {
+		if b.skip(c) {
+			return c.Next()
+		}
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				b.fail(c, start, bridgeerr.Wrap(bridgeerr.CodeInternal, panicError(r), "internal error"))
+				ret = nil
+			}
+		}()
+		if err := fn(c); err != nil {
+			b.fail(c, start, err)
+			return nil
+		}
+		b.observe(c, start)
+		return nil
+	}
+}
+
+// fail answers err with its envelope, logs it (Warn for 4xx, Error for
+// 5xx, with the internal cause) and records the request metric.
+func (b *Bridge) fail(c *fiber.Ctx, start time.Time, err error) {
+	be := toBridgeError(err)
+	writeError(c, be, b.clock())
+	status := c.Response().StatusCode()
+	lvl := zapcore.WarnLevel
+	if status >= http.StatusInternalServerError {
+		lvl = zapcore.ErrorLevel
+	}
+	if b.log.Enabled(lvl) {
+		e := observe.Entry{
+			Outcome: string(be.Code),
+			Err:     err,
+			Details: map[string]any{"route": routePath(c), "method": c.Method(), "status": status},
+		}
+		if auth, ok := AuthFrom(c); ok {
+			e.UserID = auth.Subject
+		}
+		if id := c.Params(TaskIDParam); id != "" && len(id) <= contracts.MaxTaskIDLen {
+			e.TaskID = id
+		}
+		if lvl == zapcore.ErrorLevel {
+			b.log.Error("http.request.failed", e)
+		} else {
+			b.log.Warn("http.request.rejected", e)
+		}
+	}
+	b.observe(c, start)
+}
+
+// observe records the request duration by route pattern and status.
+func (b *Bridge) observe(c *fiber.Ctx, start time.Time) {
+	b.metrics.ObserveHistogram(observe.MetricHTTPRequestSeconds, time.Since(start).Seconds(),
+		observe.Tag{Key: observe.TagRoute, Value: routePath(c)},
+		observe.Tag{Key: observe.TagStatus, Value: statusText(c.Response().StatusCode())})
+}
+
+// routePath is the matched route's pattern (never the raw path, so metric
+// cardinality stays bounded).
+func routePath(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil {
+		return r.Path
+	}
+	return ""
+}
+
+var statusTexts = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if code >= 0 && code < len(statusTexts) {
+		return statusTexts[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// panicError turns a recovered value into an error for logs.
+func panicError(r any) error {
+	if err, ok := r.(error); ok {
+		return fmt.Errorf("panic: %w", err)
+	}
+	return fmt.Errorf("panic: %v", r)
+}

@@ -1,0 +1,369 @@
+package fiberbridge
+
+import (
+	"fmt"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/zap"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+)
+
+// Stores are the four stores the bridge builds its services from when
+// Config.Services is nil. Events is always required: the streaming hub reads
+// and watches it for SSE and WebSocket delivery.
+type Stores struct {
+	Tasks       contracts.TaskRegistry
+	Events      contracts.EventStore
+	Suspensions contracts.SuspensionStore
+	Receipts    contracts.ActionReceiptStore
+}
+
+// Routes are the paths Register mounts, relative to the router it is given.
+// A task route must contain the ":taskId" parameter and may contain others
+// of the host (for example "/projects/:projectId/tasks/:taskId/events"). An
+// empty path takes the default; the path "-" (Disabled) leaves the route
+// out.
+type Routes struct {
+	// CreateTask: POST. Optional. Default: "/api/v1/tasks".
+	CreateTask string
+	// PollEvents: GET long-poll. Optional. Default: "/api/v1/tasks/:taskId/events".
+	PollEvents string
+	// StreamEvents: GET SSE. Optional. Default: "/api/v1/tasks/:taskId/events/stream".
+	StreamEvents string
+	// CancelTask: POST. Optional. Default: "/api/v1/tasks/:taskId/cancel".
+	CancelTask string
+	// SubmitAction: POST. Optional. Default: "/api/v1/tasks/:taskId/actions".
+	SubmitAction string
+	// WebSocket: GET upgrade. Optional. Default: "/api/v1/tasks/ws".
+	WebSocket string
+	// Health: GET, unauthenticated. Optional. Default: "/health".
+	Health string
+	// Ready: GET, unauthenticated. Optional. Default: "/ready".
+	Ready string
+}
+
+// Disabled as a route path leaves that route out of Register.
+const Disabled = "-"
+
+// TaskIDParam is the path parameter every task route must contain.
+const TaskIDParam = "taskId"
+
+// DefaultRoutes are the protocol's paths.
+var DefaultRoutes = Routes{
+	CreateTask:   "/api/v1/tasks",
+	PollEvents:   "/api/v1/tasks/:taskId/events",
+	StreamEvents: "/api/v1/tasks/:taskId/events/stream",
+	CancelTask:   "/api/v1/tasks/:taskId/cancel",
+	SubmitAction: "/api/v1/tasks/:taskId/actions",
+	WebSocket:    "/api/v1/tasks/ws",
+	Health:       "/health",
+	Ready:        "/ready",
+}
+
+// Default limits.
+const (
+	// DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxUploadBytes bounds one uploaded file (10 MiB).
+	DefaultMaxUploadBytes = 10 << 20
+	// DefaultMaxUploads bounds the files of one create request.
+	DefaultMaxUploads = 10
+	// DefaultMaxPollWait caps a long-poll's wait; it is also the protocol's
+	// largest waitTimeoutMs (60 s).
+	DefaultMaxPollWait = 60 * time.Second
+	// MaxFieldBytes bounds the identifiers a client sends in bodies
+	// (clientRequestId, taskType, suspendId, clientActionId, actionType).
+	MaxFieldBytes = 256
+)
+
+// Config configures a Bridge. Zero fields take their defaults (see
+// ConfigDefault); New validates the result and panics on a configuration
+// that cannot work.
+type Config struct {
+	// Next skips the bridge's middleware and handlers for a request when it
+	// returns true; the request continues with c.Next().
+	//
+	// Optional. Default: nil.
+	Next func(c *fiber.Ctx) bool
+
+	// Services are the orchestration services the routes call. When nil,
+	// the bridge builds them from Stores and Executor (and Ownership,
+	// Logger, Metrics), uses its streaming hub as their waiter, and closes
+	// them in Shutdown. Services given here are owned by the host, who
+	// closes them; Executor and Ownership must then be nil.
+	//
+	// Optional. Default: built from Stores and Executor.
+	Services *orchestration.Services
+
+	// Stores are the stores. Stores.Events is required (the streaming hub
+	// reads it); the other three are required when Services is nil.
+	Stores Stores
+
+	// Executor runs tasks; required when Services is nil, must be nil
+	// otherwise. The bridge does not close it: the host owns it.
+	Executor contracts.Executor
+
+	// AuthResolver turns a request into the caller's AuthContext, or returns
+	// an error: a *bridgeerr.Error is answered as is (typically
+	// AUTHENTICATION_ERROR, 401); any other error answers 401
+	// AUTHENTICATION_ERROR without its text. It runs once per request, before
+	// the WebSocket upgrade for WebSocket requests, and must not keep c or
+	// strings taken from it.
+	//
+	// Required.
+	AuthResolver func(c *fiber.Ctx) (contracts.AuthContext, error)
+
+	// Ownership decides who may create and see tasks; used only when the
+	// bridge builds the services.
+	//
+	// Optional. Default: orchestration.SubjectOwnership (the subject must
+	// equal the task's owner).
+	Ownership contracts.OwnershipPolicy
+
+	// Upload decides whether a create request's attachments are allowed. It
+	// is called for every create, with no attachments for JSON requests. A
+	// *bridgeerr.Error is answered as is; any other error answers 400
+	// UPLOAD_VALIDATION_ERROR without its text.
+	//
+	// Optional. Default: nil (allow, after the size, count and type limits).
+	Upload contracts.UploadPolicy
+
+	// CreatePreprocessor sees every parsed, authenticated create command
+	// before the creation service does; it may change cmd (shape its input
+	// or metadata) or reject the request by returning an error (a
+	// *bridgeerr.Error is answered as is; any other error is a 500).
+	//
+	// Optional. Default: nil.
+	CreatePreprocessor func(c *fiber.Ctx, cmd *contracts.CreateTaskCommand) error
+
+	// Routes are the mounted paths.
+	//
+	// Optional. Default: DefaultRoutes.
+	Routes Routes
+
+	// MaxBodyBytes bounds a JSON request body; larger bodies answer 413
+	// INVALID_REQUEST. It cannot raise the app's fiber.Config.BodyLimit,
+	// which fasthttp applies first (install ErrorHandler so that answer is
+	// an envelope too). A negative value leaves only the app's limit.
+	//
+	// Optional. Default: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int
+
+	// MaxUploadBytes bounds each uploaded file; a larger file answers 413
+	// UPLOAD_VALIDATION_ERROR. Raise the app's BodyLimit (4 MiB by default)
+	// to accept large multipart bodies at all. A negative value leaves only
+	// the app's limit.
+	//
+	// Optional. Default: DefaultMaxUploadBytes (10 MiB).
+	MaxUploadBytes int64
+
+	// MaxUploads bounds the files of one create request; more answer 400
+	// UPLOAD_VALIDATION_ERROR. A negative value accepts no files at all.
+	//
+	// Optional. Default: DefaultMaxUploads (10).
+	MaxUploads int
+
+	// AllowedUploadTypes lists the media types an uploaded file may declare
+	// ("image/png", or "image/*" for a whole type); others answer 400
+	// UPLOAD_VALIDATION_ERROR. Parameters and case are ignored; a file
+	// without a Content-Type is "application/octet-stream".
+	//
+	// Optional. Default: nil (any type).
+	AllowedUploadTypes []string
+
+	// MaxPollWait caps a long-poll's waitTimeoutMs: longer waits (still
+	// within the protocol's 0..60000) are shortened to it. A negative value
+	// disables waiting: polls answer at once.
+	//
+	// Optional. Default: DefaultMaxPollWait (60 s).
+	MaxPollWait time.Duration
+
+	// Logger receives the bridge's structured logs (transport "http") and
+	// is passed to the services and hub the bridge builds.
+	//
+	// Optional. Default: zap.NewNop().
+	Logger *zap.Logger
+
+	// Metrics receives the request duration histogram
+	// (observe.MetricHTTPRequestSeconds, by route pattern and status) and is
+	// passed to the services and hub the bridge builds.
+	//
+	// Optional. Default: observe.NopMetrics{}.
+	Metrics observe.MetricsSink
+
+	// Diagnostics receives the streaming runtime's lifecycle hooks.
+	//
+	// Optional. Default: observe.NopDiagnostics{}.
+	Diagnostics observe.TransportDiagnosticsSink
+
+	// Readiness answers GET /ready. After Shutdown, /ready answers 503
+	// whatever the probe says.
+	//
+	// Optional. Default: observe.AlwaysReady{}.
+	Readiness observe.ReadinessProbe
+
+	// Clock stamps error envelopes and is passed to the services the bridge
+	// builds.
+	//
+	// Optional. Default: time.Now.
+	Clock func() time.Time
+}
+
+// ConfigDefault is the configuration New starts from: every optional field's
+// default. Services, Stores, Executor and AuthResolver have no default.
+var ConfigDefault = Config{
+	Routes:         DefaultRoutes,
+	MaxBodyBytes:   DefaultMaxBodyBytes,
+	MaxUploadBytes: DefaultMaxUploadBytes,
+	MaxUploads:     DefaultMaxUploads,
+	MaxPollWait:    DefaultMaxPollWait,
+	Metrics:        observe.NopMetrics{},
+	Diagnostics:    observe.NopDiagnostics{},
+	Readiness:      observe.AlwaysReady{},
+	Clock:          time.Now,
+}
+
+// configDefault returns cfg with every zero optional field set from
+// ConfigDefault.
+func configDefault(cfg Config) Config {
+	r := &cfg.Routes
+	d := ConfigDefault.Routes
+	for _, p := range []struct {
+		field *string
+		def   string
+	}{
+		{&r.CreateTask, d.CreateTask}, {&r.PollEvents, d.PollEvents}, {&r.StreamEvents, d.StreamEvents},
+		{&r.CancelTask, d.CancelTask}, {&r.SubmitAction, d.SubmitAction}, {&r.WebSocket, d.WebSocket},
+		{&r.Health, d.Health}, {&r.Ready, d.Ready},
+	} {
+		if *p.field == "" {
+			*p.field = p.def
+		}
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = ConfigDefault.MaxBodyBytes
+	}
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = ConfigDefault.MaxUploadBytes
+	}
+	if cfg.MaxUploads == 0 {
+		cfg.MaxUploads = ConfigDefault.MaxUploads
+	}
+	if cfg.MaxPollWait == 0 {
+		cfg.MaxPollWait = ConfigDefault.MaxPollWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = ConfigDefault.Metrics
+	}
+	if cfg.Diagnostics == nil {
+		cfg.Diagnostics = ConfigDefault.Diagnostics
+	}
+	if cfg.Readiness == nil {
+		cfg.Readiness = ConfigDefault.Readiness
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ConfigDefault.Clock
+	}
+	return cfg
+}
+
+// validate panics on a configuration that cannot work.
+func (cfg *Config) validate() {
+	fail := func(format string, args ...any) {
+		panic("taskbridge: fiberbridge.New: " + fmt.Sprintf(format, args...))
+	}
+	if cfg.AuthResolver == nil {
+		fail("AuthResolver is required")
+	}
+	if cfg.Stores.Events == nil {
+		fail("Stores.Events is required (the streaming hub reads it)")
+	}
+	if cfg.Services != nil {
+		if cfg.Executor != nil {
+			fail("set either Services or Stores and Executor, not both")
+		}
+		if cfg.Ownership != nil {
+			fail("Ownership is used only when the bridge builds the services; set it on the Services instead")
+		}
+	} else {
+		var missing []string
+		if cfg.Stores.Tasks == nil {
+			missing = append(missing, "Stores.Tasks")
+		}
+		if cfg.Stores.Suspensions == nil {
+			missing = append(missing, "Stores.Suspensions")
+		}
+		if cfg.Stores.Receipts == nil {
+			missing = append(missing, "Stores.Receipts")
+		}
+		if cfg.Executor == nil {
+			missing = append(missing, "Executor")
+		}
+		if len(missing) > 0 {
+			fail("without Services, %s must be set", strings.Join(missing, ", "))
+		}
+	}
+	r := cfg.Routes
+	for _, p := range []struct{ name, path string }{
+		{"CreateTask", r.CreateTask}, {"WebSocket", r.WebSocket}, {"Health", r.Health}, {"Ready", r.Ready},
+		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents}, {"CancelTask", r.CancelTask},
+		{"SubmitAction", r.SubmitAction},
+	} {
+		if p.path != Disabled && !strings.HasPrefix(p.path, "/") {
+			fail("Routes.%s %q must start with /", p.name, p.path)
+		}
+	}
+	for _, p := range []struct{ name, path string }{
+		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents},
+		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction},
+	} {
+		if p.path != Disabled && !hasParam(p.path, TaskIDParam) {
+			fail("Routes.%s %q must contain the :%s parameter", p.name, p.path, TaskIDParam)
+		}
+	}
+	for _, t := range cfg.AllowedUploadTypes {
+		if _, err := parseMediaRange(t); err != nil {
+			fail("AllowedUploadTypes: %v", err)
+		}
+	}
+}
+
+// hasParam reports whether a Fiber route path has the parameter :name (a
+// whole segment, optionally marked optional with "?").
+func hasParam(path, name string) bool {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ":"+name || seg == ":"+name+"?" {
+			return true
+		}
+	}
+	return false
+}
+
+// mediaRange is one allowed upload type: "type/subtype" or "type/*".
+type mediaRange struct{ typ, sub string }
+
+func parseMediaRange(s string) (mediaRange, error) {
+	mt, _, err := mime.ParseMediaType(s)
+	if err != nil {
+		return mediaRange{}, fmt.Errorf("%q is not a media type: %w", s, err)
+	}
+	typ, sub, ok := strings.Cut(mt, "/")
+	if !ok || typ == "" || sub == "" || typ == "*" {
+		return mediaRange{}, fmt.Errorf("%q is not a type/subtype or type/*", s)
+	}
+	return mediaRange{typ: typ, sub: sub}, nil
+}
+
+func (m mediaRange) matches(mediaType string) bool {
+	typ, sub, _ := strings.Cut(mediaType, "/")
+	return typ == m.typ && (m.sub == "*" || sub == m.sub)
+}

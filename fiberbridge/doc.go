@@ -1,0 +1,43 @@
+// Package fiberbridge is the Fiber face of TaskBridge: it mounts the
+// TaskBridge v1 routes (create, long-poll, SSE, cancel, actions, WebSocket,
+// health and readiness) on any fiber.Router of a host application.
+//
+// A host builds one Bridge with New at boot, registers it on its app, a group
+// or a prefix with Register, and calls Shutdown before shutting the app down:
+//
+//	bridge := fiberbridge.New(fiberbridge.Config{
+//		Stores:       fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+//		Executor:     executor,
+//		AuthResolver: resolveBearer,
+//	})
+//	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})
+//	bridge.Register(app)
+//	...
+//	_ = bridge.Shutdown(ctx)        // ends streams, wakes long-polls
+//	_ = app.ShutdownWithContext(ctx) // then the server
+//
+// Every route answers failures with the stable JSON envelope of package
+// bridgeerr ({code, message, details, timestamp}); never an HTML page, never
+// a bare 500, and a 500 envelope never carries an internal cause. Each route
+// is also available as a standalone fiber.Handler (CreateTaskHandler,
+// PollEventsHandler, ...) for hosts that assemble routes by hand, together
+// with Middleware, which resolves the caller's AuthContext once per request
+// and stores it, and the services, in c.Locals (AuthFrom, ServicesFrom,
+// SetServices).
+//
+// # Request rules
+//
+// JSON bodies are decoded strictly: a body that is not one JSON object,
+// contains invalid UTF-8, has a field of the wrong type or an unknown field is
+// rejected with 400 INVALID_REQUEST whose details name the field. Query
+// parameters out of range or not numeric answer 422 REQUEST_VALIDATION_ERROR
+// whose details name the parameter; a malformed event cursor answers 400
+// INVALID_REQUEST. A create request that is neither application/json nor
+// multipart/form-data answers 415 with code INVALID_REQUEST. Bodies over
+// Config.MaxBodyBytes answer 413 INVALID_REQUEST, files over
+// Config.MaxUploadBytes 413 UPLOAD_VALIDATION_ERROR.
+//
+// waitTimeoutMs of the long-poll defaults to 0 (answer at once), as in the
+// original implementation; the protocol's 25000 is a hint for clients, which
+// should send it explicitly to long-poll.
+package fiberbridge

@@ -1,0 +1,98 @@
+package fiberbridge
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+)
+
+// ErrorHandler is a fiber.ErrorHandler that answers any error with the
+// stable JSON envelope. Install it on the host app,
+//
+//	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})
+//
+// so that failures no route handler sees are envelopes too: a body over the
+// app's BodyLimit (rejected by fasthttp before any handler runs, 413), an
+// unknown route (404) or method (405), oversized headers (431), and errors
+// returned by the host's own middleware. The bridge's routes render their
+// own errors, so they answer envelopes even on an app with Fiber's default
+// error handler.
+//
+// A *bridgeerr.Error is rendered as is; a *fiber.Error keeps its status
+// (4xx with code INVALID_REQUEST, 401 AUTHENTICATION_ERROR, 422
+// REQUEST_VALIDATION_ERROR, 503 SERVICE_UNAVAILABLE, other 5xx
+// INTERNAL_ERROR); any other error is a 500 INTERNAL_ERROR whose envelope
+// says only "internal error". It always returns nil.
+func ErrorHandler(c *fiber.Ctx, err error) error {
+	writeError(c, toBridgeError(err), time.Now())
+	return nil
+}
+
+// toBridgeError maps err to the *bridgeerr.Error it is answered with.
+func toBridgeError(err error) *bridgeerr.Error {
+	var be *bridgeerr.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fromFiberError(fe)
+	}
+	return bridgeerr.From(err)
+}
+
+// maxFiberMessage bounds the message taken from a *fiber.Error.
+const maxFiberMessage = 200
+
+func fromFiberError(fe *fiber.Error) *bridgeerr.Error {
+	status := fe.Code
+	msg := fe.Message
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	if len(msg) > maxFiberMessage {
+		// fasthttp's parse errors quote the request; keep the envelope small.
+		msg = strings.ToValidUTF8(msg[:maxFiberMessage], "") + "..."
+	}
+	switch {
+	case status == http.StatusUnauthorized:
+		return bridgeerr.New(bridgeerr.CodeAuthentication, msg)
+	case status == http.StatusUnprocessableEntity:
+		return bridgeerr.New(bridgeerr.CodeRequestValidation, msg)
+	case status == http.StatusRequestEntityTooLarge:
+		return bridgeerr.New(bridgeerr.CodeInvalidRequest, "request body too large").WithStatus(status)
+	case status == http.StatusServiceUnavailable:
+		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "service unavailable")
+	case status >= 400 && status < 500:
+		return bridgeerr.New(bridgeerr.CodeInvalidRequest, msg).WithStatus(status)
+	}
+	return bridgeerr.Wrap(bridgeerr.CodeInternal, fe, "internal error")
+}
+
+// writeError replaces the response body with be's envelope and sets its
+// status. The envelope of a 500 carries no internal detail (see
+// bridgeerr.Error.Envelope).
+func writeError(c *fiber.Ctx, be *bridgeerr.Error, now time.Time) {
+	env := be.Envelope(now)
+	body, err := json.Marshal(env)
+	if err != nil {
+		// Details a host put in its error are not encodable: drop them.
+		env.Details = map[string]any{}
+		body, _ = json.Marshal(env)
+	}
+	status := be.HTTPStatus()
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	resp := c.Response()
+	resp.ResetBody()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType(fiber.MIMEApplicationJSONCharsetUTF8)
+	resp.SetBodyRaw(body)
+}
