@@ -1,0 +1,2 @@
+// Package streaming is the TaskBridge streaming runtime.
+package streaming

@@ -1,0 +1,560 @@
+package streaming_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	contribws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
+	"github.com/taskbridge/taskbridge-fiber/streaming"
+)
+
+// TestMain checks that no goroutine outlives the tests. fasthttp's own
+// worker-pool cleaner and date updater end on their timers after the server
+// stops; everything the hub and its sessions start is checked.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	)
+}
+
+// countingStore wraps an EventStore: it counts reads and can fail them.
+type countingStore struct {
+	contracts.EventStore
+	reads    atomic.Int64
+	failRead atomic.Bool
+}
+
+var errInjected = errors.New("injected store failure")
+
+func (s *countingStore) Read(ctx context.Context, taskID string, after contracts.EventID, limit int) (contracts.EventPage, error) {
+	s.reads.Add(1)
+	if s.failRead.Load() {
+		return contracts.EventPage{}, errInjected
+	}
+	return s.EventStore.Read(ctx, taskID, after, limit)
+}
+
+// failingFeed is an EventStore whose Listen fails once triggered.
+type failingFeed struct {
+	contracts.EventStore
+	fail chan struct{}
+}
+
+func (s *failingFeed) Listen(ctx context.Context, fn func(contracts.Change)) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.EventStore.Listen(lctx, fn) }()
+	select {
+	case <-s.fail:
+		cancel()
+		<-done
+		return errInjected
+	case err := <-done:
+		return err
+	}
+}
+
+// counterSink counts metric calls by name (and transport/reason tag).
+type counterSink struct {
+	mu sync.Mutex
+	n  map[string]float64
+}
+
+func newCounterSink() *counterSink { return &counterSink{n: map[string]float64{}} }
+
+func key(name string, tags []observe.Tag) string {
+	k := name
+	for _, t := range tags {
+		k += "|" + t.Value
+	}
+	return k
+}
+
+func (c *counterSink) IncCounter(name string, d float64, tags ...observe.Tag) {
+	c.mu.Lock()
+	c.n[key(name, tags)] += d
+	c.mu.Unlock()
+}
+
+func (c *counterSink) AddGauge(name string, d float64, tags ...observe.Tag) {
+	c.IncCounter(name, d, tags...)
+}
+
+func (c *counterSink) ObserveHistogram(name string, _ float64, tags ...observe.Tag) {
+	c.IncCounter(name, 1, tags...)
+}
+
+func (c *counterSink) get(name string, tagValues ...string) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := name
+	for _, v := range tagValues {
+		k += "|" + v
+	}
+	return c.n[k]
+}
+
+// env is a hub on a memstore, mounted on a real Fiber listener.
+type env struct {
+	t       testing.TB
+	mem     *memstore.EventStore
+	store   *countingStore
+	hub     *streaming.Hub
+	app     *fiber.App
+	addr    string
+	runDone chan error
+	cancel  context.CancelFunc
+}
+
+type envOption func(*envConfig)
+
+type envConfig struct {
+	wrap func(contracts.EventStore) contracts.EventStore
+	mw   fiber.Handler
+	mem  memstore.Options
+}
+
+func withStore(wrap func(contracts.EventStore) contracts.EventStore) envOption {
+	return func(c *envConfig) { c.wrap = wrap }
+}
+
+func withMiddleware(h fiber.Handler) envOption { return func(c *envConfig) { c.mw = h } }
+
+func withMemOptions(o memstore.Options) envOption { return func(c *envConfig) { c.mem = o } }
+
+func foreign(taskID string) bool { return strings.HasPrefix(taskID, "foreign") }
+
+func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
+	t.Helper()
+	var cfg envConfig
+	for _, o := range options {
+		o(&cfg)
+	}
+	mem := memstore.NewEventStore(cfg.mem)
+	counting := &countingStore{EventStore: mem}
+	var store contracts.EventStore = counting
+	if cfg.wrap != nil {
+		store = cfg.wrap(counting)
+	}
+	e := &env{t: t, mem: mem, store: counting, runDone: make(chan error, 1)}
+	e.hub = streaming.NewHub(store, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	go func() { e.runDone <- e.hub.Run(ctx) }()
+
+	app := fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			be := bridgeerr.From(err)
+			return c.Status(be.HTTPStatus()).JSON(be.Envelope(time.Now()))
+		},
+	})
+	if cfg.mw != nil {
+		app.Use(cfg.mw)
+	}
+	app.Get("/sse/:taskId", func(c *fiber.Ctx) error {
+		raw := c.Get("Last-Event-ID")
+		if raw == "" {
+			raw = c.Query("lastEventId")
+		}
+		cursor, err := contracts.ParseCursor(raw)
+		if err != nil {
+			return bridgeerr.From(err)
+		}
+		taskID := c.Params("taskId")
+		if foreign(taskID) {
+			return bridgeerr.New(bridgeerr.CodeTaskNotFound, "task not found")
+		}
+		return e.hub.ServeSSE(c, streaming.StreamRequest{TaskID: taskID, Cursor: cursor, Subject: "tester"})
+	})
+	app.Use("/ws", func(c *fiber.Ctx) error {
+		if contribws.IsWebSocketUpgrade(c) {
+			return c.Next()
+		}
+		return fiber.ErrUpgradeRequired
+	})
+	authorize := func(_ context.Context, taskID string) error {
+		if foreign(taskID) {
+			return bridgeerr.New(bridgeerr.CodeTaskNotFound, "task not found")
+		}
+		return nil
+	}
+	app.Get("/ws", contribws.New(func(c *contribws.Conn) {
+		e.hub.ServeWebSocket(c, authorize)
+	}, streaming.WebSocketConfig(contribws.Config{})))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	e.addr = ln.Addr().String()
+	e.app = app
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = app.Listener(ln)
+	}()
+	t.Cleanup(func() {
+		e.shutdown()
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		<-served
+	})
+	return e
+}
+
+// shutdown shuts the hub down (idempotent) and waits for Run.
+func (e *env) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = e.hub.Shutdown(ctx)
+	e.cancel()
+	select {
+	case <-e.runDone:
+		e.runDone <- nil
+	case <-time.After(5 * time.Second):
+		e.t.Errorf("hub.Run did not return")
+	}
+}
+
+func (e *env) append(taskID string, drafts ...contracts.EventDraft) []contracts.TaskEvent {
+	e.t.Helper()
+	out := make([]contracts.TaskEvent, 0, len(drafts))
+	for _, d := range drafts {
+		ev, err := e.mem.Append(context.Background(), taskID, d)
+		require.NoError(e.t, err)
+		out = append(out, ev)
+	}
+	return out
+}
+
+func progress(t testing.TB, p float64) contracts.EventDraft {
+	t.Helper()
+	d, err := contracts.Progress(p, "", "")
+	require.NoError(t, err)
+	return d
+}
+
+func message(t testing.TB, text string) contracts.EventDraft {
+	t.Helper()
+	d, err := contracts.Message(text, contracts.LevelInfo)
+	require.NoError(t, err)
+	return d
+}
+
+func completed(t testing.TB) contracts.EventDraft {
+	t.Helper()
+	d, err := contracts.Completed(map[string]any{"ok": true})
+	require.NoError(t, err)
+	return d
+}
+
+// sseFrame is one block of an SSE stream.
+type sseFrame struct {
+	id       string
+	data     string
+	comments []string
+}
+
+// sseStream is a raw SSE client: one TCP connection, no background
+// goroutine, the chunked body decoded by net/http's response reader.
+type sseStream struct {
+	t    testing.TB
+	conn net.Conn
+	resp *http.Response
+	br   *bufio.Reader
+}
+
+func dialSSE(t testing.TB, addr, path string, header http.Header) *sseStream {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	require.NoError(t, req.Write(conn))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetDeadline(time.Time{}))
+	t.Cleanup(func() { _ = conn.Close() })
+	return &sseStream{t: t, conn: conn, resp: resp, br: bufio.NewReader(resp.Body)}
+}
+
+// next reads one frame; io.EOF means the body ended cleanly (final chunk).
+func (s *sseStream) next(timeout time.Duration) (sseFrame, error) {
+	_ = s.conn.SetReadDeadline(time.Now().Add(timeout))
+	var f sseFrame
+	seen := false
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			if seen && err == io.EOF {
+				return f, io.ErrUnexpectedEOF
+			}
+			return f, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			if seen {
+				return f, nil
+			}
+			continue
+		}
+		seen = true
+		switch {
+		case strings.HasPrefix(line, ":"):
+			f.comments = append(f.comments, strings.TrimSpace(line[1:]))
+		case strings.HasPrefix(line, "id: "):
+			f.id = line[len("id: "):]
+		case strings.HasPrefix(line, "data: "):
+			f.data = line[len("data: "):]
+		default:
+			return f, fmt.Errorf("unexpected SSE line %q", line)
+		}
+	}
+}
+
+// nextEvent reads frames until an event (skipping pings and heartbeats),
+// checks it against the protocol and returns it.
+func (s *sseStream) nextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
+	for {
+		f, err := s.next(timeout)
+		if err != nil {
+			return contracts.TaskEvent{}, err
+		}
+		if f.data == "" {
+			continue
+		}
+		frame := conformance.CheckFrame(s.t, []byte(f.data))
+		if frame.Heartbeat != nil {
+			if f.id != "" {
+				return contracts.TaskEvent{}, fmt.Errorf("heartbeat with an id line %q", f.id)
+			}
+			continue
+		}
+		if frame.Event == nil {
+			return contracts.TaskEvent{}, fmt.Errorf("unexpected frame %s", f.data)
+		}
+		if f.id != frame.Event.EventID.String() {
+			return contracts.TaskEvent{}, fmt.Errorf("id line %q does not match eventId %s", f.id, frame.Event.EventID)
+		}
+		return *frame.Event, nil
+	}
+}
+
+// expectEnd reads until the body ends and requires a clean end.
+func (s *sseStream) expectEnd(timeout time.Duration) {
+	s.t.Helper()
+	for {
+		f, err := s.next(timeout)
+		if err != nil {
+			require.ErrorIs(s.t, err, io.EOF, "SSE body must end with the final chunk")
+			return
+		}
+		require.Empty(s.t, f.data, "no event expected before the end, got %s", f.data)
+	}
+}
+
+// wsClient is a real WebSocket client (fasthttp/websocket's Dialer).
+type wsClient struct {
+	t    testing.TB
+	conn *websocket.Conn
+}
+
+func dialWS(t testing.TB, addr string) *wsClient {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := d.Dial("ws://"+addr+"/ws", nil)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	t.Cleanup(func() { _ = conn.Close() })
+	return &wsClient{t: t, conn: conn}
+}
+
+func (c *wsClient) subscribe(taskID string, last *string) {
+	c.t.Helper()
+	req := contracts.SubscribeRequest{Action: "subscribe", TaskID: taskID, LastEventID: last}
+	require.NoError(c.t, c.conn.WriteJSON(req))
+}
+
+// read returns the next text frame, checked against the protocol.
+func (c *wsClient) read(timeout time.Duration) (contracts.ServerFrame, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	mt, data, err := c.conn.ReadMessage()
+	if err != nil {
+		return contracts.ServerFrame{}, err
+	}
+	if mt != websocket.TextMessage {
+		return contracts.ServerFrame{}, fmt.Errorf("message type %d", mt)
+	}
+	return conformance.CheckFrame(c.t, data), nil
+}
+
+// nextEvent skips heartbeats and returns the next event.
+func (c *wsClient) nextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
+	for {
+		f, err := c.read(timeout)
+		if err != nil {
+			return contracts.TaskEvent{}, err
+		}
+		switch {
+		case f.Heartbeat != nil:
+			continue
+		case f.Event != nil:
+			return *f.Event, nil
+		}
+		return contracts.TaskEvent{}, fmt.Errorf("unexpected frame %+v", f)
+	}
+}
+
+func (c *wsClient) confirmation(timeout time.Duration) *contracts.SubscriptionConfirmed {
+	c.t.Helper()
+	f, err := c.read(timeout)
+	require.NoError(c.t, err)
+	require.NotNil(c.t, f.Confirmation, "first frame must be SUBSCRIPTION_CONFIRMED")
+	return f.Confirmation
+}
+
+// expectClose reads until the close frame and returns its code and text.
+func (c *wsClient) expectClose(timeout time.Duration) (int, string) {
+	c.t.Helper()
+	for {
+		_, err := c.read(timeout)
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		require.ErrorAs(c.t, err, &ce, "expected a close frame")
+		return ce.Code, ce.Text
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func ids(events []contracts.TaskEvent) []string {
+	out := make([]string, len(events))
+	for i := range events {
+		out[i] = events[i].EventID.String()
+	}
+	return out
+}
+
+func memStoreCap(n int) memstore.Options { return memstore.Options{MaxEventsPerTask: n} }
+
+// rawWS is a WebSocket client that writes frames by hand, for frames a
+// well-behaved library never sends.
+type rawWS struct {
+	t  testing.TB
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRawWS(t testing.TB, addr string) *rawWS {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, wait)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(wait)))
+	_, err = fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return &rawWS{t: t, c: c, br: br}
+}
+
+// frame writes one frame; op may carry RSV bits.
+func (r *rawWS) frame(op byte, fin, masked bool, payload []byte) {
+	r.t.Helper()
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0}
+	n := len(payload)
+	var m byte
+	if masked {
+		m = 0x80
+	}
+	switch {
+	case n <= 125:
+		b = append(b, m|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, m|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, m|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	p := bytes.Clone(payload)
+	if masked {
+		key := [4]byte{1, 2, 3, 4}
+		b = append(b, key[:]...)
+		for i := range p {
+			p[i] ^= key[i%4]
+		}
+	}
+	_, err := r.c.Write(append(b, p...))
+	require.NoError(r.t, err)
+}
+
+func (r *rawWS) readFrame() (byte, []byte) {
+	r.t.Helper()
+	var h [2]byte
+	_, err := io.ReadFull(r.br, h[:])
+	require.NoError(r.t, err)
+	require.Zero(r.t, h[1]&0x80, "server frames are unmasked")
+	n := int(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var l [2]byte
+		_, err = io.ReadFull(r.br, l[:])
+		require.NoError(r.t, err)
+		n = int(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		_, err = io.ReadFull(r.br, l[:])
+		require.NoError(r.t, err)
+		n = int(binary.BigEndian.Uint64(l[:]))
+	}
+	p := make([]byte, n)
+	_, err = io.ReadFull(r.br, p)
+	require.NoError(r.t, err)
+	return h[0] & 0x0F, p
+}
+
+func (r *rawWS) readClose() (int, string) {
+	r.t.Helper()
+	for {
+		op, p := r.readFrame()
+		if op == 0x8 {
+			require.GreaterOrEqual(r.t, len(p), 2)
+			return int(binary.BigEndian.Uint16(p)), string(p[2:])
+		}
+	}
+}

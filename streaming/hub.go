@@ -1,0 +1,620 @@
+package streaming
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// ErrHubClosed is returned by Run when the hub was already run or shut down.
+var ErrHubClosed = errors.New("taskbridge: streaming hub is closed")
+
+// Hub is the per-process streaming runtime: it listens to the event store's
+// change feed once, reads each task's new events once per batch, encodes
+// them once per wire format and hands the same bytes to every local
+// subscriber of the task (SSE and WebSocket streams). It also implements the
+// orchestration Waiter contract (Watch), so long-polls wait on the same feed.
+//
+// Create one with NewHub, run Run in a goroutine for as long as streams
+// should be live, and call Shutdown to end every open stream. A Hub is safe
+// for concurrent use.
+type Hub struct {
+	events contracts.EventStore
+	cfg    config
+	tags   [3][]observe.Tag // by transportIndex
+
+	// ctx is the hub's lifetime context for store reads and authorization
+	// made on behalf of streams; cancelled when the hub is shut down.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.RWMutex // guards tasks, closed, started, runCancel
+	tasks     map[string]*taskState
+	closed    bool
+	started   bool
+	runCancel context.CancelFunc
+
+	connMu  sync.Mutex // guards conns, drained
+	conns   map[*session]struct{}
+	drained chan struct{} // closed when closed and conns is empty
+
+	queue runQueue
+	wheel *wheel
+}
+
+// Reasons for store reads, the value of the "reason" tag.
+const (
+	reasonFanout  = "fanout"
+	reasonCatchup = "catchup"
+	reasonReplay  = "replay"
+)
+
+var (
+	readTagsFanout  = []observe.Tag{{Key: observe.TagReason, Value: reasonFanout}}
+	readTagsCatchup = []observe.Tag{{Key: observe.TagReason, Value: reasonCatchup}}
+	readTagsReplay  = []observe.Tag{{Key: observe.TagReason, Value: reasonReplay}}
+)
+
+// NewHub returns a hub reading from events, configured by opts. It starts no
+// goroutine: the owner calls Run.
+func NewHub(events contracts.EventStore, opts Options) *Hub {
+	if events == nil {
+		panic("taskbridge: streaming.NewHub needs an EventStore")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		events: events,
+		cfg:    opts.config(),
+		ctx:    ctx,
+		cancel: cancel,
+		tasks:  make(map[string]*taskState),
+		conns:  make(map[*session]struct{}),
+	}
+	h.tags[sseIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportSSE)}}
+	h.tags[wsIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportWS)}}
+	h.queue.kick = make(chan struct{}, 1)
+	h.wheel = newWheel(h.cfg)
+	return h
+}
+
+// Run listens to the store's change feed and runs the hub's fan-out workers
+// and heartbeat timer until ctx ends or Shutdown is called; it returns
+// ctx.Err() on cancellation, nil after Shutdown, or the feed's error. Every
+// goroutine Run starts has ended when it returns. When Run returns for any
+// reason but Shutdown, it ends the open streams itself (close 1001 going
+// away; 1011 when the feed failed), so no stream is left without live
+// delivery. Run may be called once.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed || h.started {
+		h.mu.Unlock()
+		return ErrHubClosed
+	}
+	h.started = true
+	runCtx, cancel := context.WithCancel(ctx)
+	h.runCancel = cancel
+	h.mu.Unlock()
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Add(h.cfg.workers + 1)
+	for range h.cfg.workers {
+		go func() {
+			defer wg.Done()
+			h.work(runCtx)
+		}()
+	}
+	go func() {
+		defer wg.Done()
+		h.wheel.run(runCtx)
+	}()
+	// Streams may have joined before the feed was listening: read them once.
+	h.resync()
+	err := h.events.Listen(runCtx, h.onChange)
+	cancel()
+	wg.Wait()
+
+	h.mu.RLock()
+	shutdown := h.closed
+	h.mu.RUnlock()
+	if shutdown {
+		return nil
+	}
+	if ctx.Err() != nil {
+		h.closeStreams(CloseGoingAway, "going away")
+		return ctx.Err()
+	}
+	if err == nil {
+		err = errors.New("taskbridge: change feed stopped")
+	}
+	h.cfg.log.Error("change feed failed; ending streams", observe.Entry{Transport: observe.TransportInternal, Err: err})
+	h.closeStreams(CloseInternalError, "change feed failed")
+	return err
+}
+
+// closeStreams marks the hub closed and asks every open stream to end.
+func (h *Hub) closeStreams(code int, reason string) []*session {
+	h.mu.Lock()
+	h.closed = true
+	var watchers []chan struct{}
+	for _, t := range h.tasks {
+		t.mu.Lock()
+		watchers = append(watchers, t.watchers...)
+		t.watchers = nil
+		t.mu.Unlock()
+	}
+	h.mu.Unlock()
+	for _, ch := range watchers {
+		close(ch)
+	}
+	h.connMu.Lock()
+	open := make([]*session, 0, len(h.conns))
+	for s := range h.conns {
+		open = append(open, s)
+	}
+	h.connMu.Unlock()
+	for _, s := range open {
+		s.requestEnd(code, reason, false)
+	}
+	return open
+}
+
+// Shutdown ends every open stream promptly: SSE responses end (the final
+// chunk is written), WebSockets close with 1001 "going away", long-poll
+// watchers are woken, Run returns and new streams are refused. It waits for
+// the streams to finish their last write; when ctx ends first it closes the
+// remaining connections hard and returns ctx.Err(). Shutdown is idempotent.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.RLock()
+	already, runCancel := h.closed, h.runCancel
+	h.mu.RUnlock()
+	open := h.closeStreams(CloseGoingAway, "going away")
+	if !already {
+		h.cfg.diag.OnShutdown(len(open))
+		h.cfg.log.Info("streaming hub shutting down", observe.Entry{
+			Transport: observe.TransportInternal,
+			Details:   map[string]any{"openStreams": len(open)},
+		})
+	}
+	if runCancel != nil {
+		runCancel()
+	}
+	defer h.cancel()
+
+	h.connMu.Lock()
+	if h.drained == nil {
+		h.drained = make(chan struct{})
+		if len(h.conns) == 0 {
+			close(h.drained)
+		}
+	}
+	drained := h.drained
+	h.connMu.Unlock()
+
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+	}
+	h.connMu.Lock()
+	for s := range h.conns {
+		s.forceClose()
+	}
+	h.connMu.Unlock()
+	return ctx.Err()
+}
+
+// OpenStreams returns the number of open SSE and WebSocket connections,
+// including WebSockets still in their subscribe handshake.
+func (h *Hub) OpenStreams() int {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	return len(h.conns)
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closed
+}
+
+// addConn tracks s for Shutdown; false when the hub is closed.
+func (h *Hub) addConn(s *session) bool {
+	if h.isClosed() {
+		return false
+	}
+	h.connMu.Lock()
+	h.conns[s] = struct{}{}
+	h.connMu.Unlock()
+	h.cfg.metrics.AddGauge(observe.MetricStreamsActive, 1, s.tags...)
+	return true
+}
+
+func (h *Hub) removeConn(s *session) {
+	h.connMu.Lock()
+	_, ok := h.conns[s]
+	delete(h.conns, s)
+	if h.drained != nil && len(h.conns) == 0 {
+		select {
+		case <-h.drained:
+		default:
+			close(h.drained)
+		}
+	}
+	h.connMu.Unlock()
+	if ok {
+		h.cfg.metrics.AddGauge(observe.MetricStreamsActive, -1, s.tags...)
+	}
+}
+
+// taskState is the hub's view of one task with local subscribers or
+// watchers.
+type taskState struct {
+	id string
+
+	mu       sync.Mutex
+	subs     []*session // registered subscribers, live or catching up
+	live     int        // subscribers in stateLive
+	nSSE     int
+	nWS      int
+	watchers []chan struct{}
+	pos      contracts.EventID // the next fan-out read starts after pos
+	noticed  contracts.EventID // highest id the feed announced
+	more     bool              // read again even without a newer notice
+	running  bool              // a pass is queued or running
+	dead     bool              // removed from the hub's map
+	next     *taskState        // run queue link
+	beat     [3][]byte         // heartbeat bytes by transportIndex, built lazily
+}
+
+// wantPass reports whether a fan-out pass must run; it marks one running.
+// Call with t.mu held.
+func (t *taskState) wantPass() bool {
+	if t.running || t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
+		return false
+	}
+	t.running = true
+	return true
+}
+
+func (t *taskState) empty() bool { return len(t.subs) == 0 && len(t.watchers) == 0 }
+
+// getTask returns the task's state, creating it. Call with h.mu held.
+func (h *Hub) getTask(id string) *taskState {
+	t := h.tasks[id]
+	if t == nil {
+		t = &taskState{id: id}
+		h.tasks[id] = t
+	}
+	return t
+}
+
+// dropIfEmpty removes t from the map when nothing uses it. Call with h.mu
+// and t.mu held.
+func (h *Hub) dropIfEmpty(t *taskState) {
+	if t.empty() && !t.dead {
+		t.dead = true
+		delete(h.tasks, t.id)
+	}
+}
+
+// onChange is the feed callback: a map lookup for tasks nobody here
+// watches; for watched ones it records the notice, wakes watchers and
+// queues a fan-out pass. It never blocks and never calls the store.
+func (h *Hub) onChange(c contracts.Change) {
+	if c.Resync {
+		h.resync()
+		return
+	}
+	h.mu.RLock()
+	t := h.tasks[c.TaskID]
+	h.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.noticed.Less(c.LastEventID) {
+		t.noticed = c.LastEventID
+	}
+	watchers := t.watchers
+	t.watchers = nil
+	sched := t.wantPass()
+	t.mu.Unlock()
+	for _, ch := range watchers {
+		close(ch)
+	}
+	if sched {
+		h.queue.push(t)
+	}
+}
+
+// resync re-reads every watched task and wakes every watcher.
+func (h *Hub) resync() {
+	h.mu.RLock()
+	tasks := make([]*taskState, 0, len(h.tasks))
+	for _, t := range h.tasks {
+		tasks = append(tasks, t)
+	}
+	h.mu.RUnlock()
+	for _, t := range tasks {
+		t.mu.Lock()
+		t.more = true
+		watchers := t.watchers
+		t.watchers = nil
+		sched := t.wantPass()
+		t.mu.Unlock()
+		for _, ch := range watchers {
+			close(ch)
+		}
+		if sched {
+			h.queue.push(t)
+		}
+	}
+}
+
+// Watch implements the orchestration Waiter contract: the returned channel
+// is closed at the next change of taskID after the call (or on a feed
+// resync, or when the hub shuts down); release must be called once the
+// caller stops waiting. Register before reading the store, wait only if the
+// read found nothing. On a closed hub the channel is already closed.
+func (h *Hub) Watch(taskID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
+	t := h.getTask(taskID)
+	t.mu.Lock()
+	t.watchers = append(t.watchers, ch)
+	t.mu.Unlock()
+	h.mu.Unlock()
+	var once sync.Once
+	return ch, func() { once.Do(func() { h.release(t, ch) }) }
+}
+
+func (h *Hub) release(t *taskState, ch chan struct{}) {
+	h.mu.Lock()
+	t.mu.Lock()
+	for i, w := range t.watchers {
+		if w == ch {
+			last := len(t.watchers) - 1
+			t.watchers[i] = t.watchers[last]
+			t.watchers[last] = nil
+			t.watchers = t.watchers[:last]
+			break
+		}
+	}
+	h.dropIfEmpty(t)
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// register adds s to its task's subscribers in catch-up state.
+func (h *Hub) register(s *session) {
+	h.mu.Lock()
+	t := h.getTask(s.taskID)
+	t.mu.Lock()
+	s.task = t
+	s.idx = len(t.subs)
+	t.subs = append(t.subs, s)
+	if s.transport == observe.TransportSSE {
+		t.nSSE++
+	} else {
+		t.nWS++
+	}
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// unregister removes s from its task; it is idempotent.
+func (h *Hub) unregister(s *session) {
+	t := s.task
+	if t == nil {
+		return
+	}
+	h.mu.Lock()
+	t.mu.Lock()
+	if s.idx >= 0 {
+		last := len(t.subs) - 1
+		moved := t.subs[last]
+		t.subs[s.idx] = moved
+		moved.idx = s.idx
+		t.subs[last] = nil
+		t.subs = t.subs[:last]
+		s.idx = -1
+		if s.transport == observe.TransportSSE {
+			t.nSSE--
+		} else {
+			t.nWS--
+		}
+		s.mu.Lock()
+		wasLive := s.state == stateLive
+		s.state = stateCatchup
+		s.mu.Unlock()
+		if wasLive {
+			t.live--
+		}
+		if len(t.subs) == 0 {
+			t.subs = nil
+		}
+	}
+	h.dropIfEmpty(t)
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// join switches s, which has read the store up to its cursor, to live
+// delivery. If the hub's read position is past the cursor, the position is
+// rewound so the next pass re-reads what s may have missed (others drop the
+// repeats by id); with no other live subscriber the position simply moves
+// to the cursor.
+func (h *Hub) join(s *session) {
+	t := s.task
+	t.mu.Lock()
+	s.mu.Lock()
+	if s.dead || s.idx < 0 {
+		s.mu.Unlock()
+		t.mu.Unlock()
+		return
+	}
+	switch {
+	case t.live == 0:
+		t.pos = s.cursor
+	case s.cursor.Less(t.pos):
+		t.pos = s.cursor
+		t.more = true
+	}
+	s.state = stateLive
+	s.mu.Unlock()
+	t.live++
+	sched := t.wantPass()
+	t.mu.Unlock()
+	if sched {
+		h.queue.push(t)
+	}
+}
+
+// work runs fan-out passes for queued tasks until ctx ends.
+func (h *Hub) work(ctx context.Context) {
+	var starts []*session
+	for {
+		t := h.queue.pop()
+		if t == nil {
+			select {
+			case <-h.queue.kick:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		starts = h.pass(ctx, t, starts)
+	}
+}
+
+// pass reads the task's new events after its position, batch by batch,
+// and offers each batch to every live subscriber, until nothing is left.
+func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*session {
+	for {
+		t.mu.Lock()
+		if t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
+			t.running = false
+			t.mu.Unlock()
+			return starts
+		}
+		t.more = false
+		after := t.pos
+		sse, ws := t.nSSE > 0, t.nWS > 0
+		t.mu.Unlock()
+
+		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsFanout...)
+		page, err := h.events.Read(ctx, t.id, after, h.cfg.liveBatch)
+		if err != nil {
+			t.mu.Lock()
+			t.running = false
+			t.mu.Unlock()
+			if ctx.Err() == nil {
+				h.failTask(t, err)
+			}
+			return starts
+		}
+		if len(page.Events) == 0 {
+			t.mu.Lock()
+			if t.pos == after && !t.more {
+				// Announced events are gone (expired or trimmed): forget them.
+				t.noticed = after
+			}
+			t.mu.Unlock()
+			continue
+		}
+		b := newBatch(page.Events)
+		b.encode(sse, ws)
+
+		t.mu.Lock()
+		if t.pos != after {
+			// A joining subscriber rewound the position while we read.
+			t.mu.Unlock()
+			continue
+		}
+		b.encode(t.nSSE > 0, t.nWS > 0)
+		t.pos = b.last
+		if len(page.Events) >= h.cfg.liveBatch {
+			t.more = true
+		}
+		for _, s := range t.subs {
+			if s.offer(b) {
+				starts = append(starts, s)
+			}
+		}
+		t.mu.Unlock()
+		for i, s := range starts {
+			go s.runFn()
+			starts[i] = nil
+		}
+		starts = starts[:0]
+	}
+}
+
+// failTask ends every stream of t after a failed fan-out read; clients
+// reconnect with their cursor.
+func (h *Hub) failTask(t *taskState, err error) {
+	h.cfg.log.Error("fan-out read failed; ending the task's streams", observe.Entry{
+		TaskID: t.id, Transport: observe.TransportInternal, Err: err,
+	})
+	t.mu.Lock()
+	subs := append([]*session(nil), t.subs...)
+	t.mu.Unlock()
+	for _, s := range subs {
+		s.requestEnd(CloseInternalError, "store unavailable", false)
+	}
+}
+
+// runQueue is a FIFO of tasks waiting for a fan-out pass. A task is in it at
+// most once (taskState.running).
+type runQueue struct {
+	mu   sync.Mutex
+	head *taskState
+	tail *taskState
+	kick chan struct{}
+}
+
+func (q *runQueue) push(t *taskState) {
+	q.mu.Lock()
+	t.next = nil
+	if q.tail == nil {
+		q.head = t
+	} else {
+		q.tail.next = t
+	}
+	q.tail = t
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (q *runQueue) pop() *taskState {
+	q.mu.Lock()
+	t := q.head
+	if t != nil {
+		q.head = t.next
+		if q.head == nil {
+			q.tail = nil
+		}
+		t.next = nil
+	}
+	more := q.head != nil
+	q.mu.Unlock()
+	if more {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return t
+}

@@ -1,0 +1,173 @@
+package streaming
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// Options configures a Hub. The zero value is usable: every field has a
+// documented default. Durations follow the project rule: 0 means the
+// default, a negative value turns the feature off.
+type Options struct {
+	// HeartbeatInterval is how long a stream may stay silent before the hub
+	// writes a heartbeat (an SSE comment ping, plus the JSON heartbeat when
+	// SSEJSONHeartbeat is set; a HEARTBEAT frame on WebSocket). Any data
+	// written resets the idle clock.
+	// Optional. Default: 15s. Negative: no heartbeats.
+	HeartbeatInterval time.Duration
+
+	// WriteTimeout is the deadline of one write (one coalesced flush) to a
+	// connection. A write that does not finish in time ends the stream.
+	// Optional. Default: 10s. Negative: no deadline.
+	WriteTimeout time.Duration
+
+	// QueueSize is how many live batches may wait for one subscriber's
+	// writer. A subscriber whose queue is full is switched to catch-up reads
+	// from the store, so a slow client never blocks the hub nor grows memory.
+	// Optional. Default: 16.
+	QueueSize int
+
+	// ReplayBatchSize is the page size of replay and catch-up reads.
+	// Optional. Default: 100.
+	ReplayBatchSize int
+
+	// LiveBatchSize is the page size of the hub's fan-out reads.
+	// Optional. Default: 100.
+	LiveBatchSize int
+
+	// FanoutWorkers is how many goroutines read and fan out changed tasks.
+	// Optional. Default: GOMAXPROCS.
+	FanoutWorkers int
+
+	// SSEPreambleBytes is the size of an SSE comment written first on every
+	// stream to push it through buffering proxies.
+	// Optional. Default: 0 (no preamble).
+	SSEPreambleBytes int
+
+	// SSEJSONHeartbeat adds a `data: {"type":"HEARTBEAT",...}` line (without
+	// an id: line, so Last-Event-ID does not move) to every SSE comment ping.
+	// Optional. Default: false.
+	SSEJSONHeartbeat bool
+
+	// WSReadLimit is the largest client frame accepted on a WebSocket; a
+	// larger subscribe frame closes the socket with 1008.
+	// Optional. Default: 4096 bytes.
+	WSReadLimit int
+
+	// WSHandshakeTimeout is how long a WebSocket client has, after the
+	// upgrade, to send its subscribe frame. It cannot be turned off: a
+	// negative value means the default.
+	// Optional. Default: 10s.
+	WSHandshakeTimeout time.Duration
+
+	// WSPingInterval is how often the server pings a WebSocket client.
+	// Optional. Default: 30s. Negative: no pings and no dead-peer detection.
+	WSPingInterval time.Duration
+
+	// WSPongTimeout is how long after a ping falls due the hub waits for any
+	// client frame (normally the pong) before it drops the connection as
+	// dead. A negative value means the default; turn dead-peer detection off
+	// with WSPingInterval.
+	// Optional. Default: 10s.
+	WSPongTimeout time.Duration
+
+	// Logger receives lifecycle lines (Info), denials (Warn), failures
+	// (Error) and per-delivery lines (Debug).
+	// Optional. Default: a no-op logger.
+	Logger *observe.Logger
+
+	// Metrics receives the runtime's counters, gauges and histograms.
+	// Optional. Default: observe.NopMetrics.
+	Metrics observe.MetricsSink
+
+	// Diagnostics receives the transport lifecycle hooks.
+	// Optional. Default: observe.NopDiagnostics.
+	Diagnostics observe.TransportDiagnosticsSink
+}
+
+// Defaults applied by NewHub to zero fields.
+const (
+	DefaultHeartbeatInterval  = 15 * time.Second
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultQueueSize          = 16
+	DefaultReplayBatchSize    = 100
+	DefaultLiveBatchSize      = 100
+	DefaultWSReadLimit        = 4096
+	DefaultWSHandshakeTimeout = 10 * time.Second
+	DefaultWSPingInterval     = 30 * time.Second
+	DefaultWSPongTimeout      = 10 * time.Second
+)
+
+// config is Options with defaults applied; durations are 0 when off.
+type config struct {
+	heartbeat     time.Duration
+	writeTimeout  time.Duration
+	queueSize     int
+	replayBatch   int
+	liveBatch     int
+	workers       int
+	preamble      int
+	sseJSONBeat   bool
+	wsReadLimit   int
+	wsHandshake   time.Duration
+	wsPing        time.Duration
+	wsPongTimeout time.Duration
+	log           *observe.Logger
+	metrics       observe.MetricsSink
+	diag          observe.TransportDiagnosticsSink
+}
+
+func duration(v, def time.Duration) time.Duration {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+func positive(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (o Options) config() config {
+	c := config{
+		heartbeat:     duration(o.HeartbeatInterval, DefaultHeartbeatInterval),
+		writeTimeout:  duration(o.WriteTimeout, DefaultWriteTimeout),
+		queueSize:     positive(o.QueueSize, DefaultQueueSize),
+		replayBatch:   positive(o.ReplayBatchSize, DefaultReplayBatchSize),
+		liveBatch:     positive(o.LiveBatchSize, DefaultLiveBatchSize),
+		workers:       positive(o.FanoutWorkers, runtime.GOMAXPROCS(0)),
+		preamble:      max(o.SSEPreambleBytes, 0),
+		sseJSONBeat:   o.SSEJSONHeartbeat,
+		wsReadLimit:   positive(o.WSReadLimit, DefaultWSReadLimit),
+		wsHandshake:   duration(o.WSHandshakeTimeout, DefaultWSHandshakeTimeout),
+		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),
+		wsPongTimeout: duration(o.WSPongTimeout, DefaultWSPongTimeout),
+		log:           o.Logger,
+		metrics:       o.Metrics,
+		diag:          o.Diagnostics,
+	}
+	if c.wsHandshake == 0 {
+		c.wsHandshake = DefaultWSHandshakeTimeout
+	}
+	if c.wsPongTimeout == 0 {
+		c.wsPongTimeout = DefaultWSPongTimeout
+	}
+	if c.log == nil {
+		c.log = observe.NopLogger()
+	}
+	if c.metrics == nil {
+		c.metrics = observe.NopMetrics{}
+	}
+	if c.diag == nil {
+		c.diag = observe.NopDiagnostics{}
+	}
+	return c
+}

@@ -1,0 +1,786 @@
+package streaming
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+	"go.uber.org/zap/zapcore"
+)
+
+const (
+	sseIndex = 1
+	wsIndex  = 2
+
+	// maxWrite bounds one write; a larger drain is split into several.
+	maxWrite = 64 << 10
+	// chunkRoom is reserved at the start of an SSE write buffer for the
+	// chunk-size line, written once the chunk is complete.
+	chunkRoom = 10
+	// finalWriteTimeout bounds the last write of a stream that is being
+	// ended (shutdown, errors), so a stalled client cannot hold Shutdown.
+	finalWriteTimeout = time.Second
+	// wsCloseGrace is how long a WebSocket waits for the client's close
+	// frame after sending its own.
+	wsCloseGrace = time.Second
+)
+
+// Control work a session's writer picks up besides queued batches.
+const (
+	ctlBeat uint8 = 1 << iota
+	ctlPing
+	ctlPong
+)
+
+type subState uint8
+
+const (
+	stateCatchup subState = iota // reads the store by its own cursor
+	stateLive                    // receives the hub's batches
+)
+
+type phase uint8
+
+const (
+	phaseHandshake phase = iota // not registered yet: the connection goroutine owns all I/O
+	phaseStreaming              // registered: writes go through the writer
+)
+
+var errSessionDead = errors.New("taskbridge: stream ended")
+
+// session is one open stream (SSE or WebSocket). The connection goroutine
+// (fasthttp's hijack goroutine) reads from the connection and tears the
+// session down when reading ends; a writer goroutine runs only while there
+// is something to write: it drains the queue, coalescing everything queued
+// into one write, performs catch-up reads, and exits when idle.
+type session struct {
+	hub       *Hub
+	transport observe.Transport
+	tags      []observe.Tag
+	taskID    string
+	subject   string
+	nc        net.Conn // as handed over: reads go through it
+	raw       net.Conn // the underlying connection: writes, hard close
+	chunked   bool     // SSE: chunked transfer encoding
+	onClose   func()
+	runFn     func() // s.run, allocated once so starting a writer costs no allocation
+
+	// Writer-owned (one writer at a time; handed over under mu).
+	cursor       contracts.EventID
+	replaying    bool
+	initial      *contracts.EventPage
+	initialLimit int
+
+	lastWrite atomic.Int64 // UnixNano of the last data write (idle clock)
+	lastRead  atomic.Int64 // UnixNano of the last client frame (WebSocket)
+	lastPing  int64        // wheel-owned
+	wheelTick int64        // guarded by the wheel's mu; 0: not in a slot
+	wheelPos  int          // guarded by the wheel's mu
+
+	task *taskState
+	idx  int // index in task.subs; guarded by task.mu; -1 when not registered
+
+	mu         sync.Mutex
+	phase      phase
+	state      subState
+	q          []*batch
+	qHead      int
+	qLen       int
+	writing    bool
+	dead       bool
+	ending     bool
+	endCode    int
+	endReason  string
+	dropQueued bool
+	ctl        uint8
+	pong       []byte
+	lead       []byte // SSE: the response head, written before any chunk
+	prefix     []byte // payload written first: SSE preamble, WS confirmation
+	idle       chan struct{}
+	reason     string // why the stream ended; first reason wins
+}
+
+func (h *Hub) newSession(transport observe.Transport, taskID string, cursor contracts.EventID) *session {
+	s := &session{
+		hub:       h,
+		transport: transport,
+		taskID:    taskID,
+		cursor:    cursor,
+		replaying: true,
+		idx:       -1,
+		q:         make([]*batch, h.cfg.queueSize),
+	}
+	if transport == observe.TransportSSE {
+		s.tags = h.tags[sseIndex]
+	} else {
+		s.tags = h.tags[wsIndex]
+	}
+	s.runFn = s.run
+	return s
+}
+
+func (s *session) index() int {
+	if s.transport == observe.TransportSSE {
+		return sseIndex
+	}
+	return wsIndex
+}
+
+// attach records the connection the session runs on.
+func (s *session) attach(nc net.Conn) {
+	s.nc, s.raw = nc, nc
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		if c := u.UnsafeConn(); c != nil {
+			s.raw = c
+		}
+	}
+}
+
+// start registers the session with its task (in catch-up state, so its
+// first write replays from the cursor), with the heartbeat wheel, and
+// starts its writer.
+func (s *session) start() {
+	now := time.Now()
+	s.lastWrite.Store(now.UnixNano())
+	s.lastRead.Store(now.UnixNano())
+	s.lastPing = now.UnixNano()
+	s.hub.register(s)
+	s.mu.Lock()
+	s.phase = phaseStreaming
+	run := !s.dead && !s.writing
+	if run {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	s.hub.wheel.add(s, now)
+	if run {
+		go s.runFn()
+	}
+}
+
+// offer hands b to a live subscriber; it reports whether a writer must be
+// started. A full queue switches the subscriber to catch-up reads. Called
+// by the hub with the task's lock held.
+func (s *session) offer(b *batch) bool {
+	s.mu.Lock()
+	if s.state != stateLive || s.dead {
+		s.mu.Unlock()
+		return false
+	}
+	slow := false
+	if s.qLen == len(s.q) {
+		s.state = stateCatchup
+		s.task.live--
+		slow = true
+	} else {
+		s.q[(s.qHead+s.qLen)%len(s.q)] = b
+		s.qLen++
+	}
+	start := !s.writing
+	if start {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if slow {
+		h := s.hub
+		h.cfg.metrics.IncCounter(observe.MetricSlowSubscribers, 1, s.tags...)
+		h.cfg.diag.OnSlowSubscriber(s.transport, s.taskID)
+		h.cfg.log.Debug("slow subscriber switched to catch-up reads", observe.Entry{TaskID: s.taskID, Transport: s.transport})
+	}
+	return start
+}
+
+// kickLocked starts a writer if one may run and none is running. Call with
+// s.mu held; the caller starts the returned function after unlocking.
+func (s *session) kickLocked() bool {
+	if s.dead || s.writing || s.phase != phaseStreaming {
+		return false
+	}
+	s.writing = true
+	return true
+}
+
+// requestEnd asks the stream to end with a final write: an SSE stream ends
+// its body, a WebSocket sends a close frame with code and reason. With drop,
+// queued events are not written first.
+func (s *session) requestEnd(code int, reason string, drop bool) {
+	s.mu.Lock()
+	if s.dead || s.ending {
+		s.mu.Unlock()
+		return
+	}
+	s.ending, s.endCode, s.endReason, s.dropQueued = true, code, reason, drop
+	run := s.kickLocked()
+	handshake := s.phase == phaseHandshake
+	s.mu.Unlock()
+	if run {
+		go s.runFn()
+	}
+	if handshake && s.nc != nil {
+		// The connection goroutine is reading the subscribe frame (or
+		// preparing the stream): interrupt it; it answers the end itself.
+		_ = s.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// queuePong schedules a pong with payload (a client ping's payload).
+func (s *session) queuePong(payload []byte) {
+	s.mu.Lock()
+	s.pong = append(s.pong[:0], payload...)
+	s.ctl |= ctlPong
+	run := s.kickLocked()
+	s.mu.Unlock()
+	if run {
+		go s.runFn()
+	}
+}
+
+// stopLocked marks the writer stopped. Call with s.mu held.
+func (s *session) stopLocked() {
+	s.writing = false
+	if s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// waitIdle waits until no writer runs.
+func (s *session) waitIdle() {
+	s.mu.Lock()
+	if !s.writing {
+		s.mu.Unlock()
+		return
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	ch := s.idle
+	s.mu.Unlock()
+	<-ch
+}
+
+func (s *session) setReasonLocked(reason string) {
+	if s.reason == "" {
+		s.reason = reason
+	}
+}
+
+// run is the writer: it loops until there is nothing left to write.
+func (s *session) run() {
+	for s.step() {
+	}
+}
+
+// step does one drain: it takes everything queued, writes it in one write
+// (or reads the next catch-up page), and reports whether to continue.
+func (s *session) step() bool {
+	s.mu.Lock()
+	if s.dead {
+		s.stopLocked()
+		s.mu.Unlock()
+		return false
+	}
+	if s.ending && s.dropQueued {
+		for i := 0; i < s.qLen; i++ {
+			s.q[(s.qHead+i)%len(s.q)] = nil
+		}
+		s.qHead, s.qLen = 0, 0
+	}
+	n, head := s.qLen, s.qHead
+	ctl, pong, prefix, lead := s.ctl, s.pong, s.prefix, s.lead
+	s.ctl, s.prefix, s.lead = 0, nil, nil
+	if ctl&ctlPong != 0 {
+		s.pong = nil
+	}
+	ending := s.ending
+	catchup := !ending && n == 0 && s.state == stateCatchup
+	if !ending && !catchup && n == 0 && ctl == 0 && prefix == nil && lead == nil {
+		s.stopLocked()
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.Unlock()
+
+	var w out
+	w.init(s, lead)
+	w.add(prefix, true)
+	w.control(ctl, pong)
+	if catchup {
+		return s.catchUp(&w)
+	}
+	for i := 0; i < n && !w.terminal && w.err == nil; i++ {
+		w.batch(s.q[(head+i)%len(s.q)])
+	}
+	s.mu.Lock()
+	for i := range n {
+		s.q[(head+i)%len(s.q)] = nil
+	}
+	s.qHead = (head + n) % len(s.q)
+	s.qLen -= n
+	s.mu.Unlock()
+	return s.complete(&w, ending)
+}
+
+// complete finishes a drain: it adds the end of the stream when the
+// terminal event was written or an end was requested, flushes, and ends
+// the session when that was the last write.
+func (s *session) complete(w *out, ending bool) bool {
+	final := w.terminal || ending
+	if final {
+		code, reason := CloseNormal, ""
+		if !w.terminal {
+			s.mu.Lock()
+			code, reason = s.endCode, s.endReason
+			s.mu.Unlock()
+		}
+		w.end(code, reason)
+	}
+	w.flush(final)
+	err := w.err
+	w.release()
+	if err != nil {
+		s.abort("write failed", err)
+		s.mu.Lock()
+		s.stopLocked()
+		s.mu.Unlock()
+		return false
+	}
+	if final {
+		s.finish()
+		return false
+	}
+	return true
+}
+
+// catchUp writes the next page read by the subscriber's own cursor (the
+// initial page first) and joins live delivery once a read came back short.
+func (s *session) catchUp(w *out) bool {
+	h := s.hub
+	page, limit := s.initial, s.initialLimit
+	s.initial = nil
+	if page == nil {
+		tags := readTagsCatchup
+		if s.replaying {
+			tags = readTagsReplay
+		}
+		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, tags...)
+		p, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
+		if err != nil {
+			s.endNow(w, CloseInternalError, "store unavailable", err)
+			return false
+		}
+		page, limit = &p, h.cfg.replayBatch
+	}
+	if page.RetentionGap && !s.replaying {
+		// Retention dropped events this subscriber has not seen: the gap
+		// cannot be filled on this connection. End it; the client's
+		// reconnect reports the gap (WebSocket confirmation, poll result).
+		s.endNow(w, CloseInternalError, "retention gap", nil)
+		return false
+	}
+	for i := range page.Events {
+		if w.terminal || w.err != nil {
+			break
+		}
+		ev := &page.Events[i]
+		if s.cursor.Less(ev.EventID) {
+			w.event(ev)
+		}
+	}
+	s.mu.Lock()
+	ending := s.ending
+	s.mu.Unlock()
+	// Ended without a terminal written: the terminal is at or before the
+	// cursor, nothing will ever follow.
+	if page.Ended && !w.terminal && !ending {
+		w.terminal = true
+	}
+	more := w.terminal || ending || w.err != nil || len(page.Events) >= limit || limit <= 0
+	if !s.complete(w, ending) {
+		return false
+	}
+	if !more {
+		s.replaying = false
+		h.join(s)
+	}
+	return true
+}
+
+// endNow ends the stream from the writer with code after a failure.
+func (s *session) endNow(w *out, code int, reason string, err error) {
+	entry := observe.Entry{TaskID: s.taskID, Transport: s.transport, Outcome: reason, Err: err}
+	if err != nil {
+		s.hub.cfg.log.Error("stream read failed", entry)
+	} else {
+		s.hub.cfg.log.Warn("stream ended", entry)
+	}
+	s.mu.Lock()
+	s.ending, s.endCode, s.endReason = true, code, reason
+	s.mu.Unlock()
+	s.complete(w, true)
+}
+
+// finish runs after the last write: the session leaves its task, and the
+// connection goroutine is released (a WebSocket first waits a moment for
+// the client's close frame).
+func (s *session) finish() {
+	s.mu.Lock()
+	s.dead = true
+	s.setReasonLocked(s.endReason)
+	if s.reason == "" {
+		s.reason = "terminal"
+	}
+	s.stopLocked()
+	s.mu.Unlock()
+	s.hub.unregister(s)
+	deadline := time.Now()
+	if s.transport == observe.TransportWS {
+		deadline = deadline.Add(wsCloseGrace)
+	}
+	_ = s.nc.SetReadDeadline(deadline)
+}
+
+// abort ends the session without a final write (the connection failed or
+// the peer is dead) and releases the connection goroutine.
+func (s *session) abort(reason string, err error) {
+	s.mu.Lock()
+	already := s.dead
+	s.dead = true
+	s.setReasonLocked(reason)
+	if s.writing {
+		_ = s.raw.SetWriteDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	if already {
+		return
+	}
+	if err != nil {
+		s.hub.cfg.log.Debug("stream aborted", observe.Entry{TaskID: s.taskID, Transport: s.transport, Outcome: reason, Err: err})
+	}
+	s.hub.unregister(s)
+	_ = s.nc.SetReadDeadline(time.Now())
+}
+
+// forceClose closes the connection hard (Shutdown past its deadline).
+func (s *session) forceClose() {
+	s.mu.Lock()
+	s.dead = true
+	s.setReasonLocked("shutdown timeout")
+	s.mu.Unlock()
+	if s.raw != nil {
+		_ = s.raw.Close()
+	}
+}
+
+// teardown runs on the connection goroutine when it stops reading: the
+// session is dead, its writer has stopped, and it is forgotten by the hub.
+// The connection is closed by the caller (fasthttp) afterwards.
+func (s *session) teardown(reason string) {
+	s.mu.Lock()
+	s.dead = true
+	s.setReasonLocked(reason)
+	if s.writing && s.raw != nil {
+		_ = s.raw.SetWriteDeadline(time.Now())
+	}
+	final := s.reason
+	s.mu.Unlock()
+	s.hub.unregister(s)
+	s.hub.wheel.remove(s)
+	s.waitIdle()
+	s.hub.removeConn(s)
+	s.hub.cfg.diag.OnDisconnect(s.transport, s.taskID, final)
+	s.hub.cfg.log.Info("stream closed", observe.Entry{
+		TaskID: s.taskID, UserID: s.subject, Transport: s.transport, Outcome: final,
+	})
+	if s.onClose != nil {
+		s.onClose()
+	}
+}
+
+// heartbeat returns the task's heartbeat bytes for the session's transport.
+func (s *session) heartbeat() []byte {
+	t := s.task
+	i := s.index()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.beat[i] == nil {
+		hb := contracts.Heartbeat{Type: contracts.FrameHeartbeat, TaskID: t.id, Live: true}
+		if s.transport == observe.TransportSSE {
+			b := []byte(": ping\n")
+			if s.hub.cfg.sseJSONBeat {
+				b = append(b, "data: "...)
+				b = appendHeartbeatJSON(b, &hb)
+				b = append(b, '\n')
+			}
+			t.beat[i] = append(b, '\n')
+		} else {
+			t.beat[i] = appendWSJSON(nil, func(dst []byte) []byte { return appendHeartbeatJSON(dst, &hb) })
+		}
+	}
+	return t.beat[i]
+}
+
+func appendHeartbeatJSON(dst []byte, hb *contracts.Heartbeat) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = contracts.AppendJSONString(dst, string(hb.Type))
+	dst = append(dst, `,"taskId":`...)
+	dst = contracts.AppendJSONString(dst, hb.TaskID)
+	dst = append(dst, `,"live":`...)
+	dst = strconv.AppendBool(dst, hb.Live)
+	return append(dst, '}')
+}
+
+// visit is the heartbeat wheel's callback: it queues a heartbeat when the
+// stream has been idle for the interval, a ping when one is due, drops a
+// WebSocket whose peer stopped answering, and returns when to look again.
+func (s *session) visit(now time.Time) (time.Time, bool) {
+	cfg := &s.hub.cfg
+	nowNs := now.UnixNano()
+	next := int64(1<<63 - 1)
+	s.mu.Lock()
+	if s.dead || s.ending {
+		s.mu.Unlock()
+		return time.Time{}, false
+	}
+	if hb := int64(cfg.heartbeat); hb > 0 {
+		due := s.lastWrite.Load() + hb
+		if nowNs >= due {
+			s.ctl |= ctlBeat
+			due = nowNs + hb
+		}
+		next = min(next, due)
+	}
+	if ping := int64(cfg.wsPing); ping > 0 && s.transport == observe.TransportWS {
+		deadline := s.lastRead.Load() + ping + int64(cfg.wsPongTimeout)
+		if nowNs >= deadline {
+			s.mu.Unlock()
+			s.abort("ping timeout", nil)
+			return time.Time{}, false
+		}
+		if nowNs-s.lastPing >= ping {
+			s.ctl |= ctlPing
+			s.lastPing = nowNs
+		}
+		next = min(next, s.lastPing+ping, deadline)
+	}
+	run := s.ctl != 0 && s.kickLocked()
+	s.mu.Unlock()
+	if run {
+		go s.runFn()
+	}
+	if next == 1<<63-1 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, next), true
+}
+
+// out builds one coalesced write in a pooled buffer.
+type out struct {
+	s        *session
+	bp       *[]byte
+	buf      []byte
+	lead     []byte // written before the first chunk (SSE response head)
+	start    int    // first byte of payload: room for lead and chunk-size line
+	events   int
+	first    time.Time
+	last     contracts.EventID
+	data     bool // the write carries data (resets the idle clock)
+	terminal bool
+	err      error
+}
+
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 16<<10)
+	return &b
+}}
+
+func (w *out) init(s *session, lead []byte) {
+	w.s = s
+	w.bp = bufPool.Get().(*[]byte)
+	w.lead = lead
+	w.start = len(lead)
+	if s.chunked {
+		w.start += chunkRoom
+	}
+	w.buf = append((*w.bp)[:0], make([]byte, w.start)...)
+	w.data = len(lead) > 0
+}
+
+func (w *out) release() {
+	if w.bp == nil {
+		return
+	}
+	if cap(w.buf) <= 4*maxWrite {
+		*w.bp = w.buf[:0]
+		bufPool.Put(w.bp)
+	}
+	w.bp, w.buf = nil, nil
+}
+
+func (w *out) add(b []byte, data bool) {
+	if len(b) == 0 {
+		return
+	}
+	w.buf = append(w.buf, b...)
+	w.data = w.data || data
+}
+
+func (w *out) control(ctl uint8, pong []byte) {
+	if ctl == 0 {
+		return
+	}
+	if ctl&ctlBeat != 0 {
+		w.add(w.s.heartbeat(), true)
+		h := w.s.hub
+		h.cfg.metrics.IncCounter(observe.MetricHeartbeats, 1, w.s.tags...)
+		h.cfg.diag.OnHeartbeat(w.s.transport, w.s.taskID)
+		h.cfg.log.Debug("heartbeat", observe.Entry{TaskID: w.s.taskID, Transport: w.s.transport})
+	}
+	if w.s.transport == observe.TransportWS {
+		if ctl&ctlPing != 0 {
+			w.buf = appendWSControl(w.buf, opPing, nil)
+		}
+		if ctl&ctlPong != 0 {
+			w.buf = appendWSControl(w.buf, opPong, pong)
+		}
+	}
+}
+
+// batch appends the batch's frames after the cursor.
+func (w *out) batch(b *batch) {
+	s := w.s
+	ws := s.transport == observe.TransportWS
+	for i := range b.frames {
+		f := &b.frames[i]
+		if !s.cursor.Less(f.id) {
+			continue
+		}
+		if ws {
+			w.frame(f.ws, f.id, f.created, f.terminal)
+		} else {
+			w.frame(f.sse, f.id, f.created, f.terminal)
+		}
+		if w.terminal || w.err != nil {
+			return
+		}
+	}
+}
+
+// event encodes ev (a catch-up or replay event) straight into the buffer.
+func (w *out) event(ev *contracts.TaskEvent) {
+	if len(w.buf) > maxWrite {
+		w.flush(false)
+		if w.err != nil {
+			return
+		}
+	}
+	if w.s.transport == observe.TransportWS {
+		w.buf = AppendWSEvent(w.buf, ev)
+	} else {
+		w.buf = AppendSSEEvent(w.buf, ev)
+	}
+	w.account(ev.EventID, ev.CreatedAt, ev.Type.IsTerminal())
+}
+
+func (w *out) frame(b []byte, id contracts.EventID, created time.Time, terminal bool) {
+	if len(w.buf)+len(b) > maxWrite && len(w.buf) > w.start {
+		w.flush(false)
+		if w.err != nil {
+			return
+		}
+	}
+	w.buf = append(w.buf, b...)
+	w.account(id, created, terminal)
+}
+
+func (w *out) account(id contracts.EventID, created time.Time, terminal bool) {
+	if w.events == 0 {
+		w.first = created
+	}
+	w.events++
+	w.last = id
+	w.s.cursor = id
+	w.data = true
+	if terminal {
+		w.terminal = true
+	}
+}
+
+// end appends the end of the stream: a WebSocket close frame (SSE ends
+// with the final chunk in flush).
+func (w *out) end(code int, reason string) {
+	if w.s.transport == observe.TransportWS {
+		w.buf = appendWSClose(w.buf, code, reason)
+	}
+}
+
+// flush writes the buffer in one write with a deadline and reports the
+// delivery. final marks the stream's last write.
+func (w *out) flush(final bool) {
+	s := w.s
+	if w.err != nil {
+		return
+	}
+	payload := len(w.buf) - w.start
+	if payload == 0 && len(w.lead) == 0 && !(final && s.chunked) {
+		return
+	}
+	var hdr [chunkRoom]byte
+	h := hdr[:0]
+	b := w.buf
+	if s.chunked && payload > 0 {
+		h = strconv.AppendInt(h, int64(payload), 16)
+		h = append(h, '\r', '\n')
+		b = append(b, '\r', '\n')
+	}
+	if s.chunked && final {
+		b = append(b, "0\r\n\r\n"...)
+	}
+	from := w.start - len(h) - len(w.lead)
+	copy(b[from:], w.lead)
+	copy(b[from+len(w.lead):], h)
+	w.buf = b
+	b = b[from:]
+	timeout := s.hub.cfg.writeTimeout
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		w.err = errSessionDead
+		return
+	}
+	if s.ending && (timeout == 0 || timeout > finalWriteTimeout) {
+		timeout = finalWriteTimeout
+	}
+	if timeout > 0 {
+		_ = s.raw.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	s.mu.Unlock()
+	_, err := s.raw.Write(b)
+	if err != nil {
+		w.err = err
+		return
+	}
+	now := time.Now()
+	if w.data {
+		s.lastWrite.Store(now.UnixNano())
+	}
+	if w.events > 0 {
+		h := s.hub
+		h.cfg.metrics.IncCounter(observe.MetricEventsDelivered, float64(w.events), s.tags...)
+		h.cfg.metrics.ObserveHistogram(observe.MetricDeliveryLatency, now.Sub(w.first).Seconds(), s.tags...)
+		h.cfg.diag.OnDelivery(s.transport, s.taskID, w.last, w.events)
+		if h.cfg.log.Enabled(zapcore.DebugLevel) {
+			h.cfg.log.Debug("events delivered", observe.Entry{
+				TaskID: s.taskID, EventID: w.last.String(), Transport: s.transport,
+				Details: map[string]any{"events": w.events},
+			})
+		}
+	}
+	w.events, w.data, w.lead = 0, false, nil
+	w.buf = w.buf[:w.start]
+}

@@ -1,0 +1,186 @@
+package streaming
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// StreamRequest describes one SSE stream the Fiber layer has already
+// authenticated and authorized.
+type StreamRequest struct {
+	// TaskID is the task to stream. Required.
+	TaskID string
+	// Cursor is the client's Last-Event-ID (or lastEventId query): replay
+	// strictly after it. The zero cursor replays from the start of what is
+	// retained.
+	Cursor contracts.EventID
+	// Initial is the first page after Cursor when the caller has read it
+	// already (for example with SubscriptionService.Replay, which also
+	// authorizes). Nil: the hub reads it.
+	Initial *contracts.EventPage
+	// InitialLimit is the limit Initial was read with: a page with fewer
+	// events means the stream is caught up. 0 means unknown; the hub then
+	// reads once more before it goes live.
+	InitialLimit int
+	// Subject is the authenticated caller, for logs.
+	Subject string
+	// OnClose, when set, is called once after the stream has ended (for
+	// example to release a per-subject stream slot). It is not called when
+	// ServeSSE returns an error or answers 204.
+	OnClose func()
+}
+
+// ServeSSE answers an authorized SSE request. A cursor at or after the
+// task's terminal event is answered 204 with no body (EventSource stops
+// reconnecting). Otherwise the hub takes the connection over from fasthttp
+// (Hijack, writing the response head itself, so the server's per-request
+// buffers are released), replays the events after the cursor, goes live,
+// sends comment pings when idle, and ends the response after the terminal
+// event (chunked: with the final chunk). Headers already set on c's response
+// by host middleware (CORS, cookies) are kept.
+//
+// ServeSSE returns before the stream ends; the caller must not touch c
+// afterwards. It returns a *bridgeerr.Error when the hub is shut down
+// (SERVICE_UNAVAILABLE) or the first read fails, before anything is written.
+func (h *Hub) ServeSSE(c *fiber.Ctx, req StreamRequest) error {
+	if req.TaskID == "" {
+		return bridgeerr.New(bridgeerr.CodeInvalidRequest, "taskId is required")
+	}
+	if h.isClosed() {
+		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "server is shutting down")
+	}
+	taskID := strings.Clone(req.TaskID)
+	page, limit := req.Initial, req.InitialLimit
+	if page == nil {
+		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsReplay...)
+		p, err := h.events.Read(c.UserContext(), taskID, req.Cursor, h.cfg.replayBatch)
+		if err != nil {
+			return bridgeerr.From(err)
+		}
+		page, limit = &p, h.cfg.replayBatch
+	}
+	if page.Ended && !anyAfter(page.Events, req.Cursor) {
+		c.Status(fiber.StatusNoContent)
+		return nil
+	}
+
+	fctx := c.Context()
+	http11 := fctx.Request.Header.IsHTTP11()
+	headOnly := fctx.IsHead()
+	s := h.newSession(observe.TransportSSE, taskID, req.Cursor)
+	s.subject = strings.Clone(req.Subject)
+	s.onClose = req.OnClose
+	s.initial, s.initialLimit = page, limit
+	s.chunked = http11 && !headOnly
+	s.lead = sseHead(fctx, http11, s.chunked)
+	if n := h.cfg.preamble; n > 0 && !headOnly {
+		s.prefix = append(append(append(make([]byte, 0, n+3), ':'), bytes.Repeat([]byte{' '}, n)...), '\n', '\n')
+	}
+	fctx.HijackSetNoResponse(true)
+	fctx.Hijack(func(nc net.Conn) { s.serveSSE(nc, headOnly) })
+	return nil
+}
+
+func anyAfter(events []contracts.TaskEvent, cursor contracts.EventID) bool {
+	return len(events) > 0 && cursor.Less(events[len(events)-1].EventID)
+}
+
+// sseSkip lists response headers ServeSSE writes itself (lower case).
+var sseSkip = map[string]bool{
+	"content-type": true, "content-length": true, "transfer-encoding": true,
+	"connection": true, "keep-alive": true, "cache-control": true,
+	"x-accel-buffering": true, "date": true,
+}
+
+// sseHead renders the response head: the SSE headers plus the headers host
+// middleware already set on the response.
+func sseHead(fctx *fasthttp.RequestCtx, http11, chunked bool) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 200 OK\r\n"+
+		"Content-Type: text/event-stream\r\n"+
+		"Cache-Control: no-cache, no-transform\r\n"+
+		"X-Accel-Buffering: no\r\n"...)
+	if http11 {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	} else {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	if chunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	b = append(b, "Date: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, '\r', '\n')
+	for k, v := range fctx.Response.Header.All() {
+		if sseSkip[strings.ToLower(string(k))] || bytes.ContainsAny(k, "\r\n:") || bytes.ContainsAny(v, "\r\n") {
+			continue
+		}
+		b = append(b, k...)
+		b = append(b, ':', ' ')
+		b = append(b, v...)
+		b = append(b, '\r', '\n')
+	}
+	return append(b, '\r', '\n')
+}
+
+// serveSSE runs on fasthttp's hijack goroutine for the life of the stream:
+// it starts the session and then reads (and discards) until the client
+// leaves or the session releases it.
+func (s *session) serveSSE(nc net.Conn, headOnly bool) {
+	s.attach(nc)
+	h := s.hub
+	if headOnly {
+		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_, _ = s.raw.Write(s.lead)
+		return
+	}
+	if !h.addConn(s) {
+		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_, _ = s.raw.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		return
+	}
+	if !s.cursor.IsZero() {
+		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
+	}
+	h.cfg.diag.OnReplayStart(observe.TransportSSE, s.taskID, s.cursor)
+	h.cfg.log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportSSE})
+	s.start()
+	s.teardown(readReason(discardReads(nc)))
+}
+
+// discardReads reads until an error; an SSE client sends nothing after its
+// request, so this only notices that it left (or that the session released
+// the goroutine with a read deadline).
+func discardReads(r io.Reader) error {
+	var buf [64]byte
+	for {
+		if _, err := r.Read(buf[:]); err != nil {
+			return err
+		}
+	}
+}
+
+func readReason(err error) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return "client closed"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "released"
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	}
+	return "read error"
+}

@@ -1,0 +1,385 @@
+package streaming
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/contrib/websocket"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+)
+
+// WebSocketConfig returns cfg adjusted for ServeWebSocket. The runtime
+// frames the connection itself (pre-encoded frames shared by every
+// subscriber, written straight to the socket), so the upgrader's own read
+// and write buffers are cut to the minimum it allows and never used, and
+// per-message compression is off. Pass the result to websocket.New.
+func WebSocketConfig(cfg websocket.Config) websocket.Config {
+	cfg.ReadBufferSize = 1
+	cfg.WriteBufferSize = 1
+	cfg.WriteBufferPool = unusedWritePool
+	cfg.EnableCompression = false
+	return cfg
+}
+
+var unusedWritePool = &sync.Pool{}
+
+// ServeWebSocket runs one WebSocket stream; use it as the handler of
+// websocket.New (ideally configured with WebSocketConfig). The Fiber layer
+// resolves authentication before the upgrade and captures it in authorize,
+// which must return nil when the caller may read taskID and otherwise an
+// error (a *bridgeerr.Error; TASK_NOT_FOUND for missing and foreign tasks
+// alike).
+//
+// The first client frame must arrive within the handshake timeout and be a
+// text frame that contracts.ParseSubscribeRequest accepts. The hub answers
+// SUBSCRIPTION_CONFIRMED, replays the events after lastEventId, goes live,
+// sends HEARTBEAT frames when idle and pings for dead peers, and closes
+// 1000 after the terminal event. It closes 1008 on an invalid, binary or
+// oversized first frame, a timed-out handshake, a refused authorization, or
+// any data frame after the subscribe; 1001 on shutdown; 1011 when the store
+// fails. ServeWebSocket returns when the connection is done.
+func (h *Hub) ServeWebSocket(conn *websocket.Conn, authorize func(ctx context.Context, taskID string) error) {
+	if conn == nil || conn.Conn == nil || conn.NetConn() == nil {
+		return
+	}
+	s := h.newSession(observe.TransportWS, "", contracts.EventID{})
+	s.attach(conn.NetConn())
+	if !h.addConn(s) {
+		s.closeHandshake(&wsReader{r: s.nc}, CloseGoingAway, "going away")
+		return
+	}
+	s.teardown(s.serveWS(authorize))
+}
+
+// serveWS runs the subscribe handshake and then the read loop; it returns
+// why the stream ended.
+func (s *session) serveWS(authorize func(ctx context.Context, taskID string) error) string {
+	h := s.hub
+	log := h.cfg.log
+	rd := &wsReader{r: s.nc}
+	_ = s.nc.SetReadDeadline(time.Now().Add(h.cfg.wsHandshake))
+	msg, err := s.readSubscribe(rd)
+	if err != nil {
+		if s.endRequested() {
+			return s.closeHandshake(rd, CloseGoingAway, "going away")
+		}
+		var pe *wsProtocolError
+		switch {
+		case errors.As(err, &pe):
+			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: pe.reason})
+			return s.closeHandshake(rd, ClosePolicyViolation, pe.reason)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: "handshake timeout"})
+			return s.closeHandshake(rd, ClosePolicyViolation, "handshake timeout")
+		case errors.Is(err, errPeerClosed):
+			return "client closed"
+		}
+		return readReason(err)
+	}
+	req, err := contracts.ParseSubscribeRequest(msg)
+	if err != nil || !utf8.Valid(msg) {
+		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: "invalid subscribe frame", Err: err})
+		return s.closeHandshake(rd, ClosePolicyViolation, "invalid subscribe frame")
+	}
+	s.taskID = req.TaskID
+	s.cursor, _ = req.Cursor()
+	if err := authorize(h.ctx, req.TaskID); err != nil {
+		be := bridgeerr.From(err)
+		log.Warn("websocket subscribe denied", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS, Outcome: string(be.Code), Err: err})
+		if be.Code.HTTPStatus() >= 500 && be.Code != bridgeerr.CodeServiceShuttingDown {
+			return s.closeHandshake(rd, CloseInternalError, "internal error")
+		}
+		return s.closeHandshake(rd, ClosePolicyViolation, string(be.Code))
+	}
+	h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsReplay...)
+	page, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
+	if err != nil {
+		if s.endRequested() {
+			return s.closeHandshake(rd, CloseGoingAway, "going away")
+		}
+		log.Error("websocket replay read failed", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS, Err: err})
+		return s.closeHandshake(rd, CloseInternalError, "store unavailable")
+	}
+	confirm := contracts.SubscriptionConfirmed{
+		Type:                      contracts.FrameSubscriptionConfirmed,
+		TaskID:                    s.taskID,
+		ReplayStartedAfterEventID: req.LastEventID,
+		Live:                      true,
+		RetentionGap:              page.RetentionGap,
+	}
+	if req.LastEventID != nil && *req.LastEventID == "" {
+		confirm.ReplayStartedAfterEventID = nil
+	}
+	s.prefix = appendWSJSON(nil, func(dst []byte) []byte {
+		raw, _ := json.Marshal(confirm)
+		return append(dst, raw...)
+	})
+	s.initial, s.initialLimit = &page, h.cfg.replayBatch
+	_ = s.nc.SetReadDeadline(time.Time{})
+	if !s.cursor.IsZero() {
+		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
+	}
+	h.cfg.diag.OnReplayStart(observe.TransportWS, s.taskID, s.cursor)
+	log.Info("stream opened", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS})
+	s.start()
+	return s.readLoop(rd)
+}
+
+func (s *session) endRequested() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ending
+}
+
+// readSubscribe reads the first message: one text message of at most the
+// read limit, possibly fragmented; pings are answered (the connection
+// goroutine is the only writer during the handshake).
+func (s *session) readSubscribe(rd *wsReader) ([]byte, error) {
+	limit := int64(s.hub.cfg.wsReadLimit)
+	var msg []byte
+	started := false
+	for {
+		f, err := rd.next()
+		if err != nil {
+			return nil, err
+		}
+		switch f.op {
+		case opPing:
+			p, err := rd.payload(f, nil)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.writeDirect(appendWSControl(nil, opPong, p)); err != nil {
+				return nil, err
+			}
+			continue
+		case opPong:
+			if err := rd.skip(f); err != nil {
+				return nil, err
+			}
+			continue
+		case opClose:
+			return nil, errPeerClosed
+		case opBinary:
+			return nil, protocolError("binary frame")
+		case opText:
+			if started {
+				return nil, protocolError("invalid frame")
+			}
+			started = true
+		case opContinuation:
+			if !started {
+				return nil, protocolError("invalid frame")
+			}
+		}
+		if int64(len(msg))+f.n > limit {
+			return nil, protocolError("frame too large")
+		}
+		if msg, err = rd.payload(f, msg); err != nil {
+			return nil, err
+		}
+		if f.fin {
+			return msg, nil
+		}
+	}
+}
+
+// readLoop reads client frames after the subscribe until the connection
+// ends: pings are answered through the writer, pongs and any other frame
+// prove the peer alive, a close is answered, and a data frame is a
+// protocol violation (close 1008 "unexpected frame").
+func (s *session) readLoop(rd *wsReader) string {
+	var ctl []byte
+	for {
+		f, err := rd.next()
+		if err != nil {
+			var pe *wsProtocolError
+			if errors.As(err, &pe) {
+				s.requestEnd(ClosePolicyViolation, pe.reason, true)
+				return s.discardUntilReleased(pe.reason)
+			}
+			return readReason(err)
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		switch f.op {
+		case opPing:
+			if ctl, err = rd.payload(f, ctl[:0]); err != nil {
+				return readReason(err)
+			}
+			s.queuePong(ctl)
+		case opPong:
+			if err := rd.skip(f); err != nil {
+				return readReason(err)
+			}
+		case opClose:
+			if ctl, err = rd.payload(f, ctl[:0]); err != nil {
+				return readReason(err)
+			}
+			if s.endRequested() {
+				return "closed"
+			}
+			s.requestEnd(echoCloseCode(ctl), "", true)
+			s.setReason("client closed")
+		default:
+			if !s.endRequested() {
+				s.requestEnd(ClosePolicyViolation, "unexpected frame", true)
+				s.setReason("unexpected frame")
+			}
+			if err := rd.skip(f); err != nil {
+				return readReason(err)
+			}
+		}
+	}
+}
+
+func (s *session) setReason(reason string) {
+	s.mu.Lock()
+	s.setReasonLocked(reason)
+	s.mu.Unlock()
+}
+
+// discardUntilReleased reads raw bytes until the session releases the
+// connection goroutine (after its close frame) or the peer leaves.
+func (s *session) discardUntilReleased(reason string) string {
+	_ = discardReads(s.nc)
+	return reason
+}
+
+// echoCloseCode returns the code of a client close frame to echo back.
+func echoCloseCode(payload []byte) int {
+	if len(payload) < 2 {
+		return CloseNormal
+	}
+	code := int(binary.BigEndian.Uint16(payload))
+	switch {
+	case code >= 3000 && code <= 4999,
+		code >= 1000 && code <= 1003,
+		code >= 1007 && code <= 1011:
+		return code
+	}
+	return CloseNormal
+}
+
+// writeDirect writes b from the connection goroutine while no writer can
+// run (handshake).
+func (s *session) writeDirect(b []byte) error {
+	_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	_, err := s.raw.Write(b)
+	return err
+}
+
+// closeHandshake sends a close frame from the connection goroutine and
+// waits a moment for the client's close before the connection is dropped.
+func (s *session) closeHandshake(rd *wsReader, code int, reason string) string {
+	if err := s.writeDirect(appendWSClose(nil, code, reason)); err != nil {
+		return reason
+	}
+	_ = s.nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
+	for {
+		f, err := rd.next()
+		if err != nil || f.op == opClose {
+			return reason
+		}
+		if err := rd.skip(f); err != nil {
+			return reason
+		}
+	}
+}
+
+// errPeerClosed: the client sent a close frame during the handshake.
+var errPeerClosed = errors.New("taskbridge: websocket closed by peer")
+
+// wsProtocolError is a client frame the runtime refuses; reason is the
+// close reason sent back.
+type wsProtocolError struct{ reason string }
+
+func (e *wsProtocolError) Error() string { return "taskbridge: websocket: " + e.reason }
+
+func protocolError(reason string) error { return &wsProtocolError{reason: reason} }
+
+// wsReader reads client (masked) WebSocket frames from the connection.
+type wsReader struct {
+	r   io.Reader
+	hdr [8]byte
+}
+
+type wsFrame struct {
+	fin bool
+	op  byte
+	n   int64
+	key [4]byte
+}
+
+// next reads a frame header.
+func (rd *wsReader) next() (wsFrame, error) {
+	if _, err := io.ReadFull(rd.r, rd.hdr[:2]); err != nil {
+		return wsFrame{}, err
+	}
+	b0, b1 := rd.hdr[0], rd.hdr[1]
+	f := wsFrame{fin: b0&0x80 != 0, op: b0 & 0x0F, n: int64(b1 & 0x7F)}
+	if b0&0x70 != 0 {
+		return f, protocolError("invalid frame")
+	}
+	if b1&0x80 == 0 {
+		return f, protocolError("unmasked frame")
+	}
+	switch f.n {
+	case 126:
+		if _, err := io.ReadFull(rd.r, rd.hdr[:2]); err != nil {
+			return f, err
+		}
+		f.n = int64(binary.BigEndian.Uint16(rd.hdr[:2]))
+	case 127:
+		if _, err := io.ReadFull(rd.r, rd.hdr[:8]); err != nil {
+			return f, err
+		}
+		n := binary.BigEndian.Uint64(rd.hdr[:8])
+		if n > 1<<62 {
+			return f, protocolError("frame too large")
+		}
+		f.n = int64(n)
+	}
+	if _, err := io.ReadFull(rd.r, f.key[:]); err != nil {
+		return f, err
+	}
+	switch f.op {
+	case opClose, opPing, opPong:
+		if !f.fin || f.n > maxControlPayload {
+			return f, protocolError("invalid control frame")
+		}
+	case opText, opBinary, opContinuation:
+	default:
+		return f, protocolError("invalid frame")
+	}
+	return f, nil
+}
+
+// payload reads f's payload, unmasked, appended to dst.
+func (rd *wsReader) payload(f wsFrame, dst []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, make([]byte, f.n)...)
+	p := dst[start:]
+	if _, err := io.ReadFull(rd.r, p); err != nil {
+		return dst[:start], err
+	}
+	for i := range p {
+		p[i] ^= f.key[i&3]
+	}
+	return dst, nil
+}
+
+func (rd *wsReader) skip(f wsFrame) error {
+	_, err := io.CopyN(io.Discard, rd.r, f.n)
+	return err
+}
+
