@@ -382,4 +382,3 @@ func (rd *wsReader) skip(f wsFrame) error {
 	_, err := io.CopyN(io.Discard, rd.r, f.n)
 	return err
 }
-
