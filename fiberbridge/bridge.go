@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap/zapcore"
 
@@ -16,6 +17,7 @@ import (
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
+	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
 // Bridge is the TaskBridge handler group of one process: its configuration,
@@ -26,7 +28,12 @@ type Bridge struct {
 	cfg          Config
 	services     *orchestration.Services
 	ownsServices bool
-	hub          streamHub
+	hub          *streaming.Hub
+	hubDone      chan struct{}
+	wsConfig     websocket.Config
+	replayLimit  int
+	maintStop    context.CancelFunc
+	maintDone    chan struct{}
 	log          *observe.Logger
 	metrics      observe.MetricsSink
 	clock        func() time.Time
@@ -61,7 +68,7 @@ func New(cfg Config) *Bridge {
 		b.allowed = append(b.allowed, m)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.hub = newStreamHub(b)
+	b.startHub()
 
 	b.services = cfg.Services
 	if b.services == nil {
@@ -72,7 +79,7 @@ func New(cfg Config) *Bridge {
 			Receipts:    cfg.Stores.Receipts,
 			Executor:    cfg.Executor,
 			Ownership:   cfg.Ownership,
-			Waiter:      b.hub.waiter(),
+			Waiter:      b.hub,
 			Logger:      observe.NewLogger(cfg.Logger),
 			Metrics:     cfg.Metrics,
 			Clock:       cfg.Clock,
@@ -82,8 +89,22 @@ func New(cfg Config) *Bridge {
 		}
 		b.services = s
 		b.ownsServices = true
+		if cfg.MaintenanceInterval >= 0 {
+			b.startMaintenance(cfg.MaintenanceInterval)
+		}
 	}
 	return b
+}
+
+// startMaintenance runs the services' retention and reconciliation until
+// Shutdown.
+func (b *Bridge) startMaintenance(every time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.maintStop, b.maintDone = cancel, make(chan struct{})
+	go func() {
+		defer close(b.maintDone)
+		_ = b.services.RunMaintenance(ctx, every)
+	}()
 }
 
 // Services returns the services the bridge uses by default (built by New or
@@ -132,11 +153,20 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.cancel()
 
 	var errs []error
-	if err := b.hub.shutdown(ctx); err != nil {
+	if err := b.hub.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("streams: %w", err))
+	}
+	if err := waitChan(ctx, b.hubDone); err != nil {
+		errs = append(errs, fmt.Errorf("streaming hub: %w", err))
 	}
 	if err := waitGroup(ctx, &b.polls); err != nil {
 		errs = append(errs, fmt.Errorf("long-polls: %w", err))
+	}
+	if b.maintStop != nil {
+		b.maintStop()
+		if err := waitChan(ctx, b.maintDone); err != nil {
+			errs = append(errs, fmt.Errorf("maintenance: %w", err))
+		}
 	}
 	if b.ownsServices {
 		if err := b.services.Close(ctx); err != nil {
@@ -172,6 +202,16 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 		wg.Wait()
 		close(done)
 	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitChan waits for done to close or ctx to end.
+func waitChan(ctx context.Context, done <-chan struct{}) error {
 	select {
 	case <-done:
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
+	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
 // Stores are the four stores the bridge builds its services from when
@@ -184,6 +185,27 @@ type Config struct {
 	// Optional. Default: DefaultMaxPollWait (60 s).
 	MaxPollWait time.Duration
 
+	// Stream configures the streaming hub (heartbeats, queues, WebSocket
+	// limits; see streaming.Options). Its Logger, Metrics and Diagnostics
+	// default to the bridge's.
+	//
+	// Optional. Default: streaming.Options{} (the streaming defaults).
+	Stream streaming.Options
+
+	// WebSocketOrigins lists the Origin header values a WebSocket upgrade
+	// may carry; others are refused before the upgrade.
+	//
+	// Optional. Default: nil (any origin).
+	WebSocketOrigins []string
+
+	// MaintenanceInterval is how often the services the bridge built run
+	// retention and reconciliation (Services.RunMaintenance) until
+	// Shutdown. Unused when Config.Services is set (the host runs it). A
+	// negative value turns it off.
+	//
+	// Optional. Default: orchestration.DefaultMaintenanceInterval (1 min).
+	MaintenanceInterval time.Duration
+
 	// Logger receives the bridge's structured logs (transport "http") and
 	// is passed to the services and hub the bridge builds.
 	//
@@ -218,15 +240,16 @@ type Config struct {
 // ConfigDefault is the configuration New starts from: every optional field's
 // default. Services, Stores, Executor and AuthResolver have no default.
 var ConfigDefault = Config{
-	Routes:         DefaultRoutes,
-	MaxBodyBytes:   DefaultMaxBodyBytes,
-	MaxUploadBytes: DefaultMaxUploadBytes,
-	MaxUploads:     DefaultMaxUploads,
-	MaxPollWait:    DefaultMaxPollWait,
-	Metrics:        observe.NopMetrics{},
-	Diagnostics:    observe.NopDiagnostics{},
-	Readiness:      observe.AlwaysReady{},
-	Clock:          time.Now,
+	Routes:              DefaultRoutes,
+	MaxBodyBytes:        DefaultMaxBodyBytes,
+	MaxUploadBytes:      DefaultMaxUploadBytes,
+	MaxUploads:          DefaultMaxUploads,
+	MaxPollWait:         DefaultMaxPollWait,
+	MaintenanceInterval: orchestration.DefaultMaintenanceInterval,
+	Metrics:             observe.NopMetrics{},
+	Diagnostics:         observe.NopDiagnostics{},
+	Readiness:           observe.AlwaysReady{},
+	Clock:               time.Now,
 }
 
 // configDefault returns cfg with every zero optional field set from
@@ -257,6 +280,9 @@ func configDefault(cfg Config) Config {
 	}
 	if cfg.MaxPollWait == 0 {
 		cfg.MaxPollWait = ConfigDefault.MaxPollWait
+	}
+	if cfg.MaintenanceInterval == 0 {
+		cfg.MaintenanceInterval = ConfigDefault.MaintenanceInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()

@@ -463,6 +463,12 @@ func TestActionFlow(t *testing.T) {
 
 	check := func(r response, status int, want contracts.ActionStatus) {
 		t.Helper()
+		if r.status != status {
+			res, _ := h.poll("alice", id, "")
+			for _, e := range res.Events {
+				t.Logf("task event: %s %s", e.Type, e.Payload)
+			}
+		}
 		require.Equal(t, status, r.status, string(r.body))
 		conformance.CheckBody(t, conformance.ActionResponse, r.body)
 		var res contracts.ActionResult

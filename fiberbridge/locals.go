@@ -2,6 +2,7 @@ package fiberbridge
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -118,7 +119,7 @@ func (b *Bridge) resolveAuth(c *fiber.Ctx) (auth contracts.AuthContext, err erro
 	}()
 	auth, err = b.cfg.AuthResolver(c)
 	if err == nil {
-		return auth, nil
+		return cloneAuth(auth), nil
 	}
 	var be *bridgeerr.Error
 	if errors.As(err, &be) {
@@ -136,4 +137,20 @@ func (b *Bridge) locals(c *fiber.Ctx) (*orchestration.Services, contracts.AuthCo
 	s, _ := ServicesFrom(c)
 	auth, _ := AuthFrom(c)
 	return s, auth, nil
+}
+
+// cloneAuth copies the strings of auth, which a resolver may have taken from
+// the request's recycled buffers; the AuthContext outlives the request on
+// WebSocket connections. Attributes are kept as given.
+func cloneAuth(a contracts.AuthContext) contracts.AuthContext {
+	a.Subject = strings.Clone(a.Subject)
+	a.AppID = strings.Clone(a.AppID)
+	if a.Scopes != nil {
+		scopes := make([]string, len(a.Scopes))
+		for i, s := range a.Scopes {
+			scopes[i] = strings.Clone(s)
+		}
+		a.Scopes = scopes
+	}
+	return a
 }

@@ -4,67 +4,124 @@ import (
 	"context"
 	"errors"
 
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
+	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
-// streamHub is what the bridge needs from the streaming runtime.
-type streamHub interface {
-	waiter() orchestration.Waiter
-	shutdown(ctx context.Context) error
-}
+// Cursor sources of an SSE request.
+const (
+	headerLastEventID = "Last-Event-ID"
+	paramLastEventID  = "lastEventId"
+)
 
-// feedHub is a placeholder until the streaming runtime lands: a FeedWaiter
-// for long-polls.
-type feedHub struct {
-	w      *orchestration.FeedWaiter
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func newStreamHub(b *Bridge) streamHub {
-	h := &feedHub{w: orchestration.NewFeedWaiter(b.cfg.Stores.Events), done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
+// startHub builds the streaming hub and runs it until Shutdown.
+func (b *Bridge) startHub() {
+	opts := b.cfg.Stream
+	if opts.Logger == nil {
+		opts.Logger = observe.NewLogger(b.cfg.Logger)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = b.cfg.Metrics
+	}
+	if opts.Diagnostics == nil {
+		opts.Diagnostics = b.cfg.Diagnostics
+	}
+	b.replayLimit = opts.ReplayBatchSize
+	if b.replayLimit <= 0 {
+		b.replayLimit = streaming.DefaultReplayBatchSize
+	}
+	b.replayLimit = min(b.replayLimit, orchestration.MaxPageLimit)
+	opts.ReplayBatchSize = b.replayLimit
+	b.hub = streaming.NewHub(b.cfg.Stores.Events, opts)
+	b.wsConfig = streaming.WebSocketConfig(websocket.Config{
+		Origins:        b.cfg.WebSocketOrigins,
+		RecoverHandler: b.recoverWebSocket,
+	})
+	b.hubDone = make(chan struct{})
 	go func() {
-		defer close(h.done)
-		_ = h.w.Run(ctx)
+		defer close(b.hubDone)
+		err := b.hub.Run(context.Background())
+		if err != nil && !errors.Is(err, context.Canceled) {
+			b.log.Error("streaming hub stopped", observe.Entry{Transport: observe.TransportInternal, Outcome: "failed", Err: err})
+		}
 	}()
-	return h
 }
 
-func (h *feedHub) waiter() orchestration.Waiter { return h.w }
-
-func (h *feedHub) shutdown(ctx context.Context) error {
-	h.cancel()
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// recoverWebSocket is the upgraded connection's panic handler: it logs the
+// panic and lets the connection close (contrib's default would write the
+// panic value to the client).
+func (b *Bridge) recoverWebSocket(*websocket.Conn) {
+	if r := recover(); r != nil {
+		b.log.Error("websocket handler panicked", observe.Entry{Transport: observe.TransportWS, Outcome: "panic", Err: panicError(r)})
 	}
 }
 
-// StreamEventsHandler returns the SSE handler.
+// StreamEventsHandler returns the handler of GET
+// /api/v1/tasks/:taskId/events/stream, the SSE stream. The cursor comes
+// from the Last-Event-ID header, else the lastEventId query parameter; a
+// malformed cursor answers 400 before any stream starts, a missing or
+// foreign task 404, a cursor at or after the task's terminal event 204 (so
+// EventSource stops). Otherwise the streaming hub takes the connection
+// over: replay strictly after the cursor, live events, comment pings when
+// idle, and the end of the response after the terminal event.
 func (b *Bridge) StreamEventsHandler() fiber.Handler {
-	return b.handler(func(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
-		taskID, err := parseTaskID(c.Params(TaskIDParam))
-		if err != nil {
-			return err
-		}
-		if _, err := s.Subscription.Authorize(c.UserContext(), auth, taskID); err != nil {
-			return err
-		}
-		return bridgeerr.Wrap(bridgeerr.CodeServiceShuttingDown, errors.New("not yet wired"), "streaming unavailable")
+	return b.handler(b.streamEvents)
+}
+
+func (b *Bridge) streamEvents(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
+	taskID, err := parseTaskID(c.Params(TaskIDParam))
+	if err != nil {
+		return err
+	}
+	name, raw := headerLastEventID, c.Get(headerLastEventID)
+	if raw == "" {
+		name, raw = paramLastEventID, c.Query(paramLastEventID)
+	}
+	cursor, err := parseCursor(name, raw)
+	if err != nil {
+		return err
+	}
+	if b.closing() {
+		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "server is shutting down")
+	}
+	// Replay authorizes and reads the first page in one call.
+	_, page, err := s.Subscription.Replay(c.UserContext(), auth, taskID, cursor, b.replayLimit)
+	if err != nil {
+		return err
+	}
+	return b.hub.ServeSSE(c, streaming.StreamRequest{
+		TaskID: taskID, Cursor: cursor, Initial: &page, InitialLimit: b.replayLimit, Subject: auth.Subject,
 	})
 }
 
-// WebSocketHandler returns the WebSocket handler.
+// WebSocketHandler returns the handler of GET /api/v1/tasks/ws. The caller
+// is authenticated before the upgrade (a failure answers the 401 envelope,
+// a request that is not an upgrade 426); the AuthContext and services are
+// captured for the connection. The client then sends
+// {action:"subscribe", taskId, lastEventId}; a missing or foreign task
+// closes the socket with 1008, as does an invalid frame.
 func (b *Bridge) WebSocketHandler() fiber.Handler {
-	return b.handler(func(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
-		return bridgeerr.Wrap(bridgeerr.CodeServiceShuttingDown, errors.New("not yet wired"), "streaming unavailable")
-	})
+	return b.handler(b.webSocket)
+}
+
+func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return bridgeerr.New(bridgeerr.CodeInvalidRequest, "WebSocket upgrade required").
+			WithStatus(fiber.StatusUpgradeRequired)
+	}
+	if b.closing() {
+		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "server is shutting down")
+	}
+	authorize := func(ctx context.Context, taskID string) error {
+		_, err := s.Subscription.Authorize(ctx, auth, taskID)
+		return err
+	}
+	hub := b.hub
+	return websocket.New(func(conn *websocket.Conn) { hub.ServeWebSocket(conn, authorize) }, b.wsConfig)(c)
 }
