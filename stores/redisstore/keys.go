@@ -1,6 +1,10 @@
 package redisstore
 
-import "strconv"
+import (
+	"encoding/hex"
+	"strconv"
+	"strings"
+)
 
 // keys builds every key and channel name from the prefix P. The layout (also
 // in README.md):
@@ -16,7 +20,9 @@ import "strconv"
 //	P{rcpt}:expiry          zset    receipts with an expiry, scored by it (unix µs)
 //	Pchanges                channel change feed: "<taskId> <eventId>" per append
 //
-// The braces are Redis Cluster hash tags: all keys of one task share a slot,
+// <taskId> in a tag is the id itself, or '%' and the id in hex when it holds
+// a brace, is empty or starts with '%' (see tag). The braces are Redis
+// Cluster hash tags: all keys of one task share a slot,
 // and all suspension keys (and all receipt keys) share one slot each, so
 // every script touches a single slot. Index members are the key suffix after
 // the tag ("<n>:<taskId>:<id>"), so the record key is the tag plus member.
@@ -24,10 +30,21 @@ type keys struct {
 	prefix string
 }
 
-func (k keys) task(taskID string) string   { return k.prefix + "{" + taskID + "}:task" }
-func (k keys) events(taskID string) string { return k.prefix + "{" + taskID + "}:events" }
-func (k keys) meta(taskID string) string   { return k.prefix + "{" + taskID + "}:meta" }
-func (k keys) channel() string             { return k.prefix + "changes" }
+func (k keys) task(taskID string) string   { return k.prefix + "{" + tag(taskID) + "}:task" }
+func (k keys) events(taskID string) string { return k.prefix + "{" + tag(taskID) + "}:events" }
+func (k keys) meta(taskID string) string   { return k.prefix + "{" + tag(taskID) + "}:meta" }
+
+// tag returns the hash tag of a task's keys: the task id itself, or, when
+// the id would not survive as a tag (it holds a brace, is empty or starts
+// with '%'), '%' followed by the id in hex. The mapping is one-to-one, so
+// distinct tasks never share keys.
+func tag(taskID string) string {
+	if taskID != "" && taskID[0] != '%' && !strings.ContainsAny(taskID, "{}") {
+		return taskID
+	}
+	return "%" + hex.EncodeToString([]byte(taskID))
+}
+func (k keys) channel() string { return k.prefix + "changes" }
 
 func (k keys) idem(ownerID, clientRequestID string) string {
 	return k.prefix + "idem:" + strconv.Itoa(len(ownerID)) + ":" + ownerID + ":" + clientRequestID

@@ -186,7 +186,7 @@ func (r *TaskRegistry) UpdateStatus(ctx context.Context, taskID string, next con
 	args := make([]any, 0, 5+len(allStatuses)*2)
 	args = append(args, "status", string(next), formatTime(r.cfg.now()), ms(r.cfg.activeTTL), ms(r.cfg.terminalTTL))
 	args = appendRules(args, next)
-	return r.update(ctx, taskID, args, "to "+string(next))
+	return r.update(ctx, taskID, args, "move to "+string(next))
 }
 
 // RequestCancellation implements contracts.TaskRegistry. The first
@@ -196,7 +196,7 @@ func (r *TaskRegistry) RequestCancellation(ctx context.Context, taskID, reason s
 	args := make([]any, 0, 5+len(allStatuses))
 	args = append(args, "cancel", reason, formatTime(r.cfg.now()), ms(r.cfg.activeTTL), ms(r.cfg.terminalTTL))
 	args = appendRules(args, "")
-	return r.update(ctx, taskID, args, "cancel")
+	return r.update(ctx, taskID, args, "request cancellation")
 }
 
 // allStatuses lists the protocol's states, for deriving the script's rules.
@@ -225,14 +225,14 @@ func (r *TaskRegistry) update(ctx context.Context, taskID string, args []any, wh
 	}
 	raw, err := updateTaskScript.Run(ctx, r.client, r.taskKeys(taskID), args...).Slice()
 	if err != nil {
-		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q %s: %w", taskID, what, err)
+		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q: %s: %w", taskID, what, err)
 	}
 	outcome, _ := raw[0].(string)
 	if outcome == "missing" {
 		return contracts.TaskRecord{}, notFound("task", taskID)
 	}
 	if len(raw) != 6 {
-		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q %s: unexpected reply of %d items", taskID, what, len(raw))
+		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q: %s: unexpected reply of %d items", taskID, what, len(raw))
 	}
 	task, err := decodeTask(taskID, raw[1:])
 	if err != nil {
@@ -242,7 +242,7 @@ func (r *TaskRegistry) update(ctx context.Context, taskID string, args []any, wh
 	case "terminal":
 		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q is %s: %s: %w", taskID, task.Status, what, contracts.ErrTerminal)
 	case "invalid":
-		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q: %s -> %s: %w", taskID, task.Status, what, contracts.ErrInvalidTransition)
+		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q is %s: %s: %w", taskID, task.Status, what, contracts.ErrInvalidTransition)
 	case "ok":
 		if err := r.touchIdem(ctx, task); err != nil {
 			return contracts.TaskRecord{}, err
