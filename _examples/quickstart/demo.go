@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+)
+
+// The demo task types. Their input is validated when the task is created
+// (validateDemoInput, installed as the bridge's CreatePreprocessor), so a
+// bad input answers 400 INVALID_REQUEST and no task is created; the
+// handlers decode input that is known to be valid.
+const (
+	typeProgress = "demo.progress"
+	typeFail     = "demo.fail"
+	typeApproval = "demo.approval"
+	typeSleep    = "demo.sleep"
+)
+
+// progressInput is demo.progress's input: steps (0..1000, default 3) and
+// delayMs between steps (0..60000, default 100).
+type progressInput struct {
+	Steps   *int `json:"steps"`
+	DelayMs *int `json:"delayMs"`
+}
+
+// sleepInput is demo.sleep's input: delayMs between progress events
+// (1..60000, default 1000).
+type sleepInput struct {
+	DelayMs *int `json:"delayMs"`
+}
+
+// emptyInput is the input of demo.fail and demo.approval: no fields.
+type emptyInput struct{}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// registerDemo registers the four demo handlers on x.
+func registerDemo(x *orchestration.Executor) {
+	x.Handle(typeProgress, runProgress)
+	x.Handle(typeFail, runFail)
+	x.Handle(typeApproval, runApproval)
+	x.Handle(typeSleep, runSleep)
+}
+
+// runProgress emits steps TASK_PROGRESS events rising to 100, delayMs
+// apart, and completes with {steps}.
+func runProgress(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+	var in progressInput
+	if err := task.DecodeInput(&in); err != nil {
+		return nil, err
+	}
+	steps, delay := intOr(in.Steps, 3), time.Duration(intOr(in.DelayMs, 100))*time.Millisecond
+	for i := 1; i <= steps; i++ {
+		if err := sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		pct := float64(i) * 100 / float64(steps)
+		if err := task.Progress(ctx, pct, "working", fmt.Sprintf("step %d of %d", i, steps)); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]int{"steps": steps}, nil
+}
+
+// runFail emits one TASK_PROGRESS and fails with DEMO_FAILURE.
+func runFail(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+	if err := task.Progress(ctx, 50, "working", "about to fail"); err != nil {
+		return nil, err
+	}
+	return nil, &orchestration.TaskError{Code: "DEMO_FAILURE", Message: "the demo task failed on purpose", Retryable: false}
+}
+
+// runApproval suspends for approve or reject and completes with
+// {decision}.
+func runApproval(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+	act, err := task.Suspend(ctx, orchestration.SuspendSpec{
+		Kind:           contracts.KindUserActionRequired,
+		ReasonCode:     "approval_required",
+		AllowedActions: []string{"approve", "reject"},
+		SchemaVersion:  1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"decision": act.ActionType}, nil
+}
+
+// runSleep emits TASK_PROGRESS below 100 every delayMs until it is
+// cancelled; the executor then ends it with TASK_CANCELLED.
+func runSleep(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+	var in sleepInput
+	if err := task.DecodeInput(&in); err != nil {
+		return nil, err
+	}
+	delay := time.Duration(intOr(in.DelayMs, 1000)) * time.Millisecond
+	for n := 1; ; n++ {
+		if err := sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		if err := task.Progress(ctx, float64(min(n, 99)), "sleeping", ""); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// validateDemoInput is the bridge's CreatePreprocessor: it rejects a demo
+// task's invalid input with 400 INVALID_REQUEST before the task exists.
+// Unknown task types pass through; the creation service answers them with
+// 400 listing the known ones.
+func validateDemoInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
+	switch cmd.TaskType {
+	case typeProgress:
+		var in progressInput
+		if err := decodeInput(cmd.Input, &in); err != nil {
+			return err
+		}
+		if err := inRange("steps", in.Steps, 0, 1000); err != nil {
+			return err
+		}
+		return inRange("delayMs", in.DelayMs, 0, 60000)
+	case typeSleep:
+		var in sleepInput
+		if err := decodeInput(cmd.Input, &in); err != nil {
+			return err
+		}
+		return inRange("delayMs", in.DelayMs, 1, 60000)
+	case typeFail, typeApproval:
+		return decodeInput(cmd.Input, &emptyInput{})
+	}
+	return nil
+}
+
+// decodeInput strictly decodes a task input: unknown fields and wrong
+// types are 400 INVALID_REQUEST naming the field.
+func decodeInput(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	field, msg := "input", "input is not valid"
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		field = "input." + typeErr.Field
+		msg = field + " has the wrong type"
+	} else if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field = "input." + strings.Trim(name, `"`)
+		msg = field + " is not a known field"
+	}
+	return bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, msg).WithDetails(map[string]any{"field": field})
+}
+
+func inRange(name string, v *int, lo, hi int) error {
+	if v == nil || (*v >= lo && *v <= hi) {
+		return nil
+	}
+	return bridgeerr.New(bridgeerr.CodeInvalidRequest, fmt.Sprintf("input.%s must be from %d to %d", name, lo, hi)).
+		WithDetails(map[string]any{"field": "input." + name, "minimum": lo, "maximum": hi})
+}
