@@ -133,10 +133,14 @@ type env struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
-	wrap func(contracts.EventStore) contracts.EventStore
-	mw   fiber.Handler
-	mem  memstore.Options
+	wrap    func(contracts.EventStore) contracts.EventStore
+	mw      fiber.Handler
+	mem     memstore.Options
+	noProbe bool
 }
+
+// withSilentFeed skips the listening probe (for feeds that never notify).
+func withSilentFeed() envOption { return func(c *envConfig) { c.noProbe = true } }
 
 func withStore(wrap func(contracts.EventStore) contracts.EventStore) envOption {
 	return func(c *envConfig) { c.wrap = wrap }
@@ -165,6 +169,9 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.runDone <- e.hub.Run(ctx) }()
+	if !cfg.noProbe {
+		e.waitListening()
+	}
 
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -221,6 +228,26 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		<-served
 	})
 	return e
+}
+
+// waitListening returns once the hub receives the feed's notices: it
+// appends to a probe task until a watch on it is woken.
+func (e *env) waitListening() {
+	e.t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		ch, release := e.hub.Watch("__probe")
+		_, err := e.mem.Append(context.Background(), "__probe", contracts.Started(""))
+		require.NoError(e.t, err)
+		select {
+		case <-ch:
+			release()
+			return
+		case <-time.After(20 * time.Millisecond):
+			release()
+		}
+	}
+	e.t.Fatal("hub is not listening to the feed")
 }
 
 // shutdown shuts the hub down (idempotent) and waits for Run.

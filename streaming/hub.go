@@ -112,7 +112,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.wheel.run(runCtx)
 	}()
 	// Streams may have joined before the feed was listening: read them once.
-	h.resync()
+	h.reread(false)
 	err := h.events.Listen(runCtx, h.onChange)
 	cancel()
 	wg.Wait()
@@ -306,7 +306,7 @@ func (h *Hub) dropIfEmpty(t *taskState) {
 // queues a fan-out pass. It never blocks and never calls the store.
 func (h *Hub) onChange(c contracts.Change) {
 	if c.Resync {
-		h.resync()
+		h.reread(true)
 		return
 	}
 	h.mu.RLock()
@@ -331,8 +331,9 @@ func (h *Hub) onChange(c contracts.Change) {
 	}
 }
 
-// resync re-reads every watched task and wakes every watcher.
-func (h *Hub) resync() {
+// reread re-reads every task with live subscribers and, on a feed resync,
+// wakes every watcher.
+func (h *Hub) reread(wake bool) {
 	h.mu.RLock()
 	tasks := make([]*taskState, 0, len(h.tasks))
 	for _, t := range h.tasks {
@@ -342,8 +343,10 @@ func (h *Hub) resync() {
 	for _, t := range tasks {
 		t.mu.Lock()
 		t.more = true
-		watchers := t.watchers
-		t.watchers = nil
+		var watchers []chan struct{}
+		if wake {
+			watchers, t.watchers = t.watchers, nil
+		}
 		sched := t.wantPass()
 		t.mu.Unlock()
 		for _, ch := range watchers {

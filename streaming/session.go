@@ -224,7 +224,7 @@ func (s *session) requestEnd(code int, reason string, drop bool) {
 	if handshake && s.nc != nil {
 		// The connection goroutine is reading the subscribe frame (or
 		// preparing the stream): interrupt it; it answers the end itself.
-		_ = s.nc.SetReadDeadline(time.Now())
+		_ = s.raw.SetReadDeadline(time.Now())
 	}
 }
 
@@ -442,7 +442,7 @@ func (s *session) finish() {
 	if s.transport == observe.TransportWS {
 		deadline = deadline.Add(wsCloseGrace)
 	}
-	_ = s.nc.SetReadDeadline(deadline)
+	_ = s.raw.SetReadDeadline(deadline)
 }
 
 // abort ends the session without a final write (the connection failed or
@@ -463,7 +463,7 @@ func (s *session) abort(reason string, err error) {
 		s.hub.cfg.log.Debug("stream aborted", observe.Entry{TaskID: s.taskID, Transport: s.transport, Outcome: reason, Err: err})
 	}
 	s.hub.unregister(s)
-	_ = s.nc.SetReadDeadline(time.Now())
+	_ = s.raw.SetReadDeadline(time.Now())
 }
 
 // forceClose closes the connection hard (Shutdown past its deadline).

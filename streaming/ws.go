@@ -67,7 +67,7 @@ func (s *session) serveWS(authorize func(ctx context.Context, taskID string) err
 	h := s.hub
 	log := h.cfg.log
 	rd := &wsReader{r: s.nc}
-	_ = s.nc.SetReadDeadline(time.Now().Add(h.cfg.wsHandshake))
+	_ = s.raw.SetReadDeadline(time.Now().Add(h.cfg.wsHandshake))
 	msg, err := s.readSubscribe(rd)
 	if err != nil {
 		if s.endRequested() {
@@ -125,7 +125,7 @@ func (s *session) serveWS(authorize func(ctx context.Context, taskID string) err
 		return append(dst, raw...)
 	})
 	s.initial, s.initialLimit = &page, h.cfg.replayBatch
-	_ = s.nc.SetReadDeadline(time.Time{})
+	_ = s.raw.SetReadDeadline(time.Time{})
 	if !s.cursor.IsZero() {
 		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
 	}
@@ -284,7 +284,7 @@ func (s *session) closeHandshake(rd *wsReader, code int, reason string) string {
 	if err := s.writeDirect(appendWSClose(nil, code, reason)); err != nil {
 		return reason
 	}
-	_ = s.nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
+	_ = s.raw.SetReadDeadline(time.Now().Add(wsCloseGrace))
 	for {
 		f, err := rd.next()
 		if err != nil || f.op == opClose {

@@ -1,0 +1,22 @@
+package streaming
+
+// LiveSubscribers returns how many subscribers of taskID receive live
+// batches, for tests that must wait until streams have joined.
+func (h *Hub) LiveSubscribers(taskID string) int {
+	h.mu.RLock()
+	t := h.tasks[taskID]
+	h.mu.RUnlock()
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.live
+}
+
+// TrackedTasks returns how many tasks the hub keeps state for.
+func (h *Hub) TrackedTasks() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.tasks)
+}
