@@ -120,6 +120,7 @@ func (s *ActionService) checkReceipt(ctx context.Context, cmd contracts.SubmitAc
 		s.count(contracts.ActionStatusDeduplicated)
 		return contracts.ActionStatusDeduplicated, true, nil
 	}
+	s.count(statusConflict)
 	s.d.log.Warn("task.action.conflict", observe.Entry{
 		TaskID: cmd.TaskID, ClientRequestID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
 		Transport: observe.TransportInternal, Outcome: "conflict",
@@ -193,6 +194,7 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 	if !saved && !stored.SameAction(cmd) {
 		// The same clientActionId won another suspension of this task at
 		// the same moment; the first receipt stands.
+		s.count(statusConflict)
 		entry.Outcome = "conflict"
 		d.log.Warn("task.action.conflict", entry)
 		return contracts.ActionResult{}, bridgeerr.New(bridgeerr.CodeIdempotencyConflict,
@@ -232,6 +234,9 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 	s.count(contracts.ActionStatusAccepted)
 	return s.result(cmd, contracts.ActionStatusAccepted), nil
 }
+
+// statusConflict is the MetricActions status tag of an idempotency conflict.
+const statusConflict contracts.ActionStatus = "IDEMPOTENCY_CONFLICT"
 
 func (s *ActionService) count(status contracts.ActionStatus) {
 	s.d.metrics.IncCounter(observe.MetricActions, 1, observe.Tag{Key: observe.TagStatus, Value: string(status)})

@@ -136,7 +136,7 @@ func (s *CreationService) newRecord(cmd contracts.CreateTaskCommand) (contracts.
 // (which also moves the registry to FAILED) so that streams end too.
 func (s *CreationService) failSubmission(ctx context.Context, task contracts.TaskRecord, entry observe.Entry, cause error) {
 	d := s.d
-	d.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: "submission"})
+	d.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: CodeTaskSubmission})
 	entry.Outcome, entry.Err = "submit_failed", cause
 	d.log.Error("task.create.submit_failed", entry)
 	draft, _ := contracts.Failed(CodeTaskSubmission, "the task could not be submitted for execution", true)

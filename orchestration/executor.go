@@ -331,7 +331,7 @@ func (e *Executor) Cancel(ctx context.Context, task contracts.TaskRecord) error 
 		r.state = runEnded
 		r.mu.Unlock()
 		draft, _ := contracts.Cancelled(reason, "")
-		e.end(context.WithoutCancel(ctx), r, draft, "cancelled")
+		e.end(context.WithoutCancel(ctx), r, draft, "cancelled", "")
 	case runRunning:
 		r.cancelRequested = true
 		r.cancelReason = reason
@@ -454,7 +454,7 @@ func (e *Executor) abort(r *run) {
 	r.state = runEnded
 	r.mu.Unlock()
 	draft, _ := contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task ran", true)
-	e.end(context.Background(), r, draft, "shutdown")
+	e.end(context.Background(), r, draft, "shutdown", CodeExecutorShutdown)
 }
 
 // terminalTimeout bounds the store calls that write a terminal event, which
@@ -504,39 +504,39 @@ func (e *Executor) execute(r *run) {
 	r.mu.Unlock()
 
 	var draft contracts.EventDraft
-	var outcome string
+	var outcome, code string
 	switch {
 	case cancelled:
 		draft, _ = contracts.Cancelled(reason, "")
 		outcome = "cancelled"
 	case panicked:
-		draft, _ = contracts.Failed(CodeTaskPanic, "the task handler panicked", false)
-		outcome = "panic"
+		code, outcome = CodeTaskPanic, "panic"
+		draft, _ = contracts.Failed(code, "the task handler panicked", false)
 	case herr == nil:
 		if draft, err = contracts.Completed(result); err != nil {
 			entry.Outcome, entry.Err = "invalid_result", err
 			e.log.Error("task.run.invalid_result", entry)
-			draft, _ = contracts.Failed(CodeInvalidResult, "the task result could not be encoded as JSON", false)
-			outcome = "invalid_result"
+			code, outcome = CodeInvalidResult, "invalid_result"
+			draft, _ = contracts.Failed(code, "the task result could not be encoded as JSON", false)
 		} else {
 			outcome = "completed"
 		}
 	case shutdown:
-		draft, _ = contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task finished", true)
-		outcome = "shutdown"
+		code, outcome = CodeExecutorShutdown, "shutdown"
+		draft, _ = contracts.Failed(code, "the executor shut down before the task finished", true)
 	default:
-		draft = failureDraft(herr)
+		draft, code = failureDraft(herr)
 		outcome = "error"
 		entry.Outcome, entry.Err = "error", herr
 		e.log.Warn("task.run.handler_error", entry)
 	}
-	e.end(context.Background(), r, draft, outcome)
+	e.end(context.Background(), r, draft, outcome, code)
 }
 
 // failureDraft turns a handler error into TASK_FAILED: a *TaskError keeps
 // its code, message and retryability; anything else is TASK_FAILED with a
 // generic message.
-func failureDraft(err error) contracts.EventDraft {
+func failureDraft(err error) (contracts.EventDraft, string) {
 	var te *TaskError
 	if errors.As(err, &te) && te.Code != "" {
 		msg := te.Message
@@ -544,11 +544,11 @@ func failureDraft(err error) contracts.EventDraft {
 			msg = "the task failed"
 		}
 		if d, err := contracts.Failed(te.Code, msg, te.Retryable); err == nil {
-			return d
+			return d, te.Code
 		}
 	}
 	d, _ := contracts.Failed(CodeTaskFailed, "the task failed", false)
-	return d
+	return d, CodeTaskFailed
 }
 
 // call runs the handler, turning a panic into panicked (logged with its
@@ -567,8 +567,9 @@ func (e *Executor) call(r *run) (result any, panicked bool, err error) {
 	return result, false, err
 }
 
-// end writes the run's terminal event and forgets the run.
-func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome string) {
+// end writes the run's terminal event and forgets the run; failCode is the
+// TASK_FAILED code, counted as the failure reason.
+func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome, failCode string) {
 	ctx, cancel := context.WithTimeout(ctx, terminalTimeout)
 	defer cancel()
 	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
@@ -584,8 +585,8 @@ func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, 
 		entry.EventID = ev.EventID.String()
 		e.log.Info("task.run.ended", entry)
 	}
-	if draft.Type() == contracts.EventFailed {
-		e.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: outcome})
+	if failCode != "" {
+		e.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: failCode})
 	}
 	r.mu.Lock()
 	r.state = runEnded

@@ -33,10 +33,10 @@ func (s *PollingService) Poll(ctx context.Context, q contracts.PollQuery) (contr
 		return contracts.PollResult{}, err
 	}
 
-	transport := observe.Tag{Key: observe.TagTransport, Value: string(observe.TransportHTTP)}
-	d.metrics.IncCounter(observe.MetricFallbacks, 1, transport)
+	transport := observe.TransportTags(observe.TransportHTTP)
+	d.metrics.IncCounter(observe.MetricFallbacks, 1, transport...)
 	if !q.After.IsZero() {
-		d.metrics.IncCounter(observe.MetricReplays, 1, transport)
+		d.metrics.IncCounter(observe.MetricReplays, 1, transport...)
 	}
 
 	res := contracts.PollResult{
