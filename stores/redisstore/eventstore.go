@@ -118,7 +118,7 @@ func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.Ev
 	if err != nil {
 		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
 	}
-	if len(raw) != 3 {
+	if len(raw) < 2 || (len(raw)-2)%4 != 0 {
 		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: unexpected reply of %d items", taskID, len(raw))
 	}
 	terminal, err := optionalID(raw[0])
@@ -129,17 +129,14 @@ func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.Ev
 	if err != nil {
 		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: trim marker: %w", taskID, err)
 	}
-	entries, _ := raw[2].([]any)
 	var page contracts.EventPage
-	if len(entries) > 0 {
-		page.Events = make([]contracts.TaskEvent, 0, len(entries))
-	}
-	for _, e := range entries {
-		ev, err := decodeEntry(taskID, e)
-		if err != nil {
-			return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
+	if n := (len(raw) - 2) / 4; n > 0 {
+		page.Events = make([]contracts.TaskEvent, n)
+		for i := range page.Events {
+			if err := decodeEntry(&page.Events[i], taskID, raw[2+4*i:6+4*i]); err != nil {
+				return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
+			}
 		}
-		page.Events = append(page.Events, ev)
 	}
 	page.RetentionGap = !trimmed.IsZero() && after.Less(trimmed)
 	if !terminal.IsZero() {
@@ -176,39 +173,31 @@ func optionalID(v any) (contracts.EventID, error) {
 	return contracts.ParseEventID(s)
 }
 
-// decodeEntry turns one XRANGE entry ([id, [field, value, ...]]) into an
-// event. The payload bytes are returned exactly as appended.
-func decodeEntry(taskID string, e any) (contracts.TaskEvent, error) {
-	pair, ok := e.([]any)
-	if !ok || len(pair) != 2 {
-		return contracts.TaskEvent{}, fmt.Errorf("malformed stream entry %v", e)
-	}
-	idText, _ := pair[0].(string)
+// decodeEntry fills ev from one event of the read reply: id, type,
+// createdAt (unix ms), payload. The payload bytes are returned exactly as
+// appended.
+func decodeEntry(ev *contracts.TaskEvent, taskID string, f []any) error {
+	idText, _ := f[0].(string)
 	id, err := contracts.ParseEventID(idText)
 	if err != nil {
-		return contracts.TaskEvent{}, fmt.Errorf("stream entry id: %w", err)
+		return fmt.Errorf("stream entry id: %w", err)
 	}
-	fields, _ := pair[1].([]any)
-	ev := contracts.TaskEvent{TaskID: taskID, EventID: id}
-	var haveType, havePayload bool
-	for i := 0; i+1 < len(fields); i += 2 {
-		name, _ := fields[i].(string)
-		value, _ := fields[i+1].(string)
-		switch name {
-		case "type":
-			ev.Type, haveType = contracts.EventType(value), true
-		case "createdAt":
-			msec, err := strconv.ParseInt(value, 10, 64)
-			if err != nil {
-				return contracts.TaskEvent{}, fmt.Errorf("entry %s: createdAt %q: %w", idText, value, err)
-			}
-			ev.CreatedAt = time.UnixMilli(msec).UTC()
-		case "payload":
-			ev.Payload, havePayload = json.RawMessage(value), true
-		}
+	typ, _ := f[1].(string)
+	created, _ := f[2].(string)
+	payload, _ := f[3].(string)
+	if typ == "" || payload == "" {
+		return fmt.Errorf("entry %s lacks its type or payload", idText)
 	}
-	if !haveType || !havePayload {
-		return contracts.TaskEvent{}, fmt.Errorf("entry %s lacks its type or payload", idText)
+	msec, err := strconv.ParseInt(created, 10, 64)
+	if err != nil {
+		return fmt.Errorf("entry %s: createdAt %q: %w", idText, created, err)
 	}
-	return ev, nil
+	*ev = contracts.TaskEvent{
+		Type:      contracts.EventType(typ),
+		TaskID:    taskID,
+		EventID:   id,
+		CreatedAt: time.UnixMilli(msec).UTC(),
+		Payload:   json.RawMessage(payload),
+	}
+	return nil
 }

@@ -72,17 +72,32 @@ return {'ok', id}
 `)
 
 // readScript is EventStore.Read: the page and the stream's markers, read
-// atomically so the gap and the end are judged against the same state.
+// atomically so the gap and the end are judged against the same state. The
+// reply is flat to keep decoding cheap.
 // KEYS: events, meta. ARGV: start ("-" or "(id"), count.
-// Reply: {terminal id | nil, trimmed id | nil, entries}.
+// Reply: {terminal id | false, trimmed id | false, then per event: id,
+// type, createdAt, payload}.
 var readScript = redis.NewScript(`
 local m = redis.call('HMGET', KEYS[2], 'terminal', 'trimmed')
-local entries = {}
+local out = {m[1], m[2]}
 local n = tonumber(ARGV[2])
 if n > 0 then
-  entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', n)
+  local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', n)
+  for _, e in ipairs(entries) do
+    local typ, created, payload = '', '', ''
+    local f = e[2]
+    for i = 1, #f, 2 do
+      if f[i] == 'type' then typ = f[i + 1]
+      elseif f[i] == 'createdAt' then created = f[i + 1]
+      elseif f[i] == 'payload' then payload = f[i + 1] end
+    end
+    out[#out + 1] = e[1]
+    out[#out + 1] = typ
+    out[#out + 1] = created
+    out[#out + 1] = payload
+  end
 end
-return {m[1], m[2], entries}
+return out
 `)
 
 // putTaskScript stores a new task record unless its key exists.
