@@ -149,7 +149,7 @@ type Executor struct {
 	stop        chan struct{}
 	workers     sync.WaitGroup
 	stopWaiter  context.CancelFunc
-	waiterDone  chan struct{}
+	waiterDone  <-chan struct{}
 	closeOnce   sync.Once
 	workersDone chan struct{}
 }
@@ -233,15 +233,11 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 		e.waiter = fw
 		ctx, cancel := context.WithCancel(context.Background())
 		e.stopWaiter = cancel
-		e.waiterDone = make(chan struct{})
-		go func() {
-			defer close(e.waiterDone)
-			if err := fw.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				e.log.Error("executor.waiter.stopped", observe.Entry{
-					Transport: observe.TransportInternal, Outcome: "failed", Err: err,
-				})
-			}
-		}()
+		e.waiterDone = fw.startInBackground(ctx, func(err error) {
+			e.log.Error("executor.waiter.stopped", observe.Entry{
+				Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+			})
+		})
 	}
 	e.workers.Add(workers)
 	for range workers {

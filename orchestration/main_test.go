@@ -160,7 +160,10 @@ func waitEnded(t testing.TB, poll *orchestration.PollingService, a contracts.Aut
 	var all []contracts.TaskEvent
 	var after contracts.EventID
 	for {
-		res, err := poll.Poll(ctx, contracts.PollQuery{Auth: a, TaskID: taskID, After: after, Limit: 500, Wait: 10 * time.Second})
+		// Short waits: a watch made before the feed listener subscribed (the
+		// first moments of a waiter) may miss its change; the next round
+		// re-reads.
+		res, err := poll.Poll(ctx, contracts.PollQuery{Auth: a, TaskID: taskID, After: after, Limit: 500, Wait: 250 * time.Millisecond})
 		require.NoError(t, err)
 		all = append(all, res.Events...)
 		if n := len(all); n > 0 && all[n-1].Type.IsTerminal() {

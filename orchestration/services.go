@@ -84,7 +84,7 @@ type Services struct {
 
 	d         *deps
 	stop      context.CancelFunc
-	done      chan struct{}
+	done      <-chan struct{}
 	closeOnce sync.Once
 }
 
@@ -167,15 +167,11 @@ func NewServices(opts Options) (*Services, error) {
 		d.waiter = fw
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stop = cancel
-		s.done = make(chan struct{})
-		go func() {
-			defer close(s.done)
-			if err := fw.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error("orchestration.waiter.stopped", observe.Entry{
-					Transport: observe.TransportInternal, Outcome: "failed", Err: err,
-				})
-			}
-		}()
+		s.done = fw.startInBackground(ctx, func(err error) {
+			d.log.Error("orchestration.waiter.stopped", observe.Entry{
+				Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+			})
+		})
 	}
 	return s, nil
 }

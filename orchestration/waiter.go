@@ -31,6 +31,9 @@ type FeedWaiter struct {
 	feed    contracts.ChangeFeed
 	mu      sync.Mutex
 	watches map[string]map[*watch]struct{}
+
+	startOnce sync.Once
+	started   chan struct{} // closed when Run is about to Listen
 }
 
 type watch struct{ ch chan struct{} }
@@ -39,13 +42,36 @@ var _ Waiter = (*FeedWaiter)(nil)
 
 // NewFeedWaiter returns a FeedWaiter listening to feed once Run is called.
 func NewFeedWaiter(feed contracts.ChangeFeed) *FeedWaiter {
-	return &FeedWaiter{feed: feed, watches: make(map[string]map[*watch]struct{})}
+	return &FeedWaiter{feed: feed, watches: make(map[string]map[*watch]struct{}), started: make(chan struct{})}
+}
+
+// startInBackground runs w.Run(ctx) in a new goroutine, calling onErr with
+// an error other than ctx's, and returns once the goroutine is about to
+// subscribe to the feed, so that watches made after it returns are not
+// left behind by goroutine start-up. The returned channel is closed when
+// Run has returned.
+func (w *FeedWaiter) startInBackground(ctx context.Context, onErr func(error)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+			onErr(err)
+		}
+	}()
+	<-w.started
+	return done
 }
 
 // Run listens to the feed until ctx ends and returns the feed's error
 // (ctx.Err() after cancellation). When it returns, open watches are closed,
 // so waiters re-read the store instead of sleeping on a dead feed.
+//
+// A feed delivers only changes made after it subscribed, and Run cannot
+// tell when that is; a watch made just before may miss a change. Waiters
+// therefore always wait with a deadline (long-polls have theirs, Suspend
+// also gets the in-process Resume signal and its expiry).
 func (w *FeedWaiter) Run(ctx context.Context) error {
+	w.startOnce.Do(func() { close(w.started) })
 	err := w.feed.Listen(ctx, w.notify)
 	w.closeAll()
 	return err

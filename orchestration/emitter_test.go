@@ -1,0 +1,173 @@
+package orchestration_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+)
+
+func TestEmitterStatusFollowsEvents(t *testing.T) {
+	completed, err := contracts.Completed("ok")
+	require.NoError(t, err)
+	failed, err := contracts.Failed("X", "bad", false)
+	require.NoError(t, err)
+	cancelled, err := contracts.Cancelled("user", "")
+	require.NoError(t, err)
+	progress, err := contracts.Progress(10, "", "")
+	require.NoError(t, err)
+	tests := []struct {
+		name   string
+		drafts []contracts.EventDraft
+		want   []contracts.TaskStatus // status after each draft
+	}{
+		{"started then completed", []contracts.EventDraft{contracts.Started(""), progress, completed},
+			[]contracts.TaskStatus{contracts.StatusRunning, contracts.StatusRunning, contracts.StatusCompleted}},
+		{"completed without started goes through RUNNING", []contracts.EventDraft{completed},
+			[]contracts.TaskStatus{contracts.StatusCompleted}},
+		{"progress alone leaves ACCEPTED", []contracts.EventDraft{progress},
+			[]contracts.TaskStatus{contracts.StatusAccepted}},
+		{"failed straight from ACCEPTED", []contracts.EventDraft{failed}, []contracts.TaskStatus{contracts.StatusFailed}},
+		{"cancelled while running", []contracts.EventDraft{contracts.Started(""), cancelled},
+			[]contracts.TaskStatus{contracts.StatusRunning, contracts.StatusCancelled}},
+		{"a second STARTED is harmless", []contracts.EventDraft{contracts.Started(""), contracts.Started("again")},
+			[]contracts.TaskStatus{contracts.StatusRunning, contracts.StatusRunning}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, orchestration.Options{})
+			task := h.seedTask(t, "alice", contracts.StatusAccepted)
+			em := orchestration.NewEmitter(h.store, h.store)
+			for i, d := range tt.drafts {
+				ev, err := em.Emit(context.Background(), task.TaskID, d)
+				require.NoError(t, err)
+				assert.Equal(t, d.Type(), ev.Type)
+				rec, err := h.store.Get(context.Background(), task.TaskID)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want[i], rec.Status, "after %s", d.Type())
+			}
+		})
+	}
+}
+
+func TestEmitterAfterTerminal(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusAccepted)
+	em := orchestration.NewEmitter(h.store, h.store)
+	_, err := em.Complete(context.Background(), task.TaskID, map[string]any{"n": 1})
+	require.NoError(t, err)
+	_, err = em.Progress(context.Background(), task.TaskID, 50, "", "")
+	requireCode(t, err, bridgeerr.CodeTaskAlreadyTerminal)
+	assert.ErrorIs(t, err, contracts.ErrTerminal)
+	_, err = em.Fail(context.Background(), task.TaskID, "X", "late", false)
+	requireCode(t, err, bridgeerr.CodeTaskAlreadyTerminal)
+	rec, err := h.store.Get(context.Background(), task.TaskID)
+	require.NoError(t, err)
+	assert.Equal(t, contracts.StatusCompleted, rec.Status, "the loser does not move the status")
+	assert.Len(t, h.store.all(task.TaskID), 1)
+}
+
+func TestEmitterRejectsInvalidDrafts(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusAccepted)
+	em := orchestration.NewEmitter(h.store, h.store)
+	_, err := em.Emit(context.Background(), task.TaskID, contracts.EventDraft{})
+	requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	_, err = em.Progress(context.Background(), task.TaskID, 101, "", "")
+	requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	_, err = em.Fail(context.Background(), task.TaskID, "", "no code", false)
+	requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	_, err = em.Cancelled(context.Background(), task.TaskID, "", "")
+	requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	_, err = em.Message(context.Background(), task.TaskID, "hi", "loud")
+	requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	assert.Empty(t, h.store.all(task.TaskID))
+}
+
+func TestEmitterSuspend(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusRunning)
+	em := orchestration.NewEmitter(h.store, h.store, orchestration.WithSuspensions(suspensionStore{h.store}))
+	expires := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	rec, err := em.Suspend(context.Background(), task.TaskID, orchestration.SuspendSpec{
+		ReasonCode: "NEEDS_REVIEW", AllowedActions: []string{"approve"}, ExpiresAt: expires,
+		UIHints: map[string]any{"title": "Review"},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, contracts.SuspensionOpen, rec.Status)
+	assert.Equal(t, "alice", rec.OwnerID)
+	assert.Equal(t, contracts.KindUserActionRequired, rec.Kind)
+	assert.Equal(t, 1, rec.SchemaVersion)
+	stored := h.store.suspension(task.TaskID, rec.SuspendID)
+	assert.Equal(t, rec.SuspendID, stored.SuspendID)
+
+	evs := h.store.all(task.TaskID)
+	require.Len(t, evs, 1)
+	p := payloadOf(t, evs[0])
+	assert.Equal(t, rec.SuspendID, p["suspendId"])
+	assert.Equal(t, "NEEDS_REVIEW", p["reasonCode"])
+	assert.Equal(t, []any{"approve"}, p["allowedActions"])
+	assert.Equal(t, 1.0, p["schemaVersion"])
+	assert.Contains(t, p, "expiresAt")
+
+	// An action submitted through the services resolves it.
+	res, err := h.svc.Actions.Submit(context.Background(), actionCmd("alice", rec, "a1", "approve", ""))
+	require.NoError(t, err)
+	assert.Equal(t, contracts.ActionStatusAccepted, res.Status)
+}
+
+func TestEmitterSuspendRefusals(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	spec := orchestration.SuspendSpec{ReasonCode: "R", AllowedActions: []string{"go"}}
+
+	t.Run("without a suspension store", func(t *testing.T) {
+		task := h.seedTask(t, "alice", contracts.StatusRunning)
+		_, err := orchestration.NewEmitter(h.store, h.store).Suspend(context.Background(), task.TaskID, spec)
+		require.Error(t, err)
+	})
+	em := orchestration.NewEmitter(h.store, h.store, orchestration.WithSuspensions(suspensionStore{h.store}))
+	t.Run("invalid spec", func(t *testing.T) {
+		task := h.seedTask(t, "alice", contracts.StatusRunning)
+		_, err := em.Suspend(context.Background(), task.TaskID, orchestration.SuspendSpec{ReasonCode: "R"})
+		requireCode(t, err, bridgeerr.CodeInvalidRequest)
+		_, err = em.Suspend(context.Background(), task.TaskID, orchestration.SuspendSpec{AllowedActions: []string{"x"}})
+		requireCode(t, err, bridgeerr.CodeInvalidRequest)
+	})
+	t.Run("terminal task", func(t *testing.T) {
+		task := h.seedTask(t, "alice", contracts.StatusCompleted)
+		_, err := em.Suspend(context.Background(), task.TaskID, spec)
+		requireCode(t, err, bridgeerr.CodeTaskAlreadyTerminal)
+	})
+	t.Run("missing task", func(t *testing.T) {
+		_, err := em.Suspend(context.Background(), "nope", spec)
+		requireCode(t, err, bridgeerr.CodeTaskNotFound)
+	})
+	t.Run("append fails: suspension cancelled", func(t *testing.T) {
+		task := h.seedTask(t, "alice", contracts.StatusRunning)
+		// The registry still says RUNNING but the log has ended.
+		done, err := contracts.Completed(nil)
+		require.NoError(t, err)
+		_, err = h.store.Append(context.Background(), task.TaskID, done)
+		require.NoError(t, err)
+		_, err = em.Suspend(context.Background(), task.TaskID, spec)
+		requireCode(t, err, bridgeerr.CodeTaskAlreadyTerminal)
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		for _, s := range h.store.susp {
+			if s.TaskID == task.TaskID {
+				assert.Equal(t, contracts.SuspensionCancelled, s.Status)
+			}
+		}
+	})
+}
+
+func TestNewEmitterPanicsWithoutStores(t *testing.T) {
+	assert.Panics(t, func() { orchestration.NewEmitter(nil, newFakeStore()) })
+	assert.Panics(t, func() { orchestration.NewEmitter(newFakeStore(), nil) })
+}
