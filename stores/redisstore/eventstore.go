@@ -155,9 +155,10 @@ func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.Ev
 // never after Listen has returned; it receives Change{Resync: true} when
 // notices may have been lost: when the subscription is (re)established
 // after fn was registered while it was down, and after every reconnect.
-// Listen returns ctx.Err() when ctx ends. While Redis is unreachable Listen
-// keeps retrying; its return after ctx ends can then be delayed by the
-// client's dial or read timeout.
+// Listen returns ctx.Err() when ctx ends, or an error wrapping
+// redis.ErrClosed when the client is closed under it. While Redis is
+// unreachable Listen keeps retrying; its return after ctx ends can then be
+// delayed by the client's dial or read timeout.
 func (s *EventStore) Listen(ctx context.Context, fn func(contracts.Change)) error {
 	if fn == nil {
 		return errors.New("redisstore: Listen needs a callback")

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -37,6 +38,8 @@ type feed struct {
 	gen       uint64 // generation of the running goroutine; stale ones do not dispatch
 	stop      context.CancelFunc
 	done      chan struct{}
+	failed    chan struct{} // closed when the running goroutine gave up for good
+	err       error         // why it gave up; set before failed is closed
 }
 
 type listener struct {
@@ -65,12 +68,21 @@ func (f *feed) listen(ctx context.Context, fn func(contracts.Change)) error {
 	if f.stop == nil {
 		runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		f.gen++
-		f.stop, f.done = stop, make(chan struct{})
-		go f.run(runCtx, f.gen, f.done)
+		f.stop, f.done, f.failed, f.err = stop, make(chan struct{}), make(chan struct{}), nil
+		go f.run(runCtx, f.gen, f.done, f.failed)
 	}
+	failed := f.failed
 	f.mu.Unlock()
 
-	<-ctx.Done()
+	var err error
+	select {
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-failed:
+		f.mu.Lock()
+		err = f.err
+		f.mu.Unlock()
+	}
 
 	f.mu.Lock()
 	delete(f.listeners, l)
@@ -86,17 +98,26 @@ func (f *feed) listen(ctx context.Context, fn func(contracts.Change)) error {
 		stop()
 		<-done
 	}
-	return ctx.Err()
+	return err
 }
 
 // run keeps a subscription open until ctx ends, reconnecting with backoff.
-func (f *feed) run(ctx context.Context, gen uint64, done chan struct{}) {
+// It gives up only when the client is closed: then it records the error
+// and closes failed, which ends every Listen of this generation.
+func (f *feed) run(ctx context.Context, gen uint64, done, failed chan struct{}) {
 	defer close(done)
 	backoff := feedMinBackoff
 	for {
 		confirmed, err := f.session(ctx, gen)
 		f.lost(gen)
 		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, redis.ErrClosed) {
+			f.mu.Lock()
+			f.err = fmt.Errorf("redisstore: change feed: the Redis client is closed: %w", err)
+			f.mu.Unlock()
+			close(failed)
 			return
 		}
 		if confirmed {

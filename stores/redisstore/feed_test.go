@@ -285,3 +285,25 @@ func TestTaskIDsWithSpacesAndBraces(t *testing.T) {
 		rec.waitFor(t, ctx, id, func() bool { return rec.has(id, done.EventID) })
 	}
 }
+
+// TestListenEndsWhenClientCloses: closing the client under a listener ends
+// Listen with an error wrapping redis.ErrClosed, and so does a Listen on a
+// closed client, instead of retrying forever.
+func TestListenEndsWhenClientCloses(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	c := newClient(t)
+	events := redisstore.NewEventStore(c, redisstore.Options{KeyPrefix: uniquePrefix(t, newClient(t))})
+	rec := newRecorder()
+	done := make(chan error, 1)
+	go func() { done <- events.Listen(ctx, rec.record) }()
+	awaitLive(t, ctx, events, rec)
+	require.NoError(t, c.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, redis.ErrClosed)
+	case <-ctx.Done():
+		t.Fatal("Listen did not return after its client was closed")
+	}
+	require.ErrorIs(t, events.Listen(ctx, rec.record), redis.ErrClosed)
+}

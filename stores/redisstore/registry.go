@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
 // maxClaimAttempts bounds Create's retries after finding a stale
@@ -245,7 +246,12 @@ func (r *TaskRegistry) update(ctx context.Context, taskID string, args []any, wh
 		return contracts.TaskRecord{}, fmt.Errorf("redisstore: task %q is %s: %s: %w", taskID, task.Status, what, contracts.ErrInvalidTransition)
 	case "ok":
 		if err := r.touchIdem(ctx, task); err != nil {
-			return contracts.TaskRecord{}, err
+			// The change is applied; only the key's expiry lags. A key left
+			// naming an expired task is released by the next Create.
+			r.cfg.log.Warn("redisstore: idempotency key expiry not updated", observe.Entry{
+				TaskID: taskID, ClientRequestID: task.ClientRequestID,
+				Transport: observe.TransportInternal, Err: err,
+			})
 		}
 	}
 	return task, nil
