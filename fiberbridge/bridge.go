@@ -142,10 +142,11 @@ func (b *Bridge) Register(router fiber.Router) {
 // what they have, and the goroutines the bridge owns (its hub, and the
 // services it built) stop. It returns when all of that is done or ctx ends.
 //
-// Call it before app.ShutdownWithContext, so the server is not held open by
-// streams; the other order is safe too (fasthttp's shutdown also ends
-// streams and long-polls), only slower to drain. Shutdown is idempotent; the
-// host's executor and stores are not touched.
+// Call it before app.ShutdownWithContext, so clients see their streams end
+// before the listener goes away. The other order is safe too: fasthttp's
+// shutdown wakes long-polls and does not wait for the streams (the hub has
+// taken their connections over), which end when Shutdown runs. Shutdown is
+// idempotent; the host's executor and stores are not touched.
 func (b *Bridge) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true

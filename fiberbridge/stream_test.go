@@ -363,11 +363,16 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 	close(h.gates.get(id))
 }
 
-// TestAppShutdownFirst: the other order (app first, then bridge) also ends
-// streams and returns.
+// TestAppShutdownFirst: the other order (app first, then bridge) is safe:
+// the app's shutdown wakes long-polls and is not held open by the hijacked
+// streams; the bridge's Shutdown then ends the streams.
 func TestAppShutdownFirst(t *testing.T) {
 	t.Parallel()
-	h := startHarness(t, nil)
+	reads := &countingEvents{}
+	h := startHarness(t, func(cfg *fiberbridge.Config) {
+		reads.EventStore = cfg.Stores.Events
+		cfg.Stores.Events = reads
+	})
 	id := h.create("alice", "test.gated", nil)
 	s, _ := h.openSSE("alice", id, "", nil)
 	require.NotNil(t, s)
@@ -376,25 +381,30 @@ func TestAppShutdownFirst(t *testing.T) {
 	require.NotNil(t, c)
 	c.subscribe(id, nil)
 	require.NotNil(t, c.read(wait).frame.Confirmation)
+	require.Equal(t, contracts.EventStarted, c.nextEvent(wait).Type)
 
-	done := make(chan error, 1)
+	first, _ := h.poll("alice", id, "")
+	last := first.Events[len(first.Events)-1].EventID
+	reads.watch(id, last)
+	poll := make(chan response, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.client.CloseIdleConnections()
-		done <- h.app.ShutdownWithContext(ctx)
+		_, r := h.poll("alice", id, "?waitTimeoutMs=60000&afterEventId="+last.String())
+		poll <- r
 	}()
-	// The hijacked streams are the bridge's: its Shutdown ends them, which
-	// lets the app's shutdown finish.
+	require.Eventually(t, func() bool { return reads.count() >= 1 }, wait, time.Millisecond)
+
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	require.NoError(t, h.bridge.Shutdown(ctx))
+	h.client.CloseIdleConnections()
+	require.NoError(t, h.app.ShutdownWithContext(ctx), "the app's shutdown is not held open")
 	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("app shutdown held open")
+	case r := <-poll:
+		assert.Equal(t, http.StatusOK, r.status, string(r.body))
+	case <-time.After(wait):
+		t.Fatal("long-poll not woken by the server's shutdown")
 	}
+
+	require.NoError(t, h.bridge.Shutdown(ctx))
 	assert.Empty(t, s.readUntilEnd(wait))
 	c.expectClose(websocket.CloseGoingAway, wait)
 	close(h.gates.get(id))
