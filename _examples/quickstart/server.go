@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap"
 
+	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
@@ -89,6 +90,7 @@ func newServer(opts options, log *zap.Logger) *server {
 		DisableStartupMessage: true,
 	})
 	bridge.Register(app)
+	web.Register(app) // the live demo page at /
 	return &server{app: app, bridge: bridge, exec: exec, log: log}
 }
 
