@@ -32,7 +32,7 @@ type ActionService struct{ d *deps }
 // ReconciliationService.
 func (s *ActionService) Submit(ctx context.Context, cmd contracts.SubmitActionCommand) (contracts.ActionResult, error) {
 	d := s.d
-	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID, observe.TransportInternal)
+	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID)
 	if err != nil {
 		return contracts.ActionResult{}, err
 	}

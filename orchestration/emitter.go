@@ -256,6 +256,9 @@ func (spec SuspendSpec) record(taskID, suspendID string, now time.Time) (contrac
 	if expires.IsZero() && spec.Timeout > 0 {
 		expires = now.Add(spec.Timeout)
 	}
+	// Wire timestamps have millisecond precision; the record keeps the same
+	// instant as the event.
+	expires = expires.Truncate(time.Millisecond)
 	allowed := append([]string(nil), spec.AllowedActions...)
 	rec := contracts.SuspensionRecord{
 		TaskID: taskID, SuspendID: suspendID, Status: contracts.SuspensionOpen, Kind: kind,

@@ -26,12 +26,8 @@ type ReconciliationService struct{ d *deps }
 // does nothing.
 func (s *ReconciliationService) ReconcilePending(ctx context.Context) (int, error) {
 	d := s.d
-	maint, ok := d.suspensions.(contracts.SuspensionMaintenance)
+	maint, ok := d.maintenance()
 	if !ok {
-		d.log.Debug("task.resume.reconcile_skipped", observe.Entry{
-			Transport: observe.TransportInternal, Outcome: "unsupported",
-			Details: map[string]any{"reason": "suspension store does not implement SuspensionMaintenance"},
-		})
 		return 0, nil
 	}
 	pending, err := maint.PendingHandoffs(ctx, ReconcileBatch)
@@ -123,17 +119,12 @@ func (s *RetentionService) Prune(ctx context.Context) (RetentionCounts, error) {
 		return counts, internal(err)
 	}
 	counts.ExpiredReceipts = n
-	if maint, ok := d.suspensions.(contracts.SuspensionMaintenance); ok {
+	if maint, ok := d.maintenance(); ok {
 		n, err := maint.ExpireOpen(ctx, now)
 		if err != nil {
 			return counts, internal(err)
 		}
 		counts.ExpiredSuspensions = n
-	} else {
-		d.log.Debug("task.retention.suspensions_skipped", observe.Entry{
-			Transport: observe.TransportInternal, Outcome: "unsupported",
-			Details: map[string]any{"reason": "suspension store does not implement SuspensionMaintenance"},
-		})
 	}
 	d.log.Info("task.retention.pruned", observe.Entry{
 		Transport: observe.TransportInternal, Outcome: "ok",

@@ -67,6 +67,24 @@ type deps struct {
 	clock       func() time.Time
 	receiptTTL  time.Duration
 	emitter     *Emitter
+
+	noMaintenance sync.Once // logs once that the suspension store cannot sweep
+}
+
+// maintenance returns the suspension store's sweeping side, or false (noted
+// in the log once) when it has none.
+func (d *deps) maintenance() (contracts.SuspensionMaintenance, bool) {
+	m, ok := d.suspensions.(contracts.SuspensionMaintenance)
+	if !ok {
+		d.noMaintenance.Do(func() {
+			d.log.Info("orchestration.maintenance.unsupported", observe.Entry{
+				Transport: observe.TransportInternal, Outcome: "skipped",
+				Details: map[string]any{"reason": "the suspension store does not implement contracts.SuspensionMaintenance: " +
+					"pending resume handoffs are not reconciled and open suspensions are not expired by retention"},
+			})
+		})
+	}
+	return m, ok
 }
 
 // Services is the service layer built by NewServices: one service per use
@@ -305,7 +323,7 @@ func internal(err error) *bridgeerr.Error { return bridgeerr.From(err) }
 
 // authorize loads the task and applies the ownership policy. Missing and
 // foreign tasks both return notFound().
-func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID string, transport observe.Transport) (contracts.TaskRecord, error) {
+func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID string) (contracts.TaskRecord, error) {
 	if taskID == "" {
 		return contracts.TaskRecord{}, notFound()
 	}
@@ -318,7 +336,7 @@ func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID
 	}
 	if err := d.ownership.CanAccess(ctx, auth, task); err != nil {
 		d.log.Warn("task.access.denied", observe.Entry{
-			TaskID: taskID, UserID: auth.Subject, Transport: transport, Outcome: "denied", Err: err,
+			TaskID: taskID, UserID: auth.Subject, Transport: observe.TransportInternal, Outcome: "denied", Err: err,
 		})
 		return contracts.TaskRecord{}, notFound()
 	}
