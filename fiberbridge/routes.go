@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -73,8 +74,26 @@ func (b *Bridge) pollEvents(c *fiber.Ctx, s *orchestration.Services, auth contra
 		b.log.Debug("http.task.poll", observe.Entry{TaskID: taskID, UserID: auth.Subject, Outcome: "ok",
 			Details: map[string]any{"events": len(res.Events), "waitMs": q.Wait.Milliseconds()}})
 	}
-	return writeBody(c, http.StatusOK, appendPollResult(make([]byte, 0, 256+len(res.Events)*256), &res))
+	bp := pollBuffers.Get().(*[]byte)
+	buf := appendPollResult((*bp)[:0], &res)
+	c.Status(http.StatusOK)
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSONCharsetUTF8)
+	c.Response().SetBody(buf) // copies into fasthttp's pooled body buffer
+	if cap(buf) <= maxPooledPollBuffer {
+		*bp = buf[:0]
+		pollBuffers.Put(bp)
+	}
+	return nil
 }
+
+// pollBuffers holds encode buffers of poll answers; buffers that grew past
+// maxPooledPollBuffer (a page of large events) are left to the GC.
+var pollBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4096)
+	return &b
+}}
+
+const maxPooledPollBuffer = 256 << 10
 
 // pollContext derives a long-poll's context from parent that also ends when
 // the bridge shuts down or the server does (serverDone, fasthttp's shutdown
