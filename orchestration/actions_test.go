@@ -396,3 +396,34 @@ func TestActionAppendFailure(t *testing.T) {
 		requireCode(t, err, bridgeerr.CodeInternal)
 	})
 }
+
+func TestActionWinnerBeforeItsReceiptIsDeduplicated(t *testing.T) {
+	// The winner of the compare-and-set has not saved its receipt yet when
+	// its own retry arrives: the retry is the same action.
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusRunning)
+	s := h.openSuspension(t, task, time.Time{})
+	_, _, err := suspensionStore{h.store}.Resolve(context.Background(), task.TaskID, s.SuspendID,
+		contracts.Resolution{Status: contracts.SuspensionResolved, ClientActionID: "a1", At: time.Now()})
+	require.NoError(t, err)
+	res, err := h.svc.Actions.Submit(context.Background(), actionCmd("alice", s, "a1", "approve", ""))
+	require.NoError(t, err)
+	assert.Equal(t, contracts.ActionStatusDeduplicated, res.Status)
+	res, err = h.svc.Actions.Submit(context.Background(), actionCmd("alice", s, "a2", "approve", ""))
+	require.NoError(t, err)
+	assert.Equal(t, contracts.ActionStatusRejectedAlreadyResolved, res.Status)
+}
+
+func TestResumeFuncAdapter(t *testing.T) {
+	called := make(chan string, 1)
+	hook := orchestration.ResumeFunc(func(_ context.Context, cmd contracts.SubmitActionCommand, _ contracts.SuspensionRecord) error {
+		called <- cmd.ClientActionID
+		return nil
+	})
+	h := newHarness(t, orchestration.Options{Resume: hook})
+	task := h.seedTask(t, "alice", contracts.StatusRunning)
+	s := h.openSuspension(t, task, time.Time{})
+	_, err := h.svc.Actions.Submit(context.Background(), actionCmd("alice", s, "a1", "approve", ""))
+	require.NoError(t, err)
+	assert.Equal(t, "a1", recv(t, called, "hook"))
+}

@@ -2,6 +2,7 @@ package orchestration_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -170,4 +171,22 @@ func TestEmitterSuspendRefusals(t *testing.T) {
 func TestNewEmitterPanicsWithoutStores(t *testing.T) {
 	assert.Panics(t, func() { orchestration.NewEmitter(nil, newFakeStore()) })
 	assert.Panics(t, func() { orchestration.NewEmitter(newFakeStore(), nil) })
+}
+
+// failingStatus makes UpdateStatus fail.
+type failingStatus struct{ *fakeStore }
+
+func (failingStatus) UpdateStatus(context.Context, string, contracts.TaskStatus) (contracts.TaskRecord, error) {
+	return contracts.TaskRecord{}, errors.New("registry down")
+}
+
+func TestEmitterRegistryFailureKeepsTheEvent(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusAccepted)
+	em := orchestration.NewEmitter(failingStatus{h.store}, h.store, orchestration.WithEmitterLogger(h.log))
+	ev, err := em.Started(context.Background(), task.TaskID, "go")
+	requireCode(t, err, bridgeerr.CodeInternal)
+	assert.Equal(t, contracts.EventStarted, ev.Type, "the appended event is returned with the error")
+	assert.Len(t, h.store.all(task.TaskID), 1)
+	assert.NotEmpty(t, h.logged("task.status.update_failed"))
 }
