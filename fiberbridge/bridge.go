@@ -43,9 +43,10 @@ type Bridge struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	polls  sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	polls   sync.WaitGroup
+	streams map[string]int // open SSE and WebSocket streams by subject
 }
 
 // New validates cfg, fills its defaults, builds the services (unless

@@ -185,6 +185,13 @@ type Config struct {
 	// Optional. Default: DefaultMaxPollWait (60 s).
 	MaxPollWait time.Duration
 
+	// MaxStreamsPerSubject bounds the SSE and WebSocket streams one subject
+	// may hold open on this instance; one more answers 429 TOO_MANY_STREAMS
+	// (WebSocket: before the upgrade).
+	//
+	// Optional. Default: 0 (no limit).
+	MaxStreamsPerSubject int
+
 	// Stream configures the streaming hub (heartbeats, queues, WebSocket
 	// limits; see streaming.Options). Its Logger, Metrics and Diagnostics
 	// default to the bridge's.

@@ -3,6 +3,7 @@ package fiberbridge
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -95,9 +96,57 @@ func (b *Bridge) streamEvents(c *fiber.Ctx, s *orchestration.Services, auth cont
 	if err != nil {
 		return err
 	}
-	return b.hub.ServeSSE(c, streaming.StreamRequest{
+	if page.Ended && !eventsAfter(page.Events, cursor) {
+		// At or after the terminal event: 204 tells EventSource to stop.
+		c.Status(fiber.StatusNoContent)
+		return nil
+	}
+	release, err := b.acquireStream(auth.Subject)
+	if err != nil {
+		return err
+	}
+	err = b.hub.ServeSSE(c, streaming.StreamRequest{
 		TaskID: taskID, Cursor: cursor, Initial: &page, InitialLimit: b.replayLimit, Subject: auth.Subject,
+		OnClose: release,
 	})
+	if err != nil {
+		release()
+	}
+	return err
+}
+
+// eventsAfter reports whether a page holds an event after cursor.
+func eventsAfter(events []contracts.TaskEvent, cursor contracts.EventID) bool {
+	return len(events) > 0 && cursor.Less(events[len(events)-1].EventID)
+}
+
+// acquireStream takes one of subject's stream slots (Config.MaxStreamsPerSubject)
+// and returns its idempotent release, or TOO_MANY_STREAMS.
+func (b *Bridge) acquireStream(subject string) (func(), error) {
+	limit := b.cfg.MaxStreamsPerSubject
+	if limit <= 0 {
+		return func() {}, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.streams[subject] >= limit {
+		return nil, bridgeerr.New(bridgeerr.CodeTooManyStreams, "too many open streams").
+			WithDetails(map[string]any{"maxStreams": limit})
+	}
+	if b.streams == nil {
+		b.streams = make(map[string]int)
+	}
+	b.streams[subject]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.streams[subject]--; b.streams[subject] <= 0 {
+				delete(b.streams, subject)
+			}
+		})
+	}, nil
 }
 
 // WebSocketHandler returns the handler of GET /api/v1/tasks/ws. The caller
@@ -118,10 +167,21 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 	if b.closing() {
 		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "server is shutting down")
 	}
+	release, err := b.acquireStream(auth.Subject)
+	if err != nil {
+		return err
+	}
 	authorize := func(ctx context.Context, taskID string) error {
 		_, err := s.Subscription.Authorize(ctx, auth, taskID)
 		return err
 	}
 	hub := b.hub
-	return websocket.New(func(conn *websocket.Conn) { hub.ServeWebSocket(conn, authorize) }, b.wsConfig)(c)
+	err = websocket.New(func(conn *websocket.Conn) {
+		defer release()
+		hub.ServeWebSocket(conn, authorize)
+	}, b.wsConfig)(c)
+	if err != nil {
+		release() // not upgraded: the connection handler never runs
+	}
+	return err
 }

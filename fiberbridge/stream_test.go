@@ -409,3 +409,46 @@ func TestAppShutdownFirst(t *testing.T) {
 	c.expectClose(websocket.CloseGoingAway, wait)
 	close(h.gates.get(id))
 }
+
+func TestMaxStreamsPerSubject(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, func(cfg *fiberbridge.Config) { cfg.MaxStreamsPerSubject = 2 })
+	id := h.create("alice", "test.gated", nil)
+	s1, _ := h.openSSE("alice", id, "", nil)
+	require.NotNil(t, s1)
+	c1, _ := h.dialWS("alice", false)
+	require.NotNil(t, c1)
+
+	_, r := h.openSSE("alice", id, "", nil)
+	env := checkEnvelope(t, r, http.StatusTooManyRequests, bridgeerr.CodeTooManyStreams)
+	assert.EqualValues(t, 2, env.Details["maxStreams"])
+	c, r := h.dialWS("alice", false)
+	require.Nil(t, c)
+	checkEnvelope(t, r, http.StatusTooManyRequests, bridgeerr.CodeTooManyStreams)
+
+	// Other subjects have their own slots (bob's stream is a 404 here,
+	// which takes no slot).
+	_, r = h.openSSE("bob", id, "", nil)
+	checkEnvelope(t, r, http.StatusNotFound, bridgeerr.CodeTaskNotFound)
+
+	// A closed stream frees its slot once the server notices.
+	s1.close()
+	require.Eventually(t, func() bool {
+		s, _ := h.openSSE("alice", id, "", nil)
+		if s == nil {
+			return false
+		}
+		s.close()
+		return true
+	}, wait, 10*time.Millisecond)
+	require.NoError(t, c1.conn.Close())
+	require.Eventually(t, func() bool {
+		c, _ := h.dialWS("alice", false)
+		if c == nil {
+			return false
+		}
+		_ = c.conn.Close()
+		return true
+	}, wait, 10*time.Millisecond)
+	close(h.gates.get(id))
+}
