@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -299,8 +300,8 @@ func (b *Bridge) fail(c *fiber.Ctx, start time.Time, err error) {
 		if auth, ok := AuthFrom(c); ok {
 			e.UserID = auth.Subject
 		}
-		if id := c.Params(TaskIDParam); id != "" && len(id) <= contracts.MaxTaskIDLen {
-			e.TaskID = id
+		if id := c.Params(TaskIDParam); id != "" && len(id) <= contracts.MaxTaskIDLen && printable(id) {
+			e.TaskID = strings.Clone(id)
 		}
 		if lvl == zapcore.ErrorLevel {
 			b.log.Error("http.request.failed", e)

@@ -3,6 +3,7 @@ package fiberbridge
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -65,7 +66,7 @@ func (b *Bridge) Middleware() fiber.Handler {
 		if b.skip(c) {
 			return c.Next()
 		}
-		start := b.clock()
+		start := time.Now()
 		err := b.ensureLocals(c)
 		if err != nil {
 			b.fail(c, start, err)

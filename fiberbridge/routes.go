@@ -249,13 +249,19 @@ type readyResponse struct {
 	Details map[string]any `json:"details"`
 }
 
-// ReadyHandler returns the handler of GET /ready: Config.Readiness decides;
+// ReadinessTimeout bounds the context Config.Readiness is called with.
+const ReadinessTimeout = 5 * time.Second
+
+// ReadyHandler returns the handler of GET /ready: Config.Readiness decides
+// (called with a ReadinessTimeout deadline);
 // 200 {"status":"ready","details":{...}} or 503 {"status":"not_ready",...}.
 // After Shutdown it answers 503 with details.bridge "shutting_down", so load
 // balancers drain the instance. It is not authenticated.
 func (b *Bridge) ReadyHandler() fiber.Handler {
 	return b.publicHandler(func(c *fiber.Ctx) error {
-		ready, details := b.cfg.Readiness.CheckReadiness(c.UserContext())
+		ctx, cancel := context.WithTimeout(c.UserContext(), ReadinessTimeout)
+		defer cancel()
+		ready, details := b.cfg.Readiness.CheckReadiness(ctx)
 		out := make(map[string]any, len(details)+1)
 		for k, v := range details {
 			out[k] = v
