@@ -576,9 +576,11 @@
     $('field-steps').hidden = type !== 'demo.progress';
     $('field-delay').hidden = !(type === 'demo.progress' || type === 'demo.sleep');
     const user = $('user').value.trim();
-    const body = JSON.stringify(requestBody('<fresh id per start>'), null, 1).replace(/\n\s*/g, ' ');
+    const req = requestBody('<new uuid>');
+    const body = `{\n  "clientRequestId": ${JSON.stringify(req.clientRequestId)},\n` +
+      `  "taskType": ${JSON.stringify(req.taskType)},\n  "input": ${JSON.stringify(req.input)}\n}`;
     $('request-preview').textContent =
-      `POST ${API}\n${user ? `Authorization: Bearer ${user}` : '(no Authorization header)'}\n${body}`;
+      `POST ${API}\n${user ? `Authorization: Bearer ${user}` : '(no Authorization header: expect 401)'}\n${body}`;
   }
 
   function resetView() {
