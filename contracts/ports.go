@@ -51,9 +51,12 @@ type Change struct {
 // ChangeFeed notifies listeners of appended events.
 type ChangeFeed interface {
 	// Listen runs until ctx ends, calling fn for each change in append order
-	// per task. fn must return quickly and must not call back into the
-	// store. Listen returns ctx.Err() when ctx ends, or an error if the feed
-	// cannot run at all.
+	// per task. Once it is subscribed, and again after any reconnect, it
+	// calls fn with Change{Resync: true}: from that call on no append is
+	// missed, so a listener re-reads what it watches and can then rely on
+	// notices. fn must return quickly and must not call back into the store.
+	// Listen returns ctx.Err() when ctx ends, or an error if the feed cannot
+	// run at all.
 	Listen(ctx context.Context, fn func(Change)) error
 }
 

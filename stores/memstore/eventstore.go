@@ -189,6 +189,10 @@ func (s *EventStore) Listen(ctx context.Context, fn func(contracts.Change)) erro
 	s.listenMu.Lock()
 	s.setListeners(append(s.loadListeners(), l))
 	s.listenMu.Unlock()
+	// Tell the listener it is subscribed: from here on no append is missed.
+	l.mu.Lock()
+	fn(contracts.Change{Resync: true})
+	l.mu.Unlock()
 
 	<-ctx.Done()
 

@@ -65,6 +65,11 @@ func (f *feed) listen(ctx context.Context, fn func(contracts.Change)) error {
 	f.mu.Lock()
 	l.resync = !f.live
 	f.listeners[l] = struct{}{}
+	if f.live {
+		// Already subscribed: announce it now (contracts.ChangeFeed); a
+		// listener registered before confirmation hears it from confirm.
+		fn(contracts.Change{Resync: true})
+	}
 	if f.stop == nil {
 		runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		f.gen++

@@ -485,10 +485,9 @@ func (r *recorder) waitUntil(ctx context.Context, cond func() bool) bool {
 }
 
 // startListener runs store.Listen on a goroutine owned by the test and
-// returns once the listener demonstrably receives changes: a listener's
-// registration is not observable through the port, so it appends probe
-// events to a separate task until one arrives, with growing waits bounded by
-// ctx. The goroutine is stopped and joined at cleanup.
+// returns once the listener is subscribed, which the port announces with a
+// first Change{Resync: true}; that announcement is itself a conformance
+// rule. The goroutine is stopped and joined at cleanup.
 func startListener(tb testing.TB, ctx context.Context, store contracts.EventStore) *recorder {
 	tb.Helper()
 	rec := newRecorder()
@@ -506,34 +505,24 @@ func startListener(tb testing.TB, ctx context.Context, store contracts.EventStor
 			tb.Error("Listen did not return after its context was cancelled")
 		}
 	})
-
-	probe := fmt.Sprintf("listener-probe-%p", rec)
-	wait := 5 * time.Millisecond
-	for {
-		ev, err := store.Append(ctx, probe, contracts.Started("probe"))
-		require.NoError(tb, err)
-		pctx, pcancel := context.WithTimeout(ctx, wait)
-		ok := rec.waitUntil(pctx, func() bool {
-			for _, id := range rec.idsFor(probe) {
-				if id == ev.EventID {
-					return true
-				}
-			}
-			return false
-		})
-		pcancel()
-		if ok {
-			return rec
-		}
+	subscribed := rec.waitUntil(ctx, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.changes) > 0 && rec.changes[0].Resync
+	})
+	if !subscribed {
 		select {
 		case err := <-done:
 			done <- err // for the cleanup
 			require.FailNowf(tb, "Listen returned early", "error: %v", err)
 		default:
 		}
-		require.NoError(tb, ctx.Err(), "listener never received a probe change")
-		wait = min(2*wait, 250*time.Millisecond)
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		require.FailNowf(tb, "Listen did not announce its subscription",
+			"want a first Change{Resync: true}; got %v", rec.changes)
 	}
+	return rec
 }
 
 // manualClock is a clock a test sets by milliseconds since the epoch.
