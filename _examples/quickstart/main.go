@@ -6,8 +6,16 @@
 //
 // Authenticate with "Authorization: Bearer <token>" (or ?access_token= for
 // EventSource and browser WebSockets); the token is the subject that owns
-// the tasks. SIGINT or SIGTERM shuts down gracefully: open streams end (WS
-// close 1001) and long-polls answer before the server stops.
+// the tasks. A demo task's input is validated when it is created: bad input
+// answers 400 INVALID_REQUEST and creates nothing. SIGINT or SIGTERM shuts
+// down gracefully: open streams end (WS close 1001) and long-polls answer
+// before the server stops.
+//
+//	curl -s -X POST localhost:8080/api/v1/tasks -H 'Authorization: Bearer alice' \
+//	  -H 'Content-Type: application/json' \
+//	  -d '{"clientRequestId":"r1","taskType":"demo.progress","input":{"steps":5,"delayMs":500}}'
+//	curl -N 'localhost:8080/api/v1/tasks/<taskId>/events/stream?access_token=alice'
+//	curl -s 'localhost:8080/api/v1/tasks/<taskId>/events?waitTimeoutMs=25000' -H 'Authorization: Bearer alice'
 package main
 
 import (
