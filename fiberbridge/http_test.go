@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -634,24 +635,12 @@ func TestHealthAndReady(t *testing.T) {
 	assert.JSONEq(t, `{"status":"not_ready","details":{"store":"up","bridge":"shutting_down"}}`, string(r.body))
 }
 
-type toggleProbe struct {
-	ch chan bool
-}
+type toggleProbe struct{ up atomic.Bool }
 
-func (p *toggleProbe) set(v bool) {
-	if p.ch == nil {
-		p.ch = make(chan bool, 1)
-	}
-	p.ch <- v
-}
+func (p *toggleProbe) set(v bool) { p.up.Store(v) }
 
 func (p *toggleProbe) CheckReadiness(context.Context) (bool, map[string]any) {
-	if p.ch == nil {
-		return false, map[string]any{"store": "down"}
-	}
-	v := <-p.ch
-	p.ch <- v
-	if v {
+	if p.up.Load() {
 		return true, map[string]any{"store": "up"}
 	}
 	return false, map[string]any{"store": "down"}
