@@ -51,7 +51,9 @@ type Bridge struct {
 }
 
 // New validates cfg, fills its defaults, builds the services (unless
-// cfg.Services is set) and the streaming hub, and returns the Bridge. It
+// cfg.Services is set) and the streaming hub, and returns the Bridge. The
+// hub (and the maintenance loop of built services) run from here on: call
+// Shutdown when the bridge is no longer used. It
 // panics on a configuration that cannot work: no AuthResolver, no
 // Stores.Events, neither Services nor the other stores and an Executor, both
 // Services and an Executor, a task route without :taskId, or an invalid
@@ -87,6 +89,7 @@ func New(cfg Config) *Bridge {
 			Clock:       cfg.Clock,
 		})
 		if err != nil {
+			_ = b.Shutdown(context.Background()) // stop the hub started above
 			panic(fmt.Sprintf("taskbridge: fiberbridge.New: %v", err))
 		}
 		b.services = s
