@@ -51,8 +51,10 @@ type Assignment struct {
 
 // Command is one line the generator sends to a child on stdin.
 type Command struct {
-	// Cmd is "start" (with Assign), "go", or "finish" (with Expected and
-	// Drain).
+	// Cmd is "start" (with Assign), "go", "drain" (with Expected and
+	// Drain: wait for the subscribers to catch up, keep the connections) or
+	// "finish" (stop everything and report; Expected defaults to the
+	// drain's).
 	Cmd    string      `json:"cmd"`
 	Assign *Assignment `json:"assign,omitempty"`
 	// Expected is each task's last sequence number: a subscriber is done
@@ -64,12 +66,16 @@ type Command struct {
 
 // Report is one line a child sends to the generator on stdout.
 type Report struct {
-	// Ev is "connected" (after start), "result" (after finish) or "fatal".
-	Ev        string  `json:"ev"`
-	Connected int     `json:"connected,omitempty"`
-	Failed    int     `json:"failed,omitempty"`
-	Result    *Result `json:"result,omitempty"`
-	Error     string  `json:"error,omitempty"`
+	// Ev is "connected" (after start), "drained" (after drain), "result"
+	// (after finish) or "fatal".
+	Ev        string `json:"ev"`
+	Connected int    `json:"connected,omitempty"`
+	Failed    int    `json:"failed,omitempty"`
+	// Behind counts subscribers still short of their expected event when
+	// the drain ended.
+	Behind int     `json:"behind,omitempty"`
+	Result *Result `json:"result,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 // RunChild serves the child side of the protocol: it reads Commands from
@@ -143,11 +149,24 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 				return errors.New("loadclient: go before start")
 			}
 			ch.goNow()
+		case "drain":
+			if ch == nil {
+				return errors.New("loadclient: drain before start")
+			}
+			ch.expected = c.Expected
+			behind := ch.waitCaughtUp(ctx, c.Expected, c.Drain)
+			if err := report(Report{Ev: "drained", Behind: behind}); err != nil {
+				return err
+			}
 		case "finish":
 			if ch == nil {
 				return errors.New("loadclient: finish before start")
 			}
-			res := ch.finish(ctx, c.Expected, c.Drain)
+			expected := c.Expected
+			if expected == nil {
+				expected = ch.expected
+			}
+			res := ch.finish(ctx, expected, c.Drain)
 			ch = nil
 			return report(Report{Ev: "result", Result: res})
 		default:
@@ -166,6 +185,7 @@ type child struct {
 	wg     sync.WaitGroup
 
 	httpDone chan *HTTPResult
+	expected map[string]uint64
 }
 
 func startChild(parent context.Context, a *Assignment) (*child, error) {
@@ -301,12 +321,14 @@ func (ch *child) finish(ctx context.Context, expected map[string]uint64, drain t
 	return res
 }
 
-func (ch *child) waitCaughtUp(ctx context.Context, expected map[string]uint64, drain time.Duration) {
+// waitCaughtUp waits until every subscriber has seen its task's expected
+// event (or its stream ended), up to drain, and returns how many have not.
+func (ch *child) waitCaughtUp(ctx context.Context, expected map[string]uint64, drain time.Duration) int {
 	if drain <= 0 {
 		drain = 10 * time.Second
 	}
 	deadline := time.Now().Add(drain)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		behind := 0
@@ -316,12 +338,12 @@ func (ch *child) waitCaughtUp(ctx context.Context, expected map[string]uint64, d
 			}
 		}
 		if behind == 0 || time.Now().After(deadline) {
-			return
+			return behind
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return
+			return behind
 		}
 	}
 }

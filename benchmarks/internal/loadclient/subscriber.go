@@ -352,13 +352,13 @@ func (s *subscriber) wsSession(ctx context.Context) error {
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
-			if cap(buf) >= maxFrameLength {
-				return buf, errors.New("frame too large")
-			}
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if len(buf) > maxFrameLength {
+			return buf, errors.New("frame too large")
+		}
 		if err == io.EOF {
 			return buf, nil
 		}
