@@ -135,19 +135,52 @@ func run(args []string) int {
 		}
 	}
 
+	// A pass is one store; -smoke adds a Redis pass (bridge and baseline)
+	// when a Redis address is known and -store was not given.
+	type pass struct {
+		store   string
+		targets []string
+	}
+	passes := []pass{{cfg.Store, cfg.Targets}}
+	storeSet := false
+	fs.Visit(func(fl *flag.Flag) { storeSet = storeSet || fl.Name == "store" })
+	if *smoke && !storeSet && cfg.RedisAddr != "" {
+		var withStore []string
+		for _, t := range cfg.Targets {
+			if t != report.TargetRaw {
+				withStore = append(withStore, t)
+			}
+		}
+		passes = append(passes, pass{"redis", withStore})
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	runner, err := scenario.NewRunner(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tbload:", err)
-		return 2
-	}
-	defer runner.Close()
 	start := time.Now()
-	f, err := runner.Run(ctx, specs, args, *smoke)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tbload:", err)
-		return 1
+	var f *report.File
+	for i, p := range passes {
+		cfg.Store, cfg.Targets = p.store, p.targets
+		runner, err := scenario.NewRunner(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tbload:", err)
+			return 2
+		}
+		pf, err := runner.Run(ctx, specs, args, *smoke)
+		runner.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tbload:", err)
+			return 1
+		}
+		if i == 0 {
+			f = pf
+			continue
+		}
+		for _, sc := range pf.Scenarios {
+			sc.Name += "-" + p.store
+			f.Scenarios = append(f.Scenarios, sc)
+		}
+		f.Meta.LoadAfter = pf.Meta.LoadAfter
+		f.Meta.Elapsed += pf.Meta.Elapsed
 	}
 	report.RenderText(os.Stdout, f)
 	if *out != "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/baseline"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchstore"
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/bridgeserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/control"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/rawserver"
@@ -60,10 +61,25 @@ func baselineOn(store string) func(t *testing.T) serve.Server {
 	}
 }
 
+func bridgeOn(store string) func(t *testing.T) serve.Server {
+	return func(t *testing.T) serve.Server {
+		opts := benchstore.Options{Kind: store}
+		if store == benchstore.Redis {
+			opts.RedisAddr = redisAddr(t)
+		}
+		st, err := benchstore.Open(context.Background(), opts)
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType, BarePath: loadclient.BarePath})
+	}
+}
+
 var targets = []target{
 	{"raw", func(*testing.T) serve.Server { return rawserver.New() }},
 	{"baseline-mem", baselineOn(benchstore.Memory)},
 	{"baseline-redis", baselineOn(benchstore.Redis)},
+	{"bridge-mem", bridgeOn(benchstore.Memory)},
+	{"bridge-redis", bridgeOn(benchstore.Redis)},
 }
 
 // start serves srv on a loopback port until the test ends.
@@ -197,10 +213,15 @@ func TestStreamsExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestHTTPLoad runs each HTTP load briefly against the baseline: every
-// request must succeed with the expected status.
+// TestHTTPLoad runs each HTTP load briefly against the bridge and the
+// baseline: every request must succeed with the expected status.
 func TestHTTPLoad(t *testing.T) {
-	srv := baselineOn(benchstore.Memory)(t)
+	for _, tg := range []target{{"bridge", bridgeOn(benchstore.Memory)}, {"baseline", baselineOn(benchstore.Memory)}} {
+		t.Run(tg.name, func(t *testing.T) { testHTTPLoad(t, tg.build(t)) })
+	}
+}
+
+func testHTTPLoad(t *testing.T, srv serve.Server) {
 	addr := start(t, srv)
 	ctx := context.Background()
 	ids, err := srv.CreateTasks(ctx, 3)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/baseline"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchstore"
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/bridgeserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/rawserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/serve"
@@ -54,10 +55,16 @@ var builders = map[string]builder{
 		}
 		return baseline.New(baseline.Options{Stores: st, TaskType: loadclient.BenchTaskType}), func() { st.Close() }, nil
 	},
+	Bridge: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
+		st, err := benchstore.Open(ctx, benchstore.Options{Kind: f.Store, RedisAddr: f.RedisAddr, RedisPoolSize: f.RedisPool})
+		if err != nil {
+			return nil, nil, err
+		}
+		srv := bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType,
+			Heartbeat: f.Heartbeat, BarePath: loadclient.BarePath})
+		return srv, func() { st.Close() }, nil
+	},
 }
-
-// register adds a server kind; used by the bridge's file.
-func register(kind string, b builder) { builders[kind] = b }
 
 // Main parses args (kind may be preset by the command) and runs the server
 // until SIGINT or SIGTERM, printing its Ready line to stdout.

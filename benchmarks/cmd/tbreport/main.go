@@ -1,0 +1,62 @@
+// Command tbreport renders results files written by tbload -out as
+// Markdown. With -readme it replaces the generated section of that file
+// (between the results markers) instead of printing, so the README's table
+// is always the output of an actual run:
+//
+//	go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md benchmarks/results/*.json
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/report"
+)
+
+func main() {
+	readme := flag.String("readme", "", "replace the generated section of this Markdown file instead of printing")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: tbreport [-readme FILE] RESULTS.json...")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	var out bytes.Buffer
+	for i, path := range flag.Args() {
+		f, err := report.ReadFile(path)
+		if err != nil {
+			fail(err)
+		}
+		if i > 0 {
+			out.WriteString("\n")
+		}
+		fmt.Fprintf(&out, "<!-- from %s -->\n\n", path)
+		report.RenderMarkdown(&out, f)
+	}
+	if *readme == "" {
+		os.Stdout.Write(out.Bytes())
+		return
+	}
+	doc, err := os.ReadFile(*readme)
+	if err != nil {
+		fail(err)
+	}
+	updated, err := report.ReplaceSection(doc, out.Bytes())
+	if err != nil {
+		fail(fmt.Errorf("%s: %w", *readme, err))
+	}
+	if err := os.WriteFile(*readme, updated, 0o644); err != nil {
+		fail(err)
+	}
+	fmt.Fprintf(os.Stderr, "tbreport: %s updated from %d results file(s)\n", *readme, flag.NArg())
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "tbreport:", err)
+	os.Exit(1)
+}
