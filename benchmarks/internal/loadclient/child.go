@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/measure"
 )
 
 // Group is Count subscribers of one task over one transport.
@@ -203,7 +206,7 @@ func startChild(parent context.Context, a *Assignment) (*child, error) {
 			return nil, fmt.Errorf("loadclient: unknown transport %q", g.Transport)
 		}
 		for i := 0; i < g.Count; i++ {
-			ch.subs = append(ch.subs, newSubscriber(e, g.TaskID, g.Transport))
+			ch.subs = append(ch.subs, newSubscriber(e, g.TaskID, g.Transport, len(ch.subs)))
 		}
 	}
 	for _, s := range ch.subs {
@@ -313,7 +316,11 @@ func (ch *child) finish(ctx context.Context, expected map[string]uint64, drain t
 	}
 	ch.stop()
 	ch.env.c.fill(res)
+	if p, err := measure.ReadProc(os.Getpid()); err == nil {
+		res.ClientCPU = p.CPU
+	}
 	for _, s := range ch.subs {
+		res.Events += s.tracker.Received
 		res.Gaps += s.tracker.Gaps
 		res.Dups += s.tracker.Dups
 		res.Missing += s.tracker.Missing(expected[s.task])

@@ -2,6 +2,7 @@ package loadclient
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/measure"
 )
@@ -12,22 +13,24 @@ const maxErrorSamples = 8
 // Result is what one child (or, merged, the whole run) measured. Counts are
 // totals over every subscriber.
 type Result struct {
-	Subscribers     int                `json:"subscribers"`
-	Connected       int                `json:"connected"`
-	ConnectFailures int                `json:"connectFailures"`
-	Events          uint64             `json:"events"`
-	Heartbeats      uint64             `json:"heartbeats"`
-	Comments        uint64             `json:"comments"`
-	Confirmations   uint64             `json:"confirmations"`
-	Gaps            uint64             `json:"gaps"`
-	Dups            uint64             `json:"dups"`
-	Missing         uint64             `json:"missing"`
-	Reconnects      uint64             `json:"reconnects"`
-	Errors          uint64             `json:"errors"`
-	ProtocolErrors  uint64             `json:"protocolErrors"`
-	ErrorSamples    []string           `json:"errorSamples,omitempty"`
-	Latency         *measure.Histogram `json:"latencyUs"`
-	HTTP            *HTTPResult        `json:"http,omitempty"`
+	Subscribers     int    `json:"subscribers"`
+	Connected       int    `json:"connected"`
+	ConnectFailures int    `json:"connectFailures"`
+	Events          uint64 `json:"events"`
+	Heartbeats      uint64 `json:"heartbeats"`
+	Comments        uint64 `json:"comments"`
+	Confirmations   uint64 `json:"confirmations"`
+	Gaps            uint64 `json:"gaps"`
+	Dups            uint64 `json:"dups"`
+	Missing         uint64 `json:"missing"`
+	Reconnects      uint64 `json:"reconnects"`
+	Errors          uint64 `json:"errors"`
+	ProtocolErrors  uint64 `json:"protocolErrors"`
+	// ClientCPU is the CPU time the client processes used in total.
+	ClientCPU    time.Duration      `json:"clientCpuNs"`
+	ErrorSamples []string           `json:"errorSamples,omitempty"`
+	Latency      *measure.Histogram `json:"latencyUs"`
+	HTTP         *HTTPResult        `json:"http,omitempty"`
 }
 
 // Merge adds other into r.
@@ -45,6 +48,7 @@ func (r *Result) Merge(other *Result) {
 	r.Reconnects += other.Reconnects
 	r.Errors += other.Errors
 	r.ProtocolErrors += other.ProtocolErrors
+	r.ClientCPU += other.ClientCPU
 	for _, s := range other.ErrorSamples {
 		if len(r.ErrorSamples) < maxErrorSamples {
 			r.ErrorSamples = append(r.ErrorSamples, s)
@@ -64,13 +68,20 @@ func (r *Result) Merge(other *Result) {
 	}
 }
 
+// latencyShards spreads latency recording over several histograms, so that
+// the subscribers' goroutines on different cores rarely write the same
+// cache lines.
+const latencyShards = 16
+
 // counters are the shared, concurrently updated tallies of one process.
+// Per-event tallies (events delivered) live in the subscribers and are
+// summed at the end.
 type counters struct {
-	events, heartbeats, comments, confirmations atomic.Uint64
-	reconnects, errors, protocolErrors          atomic.Uint64
+	heartbeats, comments, confirmations atomic.Uint64
+	reconnects, errors, protocolErrors  atomic.Uint64
 
 	samples   chan string
-	latencyUs measure.Histogram
+	latencyUs [latencyShards]measure.Histogram
 }
 
 func newCounters() *counters {
@@ -86,7 +97,6 @@ func (c *counters) sample(msg string) {
 }
 
 func (c *counters) fill(r *Result) {
-	r.Events = c.events.Load()
 	r.Heartbeats = c.heartbeats.Load()
 	r.Comments = c.comments.Load()
 	r.Confirmations = c.confirmations.Load()
@@ -103,5 +113,7 @@ func (c *counters) fill(r *Result) {
 		break
 	}
 	r.Latency = &measure.Histogram{}
-	r.Latency.Merge(&c.latencyUs)
+	for i := range c.latencyUs {
+		r.Latency.Merge(&c.latencyUs[i])
+	}
 }

@@ -111,6 +111,7 @@ type subscriber struct {
 	transport string
 
 	tracker measure.Tracker
+	latency *measure.Histogram // this subscriber's shard
 	cursor  []byte
 	buf     []byte
 	last    atomic.Uint64
@@ -124,8 +125,9 @@ type subscriber struct {
 	dropped bool
 }
 
-func newSubscriber(e *env, task, transport string) *subscriber {
-	return &subscriber{env: e, task: task, transport: transport, ready: make(chan struct{})}
+func newSubscriber(e *env, task, transport string, index int) *subscriber {
+	return &subscriber{env: e, task: task, transport: transport, ready: make(chan struct{}),
+		latency: &e.c.latencyUs[index%latencyShards]}
 }
 
 func (s *subscriber) markConnected() { s.readyOnce.Do(func() { close(s.ready) }) }
@@ -447,14 +449,13 @@ func (s *subscriber) onFrame(data, id []byte) {
 	if lat < 0 {
 		lat = 0
 	}
-	e.c.latencyUs.Record(uint64(lat / 1000))
+	s.latency.Record(uint64(lat / 1000))
 	if id == nil {
 		id = benchwire.EventID(data)
 	}
 	s.cursor = append(s.cursor[:0], id...)
 	s.tracker.Observe(seq)
 	s.last.Store(s.tracker.Last)
-	e.c.events.Add(1)
 }
 
 var (

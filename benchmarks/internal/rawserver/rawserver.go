@@ -274,36 +274,62 @@ func readRequest(br *bufio.Reader) (request, error) {
 
 func (s *Server) handle(conn net.Conn) {
 	defer s.wg.Done()
-	defer s.untrack(conn)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.untrack(conn)
+		}
+	}()
 	br := bufio.NewReaderSize(conn, headBufSize)
 	for {
 		req, err := readRequest(br)
 		if err != nil {
 			return
 		}
+		var st streamStart
 		switch {
 		case req.method == "GET" && req.path == wsPath && req.upgrade:
-			s.serveWS(conn, br, req)
-			return
+			st = s.serveWS(conn, br, req)
 		case req.method == "GET" && strings.HasPrefix(req.path, tasksPrefix) && strings.HasSuffix(req.path, streamSuffix):
-			s.serveSSE(conn, req)
-			return
+			st = s.serveSSE(conn, req)
 		case req.method == "GET" && strings.HasPrefix(req.path, tasksPrefix) && strings.HasSuffix(req.path, pollSuffix):
 			if !s.servePoll(conn, req) || req.closeConn {
 				return
 			}
+			continue
 		default:
 			writeStatus(conn, 404, "Not Found")
 			return
 		}
+		if st.t == nil {
+			return
+		}
+		// The stream runs on a fresh goroutine: its stack starts small,
+		// while this one grew parsing the request; nothing of the parsing
+		// (the read buffer included) stays reachable.
+		handedOff = true
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(conn)
+			s.stream(conn, st.t, st.kind, st.idx)
+		}()
+		return
 	}
+}
+
+// streamStart says where a stream starts; t is nil when the request ended
+// without a stream.
+type streamStart struct {
+	t         *task
+	kind, idx int
 }
 
 func writeStatus(conn net.Conn, code int, text string) {
 	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, text)
 }
 
-func (s *Server) serveSSE(conn net.Conn, req request) {
+func (s *Server) serveSSE(conn net.Conn, req request) streamStart {
 	id := strings.TrimSuffix(strings.TrimPrefix(req.path, tasksPrefix), streamSuffix)
 	t := s.task(id)
 	cursorText := req.lastEventID
@@ -313,41 +339,41 @@ func (s *Server) serveSSE(conn net.Conn, req request) {
 	cursor, err := contracts.ParseCursor(cursorText)
 	if t == nil || err != nil {
 		writeStatus(conn, 404, "Not Found")
-		return
+		return streamStart{}
 	}
 	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
 	if _, err := conn.Write([]byte(head)); err != nil {
-		return
+		return streamStart{}
 	}
-	s.stream(conn, t, kindSSE, t.after(cursor))
+	return streamStart{t: t, kind: kindSSE, idx: t.after(cursor)}
 }
 
-func (s *Server) serveWS(conn net.Conn, br *bufio.Reader, req request) {
+func (s *Server) serveWS(conn net.Conn, br *bufio.Reader, req request) streamStart {
 	if req.wsKey == "" {
 		writeStatus(conn, 400, "Bad Request")
-		return
+		return streamStart{}
 	}
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		benchwire.AcceptKey(req.wsKey) + "\r\n\r\n"
 	if _, err := conn.Write([]byte(head)); err != nil {
-		return
+		return streamStart{}
 	}
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	op, msg, err := benchwire.ReadClientFrame(br, maxClientMsg)
 	conn.SetReadDeadline(time.Time{})
 	if err != nil || op != benchwire.OpText {
-		return
+		return streamStart{}
 	}
 	sub, err := contracts.ParseSubscribeRequest(msg)
 	if err != nil {
 		closeWS(conn, 1008)
-		return
+		return streamStart{}
 	}
 	t := s.task(sub.TaskID)
 	cursor, _ := sub.Cursor()
 	if t == nil {
 		closeWS(conn, 1008)
-		return
+		return streamStart{}
 	}
 	confirm := []byte(`{"type":"SUBSCRIPTION_CONFIRMED","taskId":`)
 	confirm = contracts.AppendJSONString(confirm, sub.TaskID)
@@ -359,9 +385,9 @@ func (s *Server) serveWS(conn net.Conn, br *bufio.Reader, req request) {
 	}
 	confirm = append(confirm, `,"live":true}`...)
 	if _, err := conn.Write(benchwire.AppendServerFrame(nil, benchwire.OpText, confirm)); err != nil {
-		return
+		return streamStart{}
 	}
-	s.stream(conn, t, kindWS, t.after(cursor))
+	return streamStart{t: t, kind: kindWS, idx: t.after(cursor)}
 }
 
 func closeWS(conn net.Conn, code uint16) {

@@ -99,7 +99,7 @@ func scenarioTable(s *Scenario) table {
 		}
 	default:
 		t.head = []string{"target", "subs", "delivered", "expected", "deliveries/s", "p50 ms", "p90 ms",
-			"p99 ms", "max ms", "server CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects", "status"}
+			"p99 ms", "max ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects", "status"}
 		for i := range s.Runs {
 			r := &s.Runs[i]
 			cpu := secs(r.ServerCPU)
@@ -108,7 +108,7 @@ func scenarioTable(s *Scenario) table {
 			}
 			t.rows = append(t.rows, []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
 				count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
-				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), cpu, count(r.DeliveriesPerCPUSec),
+				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
 				strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
 				strconv.FormatUint(r.Reconnects, 10), problems(r)})
 		}

@@ -115,6 +115,7 @@ type Run struct {
 	EmitElapsed  Duration `json:"emitElapsed"`
 
 	ServerCPU           Duration `json:"serverCpu"`
+	ClientCPU           Duration `json:"clientCpu"`
 	RedisCPU            Duration `json:"redisCpu,omitempty"`
 	DeliveriesPerCPUSec float64  `json:"deliveriesPerCpuSec"`
 	CPUPerEventUs       float64  `json:"cpuPerEventUs"`

@@ -353,6 +353,7 @@ func fillRun(run *report.Run, res *loadclient.Result, spec Spec, ids []string, e
 	run.Events, run.Gaps, run.Dups, run.Missing = res.Events, res.Gaps, res.Dups, res.Missing
 	run.Errors, run.ProtocolErrors, run.Reconnects, run.Heartbeats = res.Errors, res.ProtocolErrors, res.Reconnects, res.Heartbeats
 	run.ErrorSamples = res.ErrorSamples
+	run.ClientCPU = report.Duration(res.ClientCPU)
 	if res.Latency != nil {
 		run.LatencyUs = res.Latency.Summarize()
 	}
