@@ -117,6 +117,7 @@ func (s *fakeStore) Listen(ctx context.Context, fn func(contracts.Change)) error
 	id := s.nextID
 	s.nextID++
 	s.listeners[id] = fn
+	fn(contracts.Change{Resync: true}) // subscribed (contracts.ChangeFeed)
 	s.feedMu.Unlock()
 	s.onceListen.Do(func() { close(s.listening) })
 	<-ctx.Done()

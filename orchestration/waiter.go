@@ -3,6 +3,7 @@ package orchestration
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
@@ -33,7 +34,7 @@ type FeedWaiter struct {
 	watches map[string]map[*watch]struct{}
 
 	startOnce sync.Once
-	started   chan struct{} // closed when Run is about to Listen
+	started   chan struct{} // closed once the feed announced its subscription (or Run ended)
 }
 
 type watch struct{ ch chan struct{} }
@@ -46,10 +47,10 @@ func NewFeedWaiter(feed contracts.ChangeFeed) *FeedWaiter {
 }
 
 // startInBackground runs w.Run(ctx) in a new goroutine, calling onErr with
-// an error other than ctx's, and returns once the goroutine is about to
-// subscribe to the feed, so that watches made after it returns are not
-// left behind by goroutine start-up. The returned channel is closed when
-// Run has returned.
+// an error other than ctx's, and returns once the feed has announced its
+// subscription (contracts.ChangeFeed's first Resync), so that no change
+// after it returns is missed. The returned channel is closed when Run has
+// returned.
 func (w *FeedWaiter) startInBackground(ctx context.Context, onErr func(error)) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
@@ -58,21 +59,31 @@ func (w *FeedWaiter) startInBackground(ctx context.Context, onErr func(error)) <
 			onErr(err)
 		}
 	}()
-	<-w.started
+	// A feed that does not announce its subscription (a host's own
+	// ChangeFeed predating that rule) must not block construction forever.
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-w.started:
+	case <-t.C:
+	}
 	return done
 }
+
+// subscribeWait bounds how long startInBackground waits for the feed's
+// first Resync.
+const subscribeWait = 5 * time.Second
 
 // Run listens to the feed until ctx ends and returns the feed's error
 // (ctx.Err() after cancellation). When it returns, open watches are closed,
 // so waiters re-read the store instead of sleeping on a dead feed.
 //
-// A feed delivers only changes made after it subscribed, and Run cannot
-// tell when that is; a watch made just before may miss a change. Waiters
-// therefore always wait with a deadline (long-polls have theirs, Suspend
-// also gets the in-process Resume signal and its expiry).
+// A feed announces its subscription with a first Change{Resync: true}
+// (and again after reconnecting); each Resync closes every open watch, so
+// a watch made before the feed was live is woken to re-read the store.
 func (w *FeedWaiter) Run(ctx context.Context) error {
-	w.startOnce.Do(func() { close(w.started) })
 	err := w.feed.Listen(ctx, w.notify)
+	w.startOnce.Do(func() { close(w.started) })
 	w.closeAll()
 	return err
 }
@@ -107,6 +118,7 @@ func (w *FeedWaiter) release(taskID string, wt *watch) {
 // never calls back into the store.
 func (w *FeedWaiter) notify(c contracts.Change) {
 	if c.Resync {
+		w.startOnce.Do(func() { close(w.started) })
 		w.closeAll()
 		return
 	}
