@@ -3,14 +3,15 @@
 #   make test         vet + race tests of every package and example (starts a
 #                     throw-away redis-server for the Redis tests)
 #   make bench        micro benchmarks (go test -bench) with allocation counts
+#   make test-browser the quickstart's demo page in headless Chromium
 
 GO       ?= go
 # ./... skips directories starting with "_", so examples are named one by one.
 EXAMPLES := $(wildcard _examples/*/)
-EXAMPLE_PKGS := $(patsubst %/,./%,$(EXAMPLES))
+EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
 
-.PHONY: test vet fmt-check bench
+.PHONY: test vet fmt-check bench test-browser
 
 test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
@@ -24,3 +25,6 @@ fmt-check:
 
 bench:
 	$(WITH_REDIS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+test-browser:
+	scripts/test-browser.sh
