@@ -219,3 +219,25 @@ func TestReadClientFrame(t *testing.T) {
 	_, _, err = ReadClientFrame(bufio.NewReader(bytes.NewReader(AppendServerFrame(nil, OpText, sub))), 100)
 	assert.ErrorIs(t, err, ErrUnmaskedFrame)
 }
+
+func TestClientAndServerFrameRoundTrip(t *testing.T) {
+	mask := [4]byte{9, 8, 7, 6}
+	for _, n := range []int{0, 5, 125, 126, 70_000} {
+		payload := bytes.Repeat([]byte{'z'}, n)
+		// A client frame reads back through ReadClientFrame...
+		op, got, err := ReadClientFrame(bufio.NewReader(bytes.NewReader(AppendClientFrame(nil, OpText, payload, mask))), 1<<20)
+		require.NoError(t, err)
+		assert.Equal(t, byte(OpText), op)
+		assert.Equal(t, payload, got)
+		// ...and a server frame through ReadServerFrame.
+		op, fin, got, err := ReadServerFrame(bufio.NewReader(bytes.NewReader(AppendServerFrame(nil, OpClose, payload))), nil, 1<<20)
+		require.NoError(t, err)
+		assert.Equal(t, byte(OpClose), op)
+		assert.True(t, fin)
+		assert.Equal(t, string(payload), string(got))
+	}
+	_, _, _, err := ReadServerFrame(bufio.NewReader(bytes.NewReader(AppendServerFrame(nil, OpText, make([]byte, 300)))), nil, 100)
+	assert.ErrorIs(t, err, ErrFrameTooLarge)
+	_, _, _, err = ReadServerFrame(bufio.NewReader(bytes.NewReader(AppendClientFrame(nil, OpText, []byte("x"), mask))), nil, 100)
+	assert.Error(t, err, "a masked frame is not a server frame")
+}

@@ -94,3 +94,68 @@ func ReadClientFrame(br *bufio.Reader, limit int) (op byte, payload []byte, err 
 	}
 	return op, payload, nil
 }
+
+// AppendClientFrame appends a final client frame with opcode op, payload
+// masked with mask, to dst.
+func AppendClientFrame(dst []byte, op byte, payload []byte, mask [4]byte) []byte {
+	dst = append(dst, 0x80|op)
+	switch n := len(payload); {
+	case n <= 125:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, mask[:]...)
+	for i, b := range payload {
+		dst = append(dst, b^mask[i&3])
+	}
+	return dst
+}
+
+// ReadServerFrame reads one unmasked server frame of at most limit payload
+// bytes into buf (grown as needed) and returns its opcode, whether it is
+// final, and the payload, which aliases buf.
+func ReadServerFrame(br *bufio.Reader, buf []byte, limit int) (op byte, fin bool, payload []byte, err error) {
+	// Header bytes come through ReadByte, which (unlike io.ReadFull on a
+	// local array) does not allocate: benchmarks count this reader's
+	// allocations as the server's.
+	b0, err := br.ReadByte()
+	if err != nil {
+		return 0, false, nil, err
+	}
+	b1, err := br.ReadByte()
+	if err != nil {
+		return 0, false, nil, err
+	}
+	op, fin = b0&0x0F, b0&0x80 != 0
+	if b1&0x80 != 0 {
+		return 0, false, nil, errors.New("benchwire: masked server frame")
+	}
+	n := uint64(b1 & 0x7F)
+	if n >= 126 {
+		size := 2
+		if n == 127 {
+			size = 8
+		}
+		n = 0
+		for i := 0; i < size; i++ {
+			c, err := br.ReadByte()
+			if err != nil {
+				return 0, false, nil, err
+			}
+			n = n<<8 | uint64(c)
+		}
+	}
+	if n > uint64(limit) {
+		return 0, false, nil, ErrFrameTooLarge
+	}
+	if uint64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	payload = buf[:n]
+	_, err = io.ReadFull(br, payload)
+	return op, fin, payload, err
+}

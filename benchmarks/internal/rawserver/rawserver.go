@@ -397,19 +397,24 @@ func closeWS(conn net.Conn, code uint16) {
 // stream writes the task's frames of one kind from idx on, everything
 // pending in one writev, until a write fails or the server shuts down.
 func (s *Server) stream(conn net.Conn, t *task, kind, idx int) {
+	// bufs is allocated once: WriteTo takes its address, and it consumes
+	// the slice, so it is refilled from scratch (which it never touches)
+	// before every write. No allocation per delivery.
 	var scratch [][]byte
+	bufs := new(net.Buffers)
 	for {
 		frames, wake := t.pending(kind, idx)
 		if len(frames) > 0 {
 			scratch = append(scratch[:0], frames...)
-			bufs := net.Buffers(scratch)
-			if _, err := bufs.WriteTo(conn); err != nil {
+			*bufs = scratch
+			_, err := bufs.WriteTo(conn)
+			clear(scratch) // keep no frame reachable from an idle stream
+			if err != nil {
 				return
 			}
 			idx += len(frames)
 			continue
 		}
-		scratch = scratch[:0:0] // hold no buffer while idle
 		select {
 		case <-wake:
 		case <-s.done:
