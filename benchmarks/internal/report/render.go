@@ -74,15 +74,27 @@ func scenarioTable(s *Scenario) table {
 	var t table
 	switch s.Kind {
 	case KindIdle:
-		t.head = []string{"target", "conns", "RSS/conn KiB", "goroutines/conn", "idle CPU ms/s", "status"}
+		redis := false
+		for i := range s.Runs {
+			redis = redis || s.Runs[i].RedisClientsAfter > 0
+		}
+		t.head = []string{"target", "conns", "RSS/conn KiB", "goroutines/conn", "idle CPU ms/s"}
+		if redis {
+			t.head = append(t.head, "redis conns")
+		}
+		t.head = append(t.head, "status")
 		for i := range s.Runs {
 			r := &s.Runs[i]
 			idle := "n/a"
 			if r.IdleWindow > 0 {
 				idle = strconv.FormatFloat(float64(r.IdleCPU)/1e6/time.Duration(r.IdleWindow).Seconds(), 'f', 2, 64)
 			}
-			t.rows = append(t.rows, []string{r.Target, strconv.Itoa(r.Connected), kib(r.RSSPerConn),
-				strconv.FormatFloat(r.GoroutinesPerConn, 'f', 2, 64), idle, problems(r)})
+			row := []string{r.Target, strconv.Itoa(r.Connected), kib(r.RSSPerConn),
+				strconv.FormatFloat(r.GoroutinesPerConn, 'f', 2, 64), idle}
+			if redis {
+				row = append(row, strconv.Itoa(r.RedisClientsAfter))
+			}
+			t.rows = append(t.rows, append(row, problems(r)))
 		}
 	case KindHTTP:
 		t.head = []string{"target", "load", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "status"}
@@ -98,19 +110,31 @@ func scenarioTable(s *Scenario) table {
 			}
 		}
 	default:
+		redis := false
+		for i := range s.Runs {
+			redis = redis || s.Runs[i].RedisClientsAfter > 0
+		}
 		t.head = []string{"target", "subs", "delivered", "expected", "deliveries/s", "p50 ms", "p90 ms",
-			"p99 ms", "max ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects", "status"}
+			"p99 ms", "max ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects"}
+		if redis {
+			t.head = append(t.head, "redis conns")
+		}
+		t.head = append(t.head, "status")
 		for i := range s.Runs {
 			r := &s.Runs[i]
 			cpu := secs(r.ServerCPU)
 			if r.RedisCPU > 0 {
 				cpu += " (+redis " + secs(r.RedisCPU) + ")"
 			}
-			t.rows = append(t.rows, []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
+			row := []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
 				count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
 				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
 				strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
-				strconv.FormatUint(r.Reconnects, 10), problems(r)})
+				strconv.FormatUint(r.Reconnects, 10)}
+			if redis {
+				row = append(row, strconv.Itoa(r.RedisClientsAfter))
+			}
+			t.rows = append(t.rows, append(row, problems(r)))
 		}
 	}
 	return t

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# publish.sh [TBLOAD FLAGS...]
+#
+# Runs the whole benchmark suite twice, on the memory store and on Redis
+# (through scripts/with-redis.sh, which starts a throw-away redis-server),
+# writes the JSON results to benchmarks/results/, and regenerates the results
+# section of benchmarks/README.md from them with tbreport. Extra flags go to
+# both tbload runs (e.g. -scenario fanout). Run it on a quiet machine: it
+# prints the load average first, and the README records it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=benchmarks/results
+mkdir -p "$out"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+echo "publish: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+go build -o "$tmp/tbload" ./benchmarks/cmd/tbload
+
+"$tmp/tbload" -out "$out/mem.json" -server-log "$tmp/servers.log" "$@"
+files=("$out/mem.json")
+
+rm -f "$out/redis.json"
+if [ -x scripts/with-redis.sh ]; then
+	scripts/with-redis.sh "$tmp/tbload" -store redis -out "$out/redis.json" -server-log "$tmp/servers.log" "$@" ||
+		echo "publish: the Redis pass failed; publishing the memory results only" >&2
+	if [ -f "$out/redis.json" ]; then
+		files+=("$out/redis.json")
+	fi
+fi
+
+go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md "${files[@]}"
