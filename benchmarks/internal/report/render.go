@@ -115,7 +115,7 @@ func scenarioTable(s *Scenario) table {
 			redis = redis || s.Runs[i].RedisClientsAfter > 0
 		}
 		t.head = []string{"target", "subs", "delivered", "expected", "deliveries/s", "p50 ms", "p90 ms",
-			"p99 ms", "max ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects"}
+			"p99 ms", "max ms", "emit lag ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects"}
 		if redis {
 			t.head = append(t.head, "redis conns")
 		}
@@ -128,7 +128,8 @@ func scenarioTable(s *Scenario) table {
 			}
 			row := []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
 				count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
-				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
+				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), ms(uint64(time.Duration(r.EmitMaxLag)/time.Microsecond)),
+				cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
 				strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
 				strconv.FormatUint(r.Reconnects, 10)}
 			if redis {

@@ -123,7 +123,7 @@ func TestRenderMarkdown(t *testing.T) {
 	assert.Contains(t, out, "Command: `tbload -scenario fanout`")
 	assert.Contains(t, out, "| target | subs | delivered |")
 	assert.Contains(t, out, "| --- | ---: |")
-	assert.Contains(t, out, "| bridge | 10 | 10.0k | 10.0k | 500 | 1.5 | 2.5 | 12.3 | 20.0 | 2.00 | 0.00 | 5000 | 0 | 0 | 0 | ok |")
+	assert.Contains(t, out, "| bridge | 10 | 10.0k | 10.0k | 500 | 1.5 | 2.5 | 12.3 | 20.0 | 0.0 | 2.00 | 0.00 | 5000 | 0 | 0 | 0 | ok |")
 	assert.Contains(t, out, "- delivered rate, bridge / raw: **1.11x** (higher is better)")
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "|") {
