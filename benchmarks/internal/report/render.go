@@ -128,7 +128,7 @@ func scenarioTable(s *Scenario) table {
 			}
 			row := []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
 				count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
-				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), ms(uint64(time.Duration(r.EmitMaxLag)/time.Microsecond)),
+				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), ms(uint64(time.Duration(r.EmitMaxLag) / time.Microsecond)),
 				cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
 				strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
 				strconv.FormatUint(r.Reconnects, 10)}
