@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap"
 
+	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
-	"github.com/taskbridge/taskbridge-fiber/contracts"
-	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
@@ -74,14 +72,14 @@ func newServer(opts options, log *zap.Logger) *server {
 		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
 		Logger: olog,
 	})
-	registerDemo(exec)
+	demo.Register(exec)
 	bridge := fiberbridge.New(fiberbridge.Config{
 		Stores: fiberbridge.Stores{
 			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
 		},
 		Executor:           exec,
-		AuthResolver:       demoAuth,
-		CreatePreprocessor: validateDemoInput,
+		AuthResolver:       demo.Auth,
+		CreatePreprocessor: demo.ValidateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
 		Logger:             log,
 	})
@@ -92,22 +90,6 @@ func newServer(opts options, log *zap.Logger) *server {
 	bridge.Register(app)
 	web.Register(app) // the live demo page at /
 	return &server{app: app, bridge: bridge, exec: exec, log: log}
-}
-
-// demoAuth is the quickstart's AuthResolver: "Authorization: Bearer
-// <token>" or, for EventSource and browser WebSockets which cannot set
-// headers, an access_token query parameter. The subject is the token.
-func demoAuth(c *fiber.Ctx) (contracts.AuthContext, error) {
-	token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-	if !ok || strings.TrimSpace(token) == "" {
-		token = c.Query("access_token")
-	}
-	token = strings.TrimSpace(token)
-	if token == "" {
-		return contracts.AuthContext{}, bridgeerr.New(bridgeerr.CodeAuthentication,
-			"send Authorization: Bearer <token> or ?access_token=<token>")
-	}
-	return contracts.AuthContext{Subject: strings.Clone(token)}, nil
 }
 
 // serve serves on ln until shutdown.

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -16,26 +16,32 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 )
 
-// The demo task types. Their input is validated when the task is created
-// (validateDemoInput, installed as the bridge's CreatePreprocessor), so a
-// bad input answers 400 INVALID_REQUEST and no task is created; the
-// handlers decode input that is known to be valid.
+// The demo task types.
 const (
-	typeProgress = "demo.progress"
-	typeFail     = "demo.fail"
-	typeApproval = "demo.approval"
-	typeSleep    = "demo.sleep"
+	// TypeProgress emits input.steps (0..1000, default 3) TASK_PROGRESS
+	// events input.delayMs (0..60000, default 100) apart and completes with
+	// {"steps": n}.
+	TypeProgress = "demo.progress"
+	// TypeFail emits one TASK_PROGRESS and fails with DEMO_FAILURE. No input.
+	TypeFail = "demo.fail"
+	// TypeApproval suspends for "approve" or "reject" and completes with
+	// {"decision": action}. No input.
+	TypeApproval = "demo.approval"
+	// TypeSleep emits TASK_PROGRESS below 100 every input.delayMs (1..60000,
+	// default 1000) until it is cancelled.
+	TypeSleep = "demo.sleep"
 )
 
-// progressInput is demo.progress's input: steps (0..1000, default 3) and
-// delayMs between steps (0..60000, default 100).
+// FailureCode is the code of demo.fail's TASK_FAILED event.
+const FailureCode = "DEMO_FAILURE"
+
+// progressInput is demo.progress's input.
 type progressInput struct {
 	Steps   *int `json:"steps"`
 	DelayMs *int `json:"delayMs"`
 }
 
-// sleepInput is demo.sleep's input: delayMs between progress events
-// (1..60000, default 1000).
+// sleepInput is demo.sleep's input.
 type sleepInput struct {
 	DelayMs *int `json:"delayMs"`
 }
@@ -50,12 +56,13 @@ func intOr(p *int, def int) int {
 	return *p
 }
 
-// registerDemo registers the four demo handlers on x.
-func registerDemo(x *orchestration.Executor) {
-	x.Handle(typeProgress, runProgress)
-	x.Handle(typeFail, runFail)
-	x.Handle(typeApproval, runApproval)
-	x.Handle(typeSleep, runSleep)
+// Register registers the four demo handlers on x. Call it once per
+// executor, before the executor receives tasks.
+func Register(x *orchestration.Executor) {
+	x.Handle(TypeProgress, runProgress)
+	x.Handle(TypeFail, runFail)
+	x.Handle(TypeApproval, runApproval)
+	x.Handle(TypeSleep, runSleep)
 }
 
 // runProgress emits steps TASK_PROGRESS events rising to 100, delayMs
@@ -83,7 +90,7 @@ func runFail(ctx context.Context, task *orchestration.TaskContext) (any, error) 
 	if err := task.Progress(ctx, 50, "working", "about to fail"); err != nil {
 		return nil, err
 	}
-	return nil, &orchestration.TaskError{Code: "DEMO_FAILURE", Message: "the demo task failed on purpose", Retryable: false}
+	return nil, &orchestration.TaskError{Code: FailureCode, Message: "the demo task failed on purpose", Retryable: false}
 }
 
 // runApproval suspends for approve or reject and completes with
@@ -134,13 +141,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// validateDemoInput is the bridge's CreatePreprocessor: it rejects a demo
-// task's invalid input with 400 INVALID_REQUEST before the task exists.
-// Unknown task types pass through; the creation service answers them with
-// 400 listing the known ones.
-func validateDemoInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
+// ValidateInput is a fiberbridge.Config.CreatePreprocessor: it rejects a
+// demo task's invalid input with 400 INVALID_REQUEST (details.field names
+// the field) before the task exists. Other task types pass through; the
+// creation service answers unknown ones with 400 listing the known types.
+func ValidateInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
 	switch cmd.TaskType {
-	case typeProgress:
+	case TypeProgress:
 		var in progressInput
 		if err := decodeInput(cmd.Input, &in); err != nil {
 			return err
@@ -149,13 +156,13 @@ func validateDemoInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
 			return err
 		}
 		return inRange("delayMs", in.DelayMs, 0, 60000)
-	case typeSleep:
+	case TypeSleep:
 		var in sleepInput
 		if err := decodeInput(cmd.Input, &in); err != nil {
 			return err
 		}
 		return inRange("delayMs", in.DelayMs, 1, 60000)
-	case typeFail, typeApproval:
+	case TypeFail, TypeApproval:
 		return decodeInput(cmd.Input, &emptyInput{})
 	}
 	return nil
@@ -191,4 +198,22 @@ func inRange(name string, v *int, lo, hi int) error {
 	}
 	return bridgeerr.New(bridgeerr.CodeInvalidRequest, fmt.Sprintf("input.%s must be from %d to %d", name, lo, hi)).
 		WithDetails(map[string]any{"field": "input." + name, "minimum": lo, "maximum": hi})
+}
+
+// Auth is the examples' fiberbridge.Config.AuthResolver: "Authorization:
+// Bearer <token>" or, for EventSource and browser WebSockets which cannot
+// set headers, an access_token query parameter. The subject is the token
+// itself (a demo, not a security scheme); no token answers 401
+// AUTHENTICATION_ERROR.
+func Auth(c *fiber.Ctx) (contracts.AuthContext, error) {
+	token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		token = c.Query("access_token")
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return contracts.AuthContext{}, bridgeerr.New(bridgeerr.CodeAuthentication,
+			"send Authorization: Bearer <token> or ?access_token=<token>")
+	}
+	return contracts.AuthContext{Subject: strings.Clone(token)}, nil
 }
