@@ -309,7 +309,7 @@ type sseFrame struct {
 // sseStream is a raw SSE client: one TCP connection, no background
 // goroutine, the chunked body decoded by net/http's response reader.
 type sseStream struct {
-	t    testing.TB
+	t testing.TB
 	// bulk: check frames with the strict decoder only, not the JSON
 	// Schemas too (for tests that move thousands of frames).
 	bulk bool
