@@ -56,9 +56,16 @@ func intOr(p *int, def int) int {
 	return *p
 }
 
+// Handlers is where Register puts the demo handlers: an
+// *orchestration.Executor, or a wrapper of one that adds behaviour around
+// each handler.
+type Handlers interface {
+	Handle(taskType string, h orchestration.Handler)
+}
+
 // Register registers the four demo handlers on x. Call it once per
 // executor, before the executor receives tasks.
-func Register(x *orchestration.Executor) {
+func Register(x Handlers) {
 	x.Handle(TypeProgress, runProgress)
 	x.Handle(TypeFail, runFail)
 	x.Handle(TypeApproval, runApproval)

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
+	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
+	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
+	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
+	"github.com/taskbridge/taskbridge-fiber/streaming"
+)
+
+// options are the example's settings: flags, with environment variables
+// as their defaults.
+type options struct {
+	addr      string
+	redis     string
+	prefix    string
+	heartbeat time.Duration
+}
+
+// parseOptions reads -addr, -redis, -prefix and -heartbeat from args, with
+// TASKBRIDGE_ADDR, TASKBRIDGE_REDIS, TASKBRIDGE_REDIS_PREFIX and
+// TASKBRIDGE_HEARTBEAT (from getenv) as their defaults.
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	opts := options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: redisstore.DefaultKeyPrefix,
+		heartbeat: 15 * time.Second}
+	for _, e := range []struct {
+		name string
+		dst  *string
+	}{{"TASKBRIDGE_ADDR", &opts.addr}, {"TASKBRIDGE_REDIS", &opts.redis}, {"TASKBRIDGE_REDIS_PREFIX", &opts.prefix}} {
+		if v := getenv(e.name); v != "" {
+			*e.dst = v
+		}
+	}
+	if v := getenv("TASKBRIDGE_HEARTBEAT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "TASKBRIDGE_HEARTBEAT: %v\n", err)
+			return options{}, fmt.Errorf("TASKBRIDGE_HEARTBEAT: %w", err)
+		}
+		opts.heartbeat = d
+	}
+	fs := flag.NewFlagSet("redis", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (env TASKBRIDGE_ADDR)")
+	fs.StringVar(&opts.redis, "redis", opts.redis, "Redis host:port or redis:// URL (env TASKBRIDGE_REDIS)")
+	fs.StringVar(&opts.prefix, "prefix", opts.prefix, "Redis key prefix, the same on every instance (env TASKBRIDGE_REDIS_PREFIX)")
+	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	var err error
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	case opts.heartbeat <= 0:
+		err = errors.New("-heartbeat must be positive")
+	case opts.redis == "":
+		err = errors.New("-redis must not be empty")
+	case strings.ContainsAny(opts.prefix, "{}"):
+		err = errors.New("-prefix must not contain '{' or '}'")
+	}
+	if err == nil {
+		_, err = redisOptions(opts.redis)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return options{}, err
+	}
+	return opts, nil
+}
+
+// Timeouts of the Redis client. Calls also end with their context
+// (ContextTimeoutEnabled), so a paused Redis holds a request for at most
+// redisTimeout.
+const (
+	redisTimeout = 2 * time.Second
+	// bootTimeout bounds the PING at start.
+	bootTimeout = 5 * time.Second
+	// probeTimeout bounds the readiness PING of GET /ready.
+	probeTimeout = time.Second
+)
+
+// redisOptions turns -redis (host:port or a redis:// URL) into client
+// options.
+func redisOptions(addr string) (*redis.Options, error) {
+	o := &redis.Options{Addr: addr}
+	if strings.Contains(addr, "://") {
+		var err error
+		if o, err = redis.ParseURL(addr); err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+	} else if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("-redis: %w", err)
+	}
+	o.ContextTimeoutEnabled = true
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
+	return o, nil
+}
+
+// server is one instance: the Redis client and stores, the in-process
+// executor with the demo task types (behind the cancel relay), and the
+// bridge on a Fiber app.
+type server struct {
+	client *redis.Client
+	stores *redisstore.Stores
+	exec   *relayExecutor
+	bridge *fiberbridge.Bridge
+	app    *fiber.App
+	log    *zap.Logger
+}
+
+// newServer connects to Redis (failing when it does not answer PING within
+// bootTimeout or ctx) and wires everything; nothing serves until serve.
+func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, error) {
+	ropts, err := redisOptions(opts.redis)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewClient(ropts)
+	pingCtx, cancel := context.WithTimeout(ctx, bootTimeout)
+	err = client.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
+	}
+
+	olog := observe.NewLogger(log)
+	stores := redisstore.New(client, redisstore.Options{KeyPrefix: opts.prefix, Logger: olog})
+	exec := newRelayExecutor(client, opts.prefix+"cancel", stores.Tasks, orchestration.ExecutorOptions{
+		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Logger: olog,
+	})
+	demo.Register(exec)
+	bridge := fiberbridge.New(fiberbridge.Config{
+		Stores: fiberbridge.Stores{
+			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		},
+		Executor:           exec,
+		AuthResolver:       demo.Auth,
+		CreatePreprocessor: demo.ValidateInput,
+		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
+		Readiness: observe.NewComposite(probeTimeout,
+			observe.NamedProbe{Name: "redis", Probe: stores.Probe(probeTimeout)}),
+		Logger: log,
+	})
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
+		DisableStartupMessage: true,
+	})
+	bridge.Register(app)
+	web.Register(app) // the demo page at /: open it on two instances
+	return &server{client: client, stores: stores, exec: exec, bridge: bridge, app: app, log: log}, nil
+}
+
+// serve serves on ln until shutdown.
+func (s *server) serve(ln net.Listener) error {
+	s.log.Info("redis example listening", zap.String("addr", ln.Addr().String()),
+		zap.String("redis", s.client.Options().Addr))
+	return s.app.Listener(ln)
+}
+
+// shutdown ends streams and long-polls (bridge), then the server, then the
+// executor's running tasks and the cancel relay, and closes the Redis
+// client last, once nothing uses it.
+func (s *server) shutdown(ctx context.Context) error {
+	err := errors.Join(
+		s.bridge.Shutdown(ctx),
+		s.app.ShutdownWithContext(ctx),
+		s.exec.Close(ctx),
+	)
+	return errors.Join(err, s.client.Close())
+}
