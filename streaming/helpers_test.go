@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,9 @@ import (
 // worker-pool cleaner and date updater end on their timers after the server
 // stops; everything the hub and its sessions start is checked.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(idleClientEnv); spec != "" {
+		os.Exit(idleClients(spec)) // the client process of BenchmarkIdleConnections
+	}
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),

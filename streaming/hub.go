@@ -543,23 +543,37 @@ func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*sess
 			t.mu.Unlock()
 			continue
 		}
-		b.encode(t.nSSE > 0, t.nWS > 0)
 		t.pos = b.last
 		if len(page.Events) >= h.cfg.liveBatch {
 			t.more = true
 		}
-		for _, s := range t.subs {
-			if s.offer(b) {
-				starts = append(starts, s)
-			}
-		}
+		starts = t.offerLocked(b, starts)
 		t.mu.Unlock()
-		for i, s := range starts {
-			go s.runFn()
-			starts[i] = nil
-		}
-		starts = starts[:0]
+		starts = startWriters(starts)
 	}
+}
+
+// offerLocked hands b (encoded for every transport present) to each live
+// subscriber and collects those whose writer must be started. Call with
+// t.mu held. It allocates nothing per subscriber.
+func (t *taskState) offerLocked(b *batch, starts []*session) []*session {
+	b.encode(t.nSSE > 0, t.nWS > 0)
+	for _, s := range t.subs {
+		if s.offer(b) {
+			starts = append(starts, s)
+		}
+	}
+	return starts
+}
+
+// startWriters starts the collected writers (outside the task's lock) and
+// returns the emptied slice for reuse.
+func startWriters(starts []*session) []*session {
+	for i, s := range starts {
+		go s.runFn()
+		starts[i] = nil
+	}
+	return starts[:0]
 }
 
 // failTask ends every stream of t after a failed fan-out read; clients
