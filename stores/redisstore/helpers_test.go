@@ -35,7 +35,12 @@ func TestMain(m *testing.M) {
 	}
 	// The fault tests make go-redis log its failed dials; they are expected.
 	redis.SetLogger(quietLogger{})
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// fasthttp's process-wide goroutines, started by the end-to-end
+		// tests' Fiber servers (worker pool cleaner, date updater).
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	)
 }
 
 // quietLogger drops go-redis's internal log lines.

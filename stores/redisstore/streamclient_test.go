@@ -1,0 +1,375 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+)
+
+// This file holds the stream client of the end-to-end tests: a subscriber
+// that follows one task over SSE or WebSocket like a real client. It keeps
+// its cursor (the last event id it received); when a connection ends
+// before the terminal event it reconnects with that cursor, either to the
+// same instance after a backoff (auto mode) or to the instance the test
+// names next (resumeOn). It parses the wire format itself and records
+// every frame, which the test goroutine checks against the protocol
+// (checkFrames), since the client runs on its own goroutine.
+
+// Transports of a subscriber.
+const (
+	overSSE = "sse"
+	overWS  = "ws"
+)
+
+// connection is what one connection of a subscriber saw.
+type connection struct {
+	target  string
+	events  []string // event ids, in arrival order
+	confirm *contracts.SubscriptionConfirmed
+	end     string // how it ended: "eof", "close 1001 going away", "status 500 INTERNAL_ERROR", "dial: ...", ...
+}
+
+// subscriber follows one task until its terminal event or until stopped.
+type subscriber struct {
+	tb        testing.TB
+	name      string
+	transport string
+	taskID    string
+	auto      bool // reconnect to the same target by itself
+	next      chan string
+
+	mu       sync.Mutex
+	conns    []*connection
+	events   []contracts.TaskEvent
+	frames   [][]byte // every frame and error body received, for checkFrames
+	cursor   string
+	terminal bool
+	signal   chan struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// subscribe starts a subscriber of taskID on target (host:port). With
+// auto, it reconnects to target by itself after a connection ends (backoff
+// 20 ms doubling to 320 ms); without, it waits for resumeOn. Cleanup stops
+// it.
+func subscribe(tb testing.TB, name, transport, taskID, target string, auto bool) *subscriber {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &subscriber{
+		tb: tb, name: name, transport: transport, taskID: taskID, auto: auto,
+		next: make(chan string, 1), signal: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+	}
+	go s.run(ctx, target)
+	tb.Cleanup(s.stop)
+	return s
+}
+
+// stop ends the subscriber and waits for its goroutine.
+func (s *subscriber) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// resumeOn tells a subscriber without auto where to reconnect.
+func (s *subscriber) resumeOn(target string) { s.next <- target }
+
+func (s *subscriber) run(ctx context.Context, target string) {
+	defer close(s.done)
+	backoff := 20 * time.Millisecond
+	for {
+		c := &connection{target: target}
+		s.mu.Lock()
+		s.conns = append(s.conns, c)
+		cursor := s.cursor
+		s.mu.Unlock()
+		var end string
+		if s.transport == overSSE {
+			end = s.followSSE(ctx, c, cursor)
+		} else {
+			end = s.followWS(ctx, c, cursor)
+		}
+		s.mu.Lock()
+		c.end = end
+		terminal := s.terminal
+		s.mu.Unlock()
+		s.notify()
+		if terminal || ctx.Err() != nil {
+			return
+		}
+		if !s.auto {
+			select {
+			case target = <-s.next:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, 320*time.Millisecond)
+	}
+}
+
+func (s *subscriber) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// frame records one frame and, for an event, moves the cursor. It returns
+// the decoded frame, or an error for a frame the strict decoder refuses.
+func (s *subscriber) frame(c *connection, data []byte) (contracts.ServerFrame, error) {
+	data = bytes.Clone(data)
+	f, err := contracts.DecodeServerFrame(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frames = append(s.frames, data)
+	if err != nil {
+		return f, err
+	}
+	switch {
+	case f.Event != nil:
+		s.events = append(s.events, *f.Event)
+		c.events = append(c.events, f.Event.EventID.String())
+		s.cursor = f.Event.EventID.String()
+		s.terminal = s.terminal || f.Event.Type.IsTerminal()
+	case f.Confirmation != nil:
+		c.confirm = f.Confirmation
+	}
+	if f.Event != nil {
+		s.notify()
+	}
+	return f, nil
+}
+
+// followSSE runs one SSE connection and returns how it ended.
+func (s *subscriber) followSSE(ctx context.Context, c *connection, cursor string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		"http://"+c.target+"/api/v1/tasks/"+s.taskID+"/events/stream", nil)
+	if err != nil {
+		return "request: " + err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+owner)
+	req.Header.Set("Accept", "text/event-stream")
+	if cursor != "" {
+		req.Header.Set("Last-Event-ID", cursor)
+	}
+	resp, err := sseClient.Do(req)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s.refused(resp)
+	}
+	r := bufio.NewReader(resp.Body)
+	var id string
+	var data []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(line) == 0 {
+				return "eof"
+			}
+			return "read: " + err.Error()
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+			if data != nil {
+				f, err := s.frame(c, data)
+				if err != nil {
+					return "invalid frame: " + err.Error()
+				}
+				if f.Event != nil && f.Event.EventID.String() != id {
+					return fmt.Sprintf("id: line %q differs from eventId %s", id, f.Event.EventID)
+				}
+			}
+			id, data = "", nil
+		case line[0] == ':':
+			// comment ping
+		case bytes.HasPrefix(line, []byte("id: ")):
+			id = string(line[4:])
+		case bytes.HasPrefix(line, []byte("data: ")):
+			data = append(data[:0], line[6:]...)
+		}
+	}
+}
+
+// sseClient has no timeout: streams are long; contexts end them.
+var sseClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+// refused records an answer other than a stream and describes it.
+func (s *subscriber) refused(resp *http.Response) string {
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusNoContent {
+		return "status 204"
+	}
+	s.mu.Lock()
+	s.frames = append(s.frames, body) // checked as an error envelope
+	s.mu.Unlock()
+	var env struct{ Code string }
+	_ = json.Unmarshal(body, &env)
+	return "status " + strconv.Itoa(resp.StatusCode) + " " + env.Code
+}
+
+// followWS runs one WebSocket connection and returns how it ended.
+func (s *subscriber) followWS(ctx context.Context, c *connection, cursor string) string {
+	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := dialer.DialContext(ctx, "ws://"+c.target+"/api/v1/tasks/ws",
+		http.Header{"Authorization": {"Bearer " + owner}})
+	if err != nil {
+		if resp != nil {
+			defer resp.Body.Close()
+			return s.refused(resp)
+		}
+		return "dial: " + err.Error()
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	sub := map[string]any{"action": "subscribe", "taskId": s.taskID, "lastEventId": nil}
+	if cursor != "" {
+		sub["lastEventId"] = cursor
+	}
+	if err := conn.WriteJSON(sub); err != nil {
+		return "write: " + err.Error()
+	}
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return "close " + strconv.Itoa(ce.Code) + " " + ce.Text
+			}
+			return "read: " + err.Error()
+		}
+		if _, err := s.frame(c, msg); err != nil {
+			return "invalid frame: " + err.Error()
+		}
+	}
+}
+
+// waitFor waits until cond holds (checked after every event and every end
+// of a connection) and fails the test when ctx ends first.
+func (s *subscriber) waitFor(ctx context.Context, what string, cond func() bool) {
+	s.tb.Helper()
+	for !cond() {
+		select {
+		case <-s.signal:
+		case <-ctx.Done():
+			require.Failf(s.tb, "subscriber", "%s: %s not seen before the deadline; connections: %s", s.name, what, s.describe())
+		}
+	}
+}
+
+// waitEvents waits until the subscriber has received n events.
+func (s *subscriber) waitEvents(ctx context.Context, n int) {
+	s.tb.Helper()
+	s.waitFor(ctx, strconv.Itoa(n)+" events", func() bool { return len(s.ids()) >= n })
+}
+
+// waitEnded waits until the current connection ended.
+func (s *subscriber) waitEnded(ctx context.Context) *connection {
+	s.tb.Helper()
+	var last *connection
+	s.waitFor(ctx, "the end of the connection", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		last = s.conns[len(s.conns)-1]
+		return last.end != ""
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &connection{target: last.target, events: append([]string(nil), last.events...), confirm: last.confirm, end: last.end}
+}
+
+// waitDone waits until the subscriber received the terminal event and its
+// last connection ended.
+func (s *subscriber) waitDone(ctx context.Context) {
+	s.tb.Helper()
+	s.waitFor(ctx, "the terminal event and the end of the stream", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.terminal && s.conns[len(s.conns)-1].end != ""
+	})
+}
+
+// ids returns the received event ids in order.
+func (s *subscriber) ids() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.events))
+	for i, ev := range s.events {
+		out[i] = ev.EventID.String()
+	}
+	return out
+}
+
+// connections returns a copy of the connection records.
+func (s *subscriber) connections() []connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]connection, len(s.conns))
+	for i, c := range s.conns {
+		out[i] = *c
+		out[i].events = append([]string(nil), c.events...)
+	}
+	return out
+}
+
+func (s *subscriber) describe() string {
+	var b bytes.Buffer
+	for _, c := range s.connections() {
+		fmt.Fprintf(&b, "[%s: %d events, end %q] ", c.target, len(c.events), c.end)
+	}
+	return b.String()
+}
+
+// checkFrames checks every recorded frame against the protocol on the
+// test goroutine: stream frames with conformance.CheckFrame, error bodies
+// as envelopes.
+func (s *subscriber) checkFrames(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	frames := append([][]byte(nil), s.frames...)
+	s.mu.Unlock()
+	for _, f := range frames {
+		if bytes.Contains(f, []byte(`"timestamp"`)) && bytes.Contains(f, []byte(`"code"`)) {
+			conformance.CheckBody(tb, conformance.ErrorResponse, f)
+			continue
+		}
+		conformance.CheckFrame(tb, f)
+	}
+}
+
+// assertExactly checks that the subscriber received exactly want, in
+// order: no gap, no duplicate.
+func (s *subscriber) assertExactly(tb testing.TB, want []string) {
+	tb.Helper()
+	assert.Equal(tb, want, s.ids(), "%s: events received over all connections (%s)", s.name, s.describe())
+}
