@@ -3,8 +3,9 @@
 #
 # Runs the whole benchmark suite twice, on the memory store and on Redis
 # (through scripts/with-redis.sh, which starts a throw-away redis-server),
-# writes the JSON results to benchmarks/results/, and regenerates the results
-# section of benchmarks/README.md from them with tbreport. Extra flags go to
+# then the micro benchmarks, writes the results to benchmarks/results/, and
+# regenerates the results section of benchmarks/README.md from them with
+# tbreport. Extra flags go to
 # both tbload runs (e.g. -scenario fanout). Run it on a quiet machine: it
 # prints the load average first, and the README records it.
 set -euo pipefail
@@ -30,4 +31,7 @@ if [ -x scripts/with-redis.sh ]; then
 	fi
 fi
 
-go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md "${files[@]}"
+echo "publish: micro benchmarks"
+go test -run '^$' -bench . -benchmem ./benchmarks/micro | grep -E '^(Benchmark|goos|goarch|cpu)' > "$out/micro.txt"
+
+go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md -micro "$out/micro.txt" "${files[@]}"

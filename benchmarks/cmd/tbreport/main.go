@@ -3,7 +3,8 @@
 // (between the results markers) instead of printing, so the README's table
 // is always the output of an actual run:
 //
-//	go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md benchmarks/results/*.json
+//	go run ./benchmarks/cmd/tbreport -readme benchmarks/README.md \
+//		-micro benchmarks/results/micro.txt benchmarks/results/*.json
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 
 func main() {
 	readme := flag.String("readme", "", "replace the generated section of this Markdown file instead of printing")
+	micro := flag.String("micro", "", "append this go test -bench output (the micro benchmarks) as a code block")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: tbreport [-readme FILE] RESULTS.json...")
 		flag.PrintDefaults()
@@ -37,6 +39,13 @@ func main() {
 		}
 		fmt.Fprintf(&out, "<!-- from %s -->\n\n", path)
 		report.RenderMarkdown(&out, f)
+	}
+	if *micro != "" {
+		data, err := os.ReadFile(*micro)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Fprintf(&out, "\n#### Micro benchmarks\n\n<!-- from %s -->\n\n```\n%s\n```\n", *micro, bytes.TrimSpace(data))
 	}
 	if *readme == "" {
 		os.Stdout.Write(out.Bytes())
