@@ -20,3 +20,17 @@ func (h *Hub) TrackedTasks() int {
 	defer h.mu.RUnlock()
 	return len(h.tasks)
 }
+
+// DetachedStreams returns how many open streams run detached (watched by
+// the poller, no goroutine of their own).
+func (h *Hub) DetachedStreams() int {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	n := 0
+	for s := range h.conns {
+		if s.detached {
+			n++
+		}
+	}
+	return n
+}

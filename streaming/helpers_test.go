@@ -125,6 +125,11 @@ func (c *counterSink) get(name string, tagValues ...string) float64 {
 // env is a hub on a memstore, mounted on a real Fiber listener.
 type env struct {
 	t       testing.TB
+	held    bool
+	// wsClosed counts OnClose calls of AttachWebSocket streams; blockingDone
+	// counts ServeWebSocket handlers that returned.
+	wsClosed     atomic.Int64
+	blockingDone atomic.Int64
 	mem     *memstore.EventStore
 	store   *countingStore
 	hub     *streaming.Hub
@@ -141,6 +146,22 @@ type envConfig struct {
 	mw      fiber.Handler
 	mem     memstore.Options
 	noProbe bool
+	held    bool
+}
+
+// withHeldConns makes every stream keep its connection goroutine (the mode
+// used where connections cannot be detached: TLS, other platforms): a
+// per-IP connection limit wraps fasthttp's connections, so they cannot be
+// taken over.
+func withHeldConns() envOption { return func(c *envConfig) { c.held = true } }
+
+// connModes runs a test body in both connection modes.
+var connModes = []struct {
+	name string
+	opt  envOption
+}{
+	{name: "detached", opt: func(*envConfig) {}},
+	{name: "held", opt: withHeldConns()},
 }
 
 // withSilentFeed skips the listening probe (for feeds that never notify).
@@ -202,7 +223,10 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		}
 		return e.hub.ServeSSE(c, streaming.StreamRequest{TaskID: taskID, Cursor: cursor, Subject: "tester"})
 	})
-	app.Use("/ws", func(c *fiber.Ctx) error {
+	app.Use(func(c *fiber.Ctx) error {
+		if !strings.HasPrefix(c.Path(), "/ws") {
+			return c.Next()
+		}
 		if contribws.IsWebSocketUpgrade(c) {
 			return c.Next()
 		}
@@ -215,8 +239,20 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		return nil
 	}
 	app.Get("/ws", contribws.New(func(c *contribws.Conn) {
-		e.hub.ServeWebSocket(c, authorize)
+		e.hub.AttachWebSocket(c, streaming.WebSocketRequest{
+			Authorize: authorize, Subject: "tester", OnClose: func() { e.wsClosed.Add(1) },
+		})
 	}, streaming.WebSocketConfig(contribws.Config{})))
+	// The blocking variant, for hosts whose handler must last as long as
+	// the stream.
+	app.Get("/ws-blocking", contribws.New(func(c *contribws.Conn) {
+		e.hub.ServeWebSocket(c, authorize)
+		e.blockingDone.Add(1)
+	}, streaming.WebSocketConfig(contribws.Config{})))
+	if cfg.held {
+		app.Server().MaxConnsPerIP = 1 << 20
+	}
+	e.held = cfg.held
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	e.addr = ln.Addr().String()
@@ -255,6 +291,17 @@ func (e *env) waitListening() {
 		}
 	}
 	e.t.Fatal("hub is not listening to the feed")
+}
+
+// requireMode checks that n open streams run in the env's mode.
+func (e *env) requireMode(n int) {
+	e.t.Helper()
+	want := n
+	if e.held {
+		want = 0
+	}
+	require.Eventually(e.t, func() bool { return e.hub.DetachedStreams() == want }, wait, time.Millisecond,
+		"detached streams: %d, want %d", e.hub.DetachedStreams(), want)
 }
 
 // shutdown shuts the hub down (idempotent) and waits for Run.
@@ -439,8 +486,13 @@ func dialWS(t testing.TB, addr string) *wsClient {
 
 func dialWSWith(t testing.TB, nd *net.Dialer, addr string) *wsClient {
 	t.Helper()
+	return dialWSPath(t, nd, addr, "/ws")
+}
+
+func dialWSPath(t testing.TB, nd *net.Dialer, addr, path string) *wsClient {
+	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDial: nd.Dial}
-	conn, resp, err := d.Dial("ws://"+addr+"/ws", nil)
+	conn, resp, err := d.Dial("ws://"+addr+path, nil)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	t.Cleanup(func() { _ = conn.Close() })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -31,11 +32,14 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.RWMutex // guards tasks, closed, started, runCancel
+	mu        sync.RWMutex // guards tasks, closed, started, runCancel, poller
 	tasks     map[string]*taskState
 	closed    bool
+	shutdown  bool // Shutdown was called (Run then leaves draining to it)
 	started   bool
 	runCancel context.CancelFunc
+	runDone   chan struct{} // closed when Run returns
+	poller    *poller       // watches detached connections while Run runs
 
 	connMu  sync.Mutex // guards conns, drained
 	conns   map[*session]struct{}
@@ -80,12 +84,13 @@ func NewHub(events contracts.EventStore, opts Options) *Hub {
 	return h
 }
 
-// Run listens to the store's change feed and runs the hub's fan-out workers
-// and heartbeat timer until ctx ends or Shutdown is called; it returns
-// ctx.Err() on cancellation, nil after Shutdown, or the feed's error. Every
-// goroutine Run starts has ended when it returns. When Run returns for any
-// reason but Shutdown, it ends the open streams itself (close 1001 going
-// away; 1011 when the feed failed), so no stream is left without live
+// Run listens to the store's change feed and runs the hub's fan-out
+// workers, heartbeat timer and connection poller until ctx ends or
+// Shutdown is called; it returns ctx.Err() on cancellation, nil after
+// Shutdown, or the feed's error. Every goroutine Run starts has ended when
+// it returns. When Run returns for any reason but Shutdown, it first ends
+// the open streams itself (close 1001 going away; 1011 when the feed
+// failed) and waits up to 2 s for them, so no stream is left without live
 // delivery. Run may be called once.
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
@@ -96,43 +101,82 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.started = true
 	runCtx, cancel := context.WithCancel(ctx)
 	h.runCancel = cancel
+	h.runDone = make(chan struct{})
+	p, perr := newPoller()
+	if perr == nil {
+		h.poller = p
+	}
 	h.mu.Unlock()
+	defer close(h.runDone)
 	defer cancel()
+	if perr != nil {
+		h.cfg.log.Debug("connections are not detached", observe.Entry{Transport: observe.TransportInternal, Err: perr})
+	}
 
+	stopCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(h.cfg.workers + 1)
 	for range h.cfg.workers {
 		go func() {
 			defer wg.Done()
-			h.work(runCtx)
+			h.work(stopCtx)
 		}()
 	}
 	go func() {
 		defer wg.Done()
-		h.wheel.run(runCtx)
+		h.wheel.run(stopCtx)
 	}()
+	if p != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run()
+		}()
+	}
 	// Streams may have joined before the feed was listening: read them once.
 	h.reread(false)
 	err := h.events.Listen(runCtx, h.onChange)
-	cancel()
-	wg.Wait()
 
 	h.mu.RLock()
-	shutdown := h.closed
+	shutdown := h.shutdown
 	h.mu.RUnlock()
-	if shutdown {
+	switch {
+	case shutdown:
+		err = nil
+	case ctx.Err() != nil:
+		err = ctx.Err()
+		h.closeStreams(CloseGoingAway, "going away")
+	default:
+		if err == nil {
+			err = errors.New("taskbridge: change feed stopped")
+		}
+		h.cfg.log.Error("change feed failed; ending streams", observe.Entry{Transport: observe.TransportInternal, Err: err})
+		h.closeStreams(CloseInternalError, "change feed failed")
+	}
+	if !shutdown {
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = h.drain(dctx)
+		dcancel()
+	}
+	h.mu.Lock()
+	h.poller = nil
+	h.mu.Unlock()
+	stop()
+	if p != nil {
+		p.stop()
+	}
+	wg.Wait()
+	return err
+}
+
+// currentPoller returns the poller while Run runs (nil otherwise).
+func (h *Hub) currentPoller() *poller {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
 		return nil
 	}
-	if ctx.Err() != nil {
-		h.closeStreams(CloseGoingAway, "going away")
-		return ctx.Err()
-	}
-	if err == nil {
-		err = errors.New("taskbridge: change feed stopped")
-	}
-	h.cfg.log.Error("change feed failed; ending streams", observe.Entry{Transport: observe.TransportInternal, Err: err})
-	h.closeStreams(CloseInternalError, "change feed failed")
-	return err
+	return h.poller
 }
 
 // closeStreams marks the hub closed and asks every open stream to end.
@@ -164,13 +208,16 @@ func (h *Hub) closeStreams(code int, reason string) []*session {
 
 // Shutdown ends every open stream promptly: SSE responses end (the final
 // chunk is written), WebSockets close with 1001 "going away", long-poll
-// watchers are woken, Run returns and new streams are refused. It waits for
-// the streams to finish their last write; when ctx ends first it closes the
-// remaining connections hard and returns ctx.Err(). Shutdown is idempotent.
+// watchers are woken, new streams are refused, and Run returns. It waits
+// for the streams to finish their last write (and WebSockets for the
+// client's close, up to 1 s); when ctx ends first it closes the remaining
+// connections hard and returns ctx.Err(). Shutdown is idempotent.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	h.mu.RLock()
-	already, runCancel := h.closed, h.runCancel
-	h.mu.RUnlock()
+	h.mu.Lock()
+	already := h.shutdown
+	h.shutdown = true
+	runCancel, runDone := h.runCancel, h.runDone
+	h.mu.Unlock()
 	open := h.closeStreams(CloseGoingAway, "going away")
 	if !already {
 		h.cfg.diag.OnShutdown(len(open))
@@ -179,11 +226,22 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			Details:   map[string]any{"openStreams": len(open)},
 		})
 	}
+	err := h.drain(ctx)
+	h.cancel()
 	if runCancel != nil {
 		runCancel()
+		select {
+		case <-runDone:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
-	defer h.cancel()
+	return err
+}
 
+// drain waits until every stream has ended; when ctx ends first it closes
+// the rest hard and returns ctx.Err().
+func (h *Hub) drain(ctx context.Context) error {
 	h.connMu.Lock()
 	if h.drained == nil {
 		h.drained = make(chan struct{})
@@ -193,17 +251,20 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	drained := h.drained
 	h.connMu.Unlock()
-
 	select {
 	case <-drained:
 		return nil
 	case <-ctx.Done():
 	}
 	h.connMu.Lock()
+	rest := make([]*session, 0, len(h.conns))
 	for s := range h.conns {
-		s.forceClose()
+		rest = append(rest, s)
 	}
 	h.connMu.Unlock()
+	for _, s := range rest {
+		s.forceClose()
+	}
 	return ctx.Err()
 }
 

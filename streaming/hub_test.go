@@ -122,80 +122,87 @@ func (silentFeed) Listen(ctx context.Context, _ func(contracts.Change)) error {
 
 func TestShutdownEndsOpenStreams(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
-	e.append("s1", contracts.Started(""))
-	const n = 40
-	results := make(chan string, 2*n)
-	var wg sync.WaitGroup
-	for i := range n {
-		s := dialSSE(t, e.addr, "/sse/s1", nil)
-		_, err := s.nextEvent(wait)
-		require.NoError(t, err)
-		c := dialWS(t, e.addr)
-		c.subscribe("s1", nil)
-		c.confirmation(wait)
-		_, err = c.nextEvent(wait)
-		require.NoError(t, err)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for {
-				if _, err := s.next(wait); err != nil {
-					if errors.Is(err, io.EOF) {
-						results <- "sse clean end"
-					} else {
-						results <- "sse: " + err.Error()
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{}, m.opt)
+			e.append("s1", contracts.Started(""))
+			const n = 40
+			results := make(chan string, 2*n)
+			var wg sync.WaitGroup
+			for i := range n {
+				s := dialSSE(t, e.addr, "/sse/s1", nil)
+				_, err := s.nextEvent(wait)
+				require.NoError(t, err)
+				c := dialWS(t, e.addr)
+				c.subscribe("s1", nil)
+				c.confirmation(wait)
+				_, err = c.nextEvent(wait)
+				require.NoError(t, err)
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					for {
+						if _, err := s.next(wait); err != nil {
+							if errors.Is(err, io.EOF) {
+								results <- "sse clean end"
+							} else {
+								results <- "sse: " + err.Error()
+							}
+							return
+						}
 					}
-					return
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			for {
-				if _, err := c.read(wait); err != nil {
-					var ce *websocket.CloseError
-					if errors.As(err, &ce) && ce.Code == websocket.CloseGoingAway {
-						results <- "ws going away"
-					} else {
-						results <- "ws: " + err.Error()
+				}()
+				go func() {
+					defer wg.Done()
+					for {
+						if _, err := c.read(wait); err != nil {
+							var ce *websocket.CloseError
+							if errors.As(err, &ce) && ce.Code == websocket.CloseGoingAway {
+								results <- "ws going away"
+							} else {
+								results <- "ws: " + err.Error()
+							}
+							return
+						}
 					}
-					return
-				}
+				}()
+				_ = i
 			}
-		}()
-		_ = i
-	}
-	ch, release := e.hub.Watch("s1")
-	defer release()
-	require.Equal(t, 2*n, e.hub.OpenStreams())
+			ch, release := e.hub.Watch("s1")
+			defer release()
+			require.Equal(t, 2*n, e.hub.OpenStreams())
+			e.requireMode(2 * n)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	require.NoError(t, e.hub.Shutdown(ctx), "Shutdown must return before its 2 s deadline")
-	wg.Wait()
-	close(results)
-	counts := map[string]int{}
-	for r := range results {
-		counts[r]++
-	}
-	assert.Equal(t, map[string]int{"sse clean end": n, "ws going away": n}, counts)
-	assert.True(t, closed(ch))
-	assert.Equal(t, 0, e.hub.OpenStreams())
-	select {
-	case err := <-e.runDone:
-		assert.NoError(t, err, "Run returns nil after Shutdown")
-		e.runDone <- nil
-	case <-time.After(wait):
-		t.Fatal("Run did not return")
-	}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			require.NoError(t, e.hub.Shutdown(ctx), "Shutdown must return before its 2 s deadline")
+			wg.Wait()
+			close(results)
+			counts := map[string]int{}
+			for r := range results {
+				counts[r]++
+			}
+			assert.Equal(t, map[string]int{"sse clean end": n, "ws going away": n}, counts)
+			assert.True(t, closed(ch))
+			assert.Equal(t, 0, e.hub.OpenStreams())
+			select {
+			case err := <-e.runDone:
+				assert.NoError(t, err, "Run returns nil after Shutdown")
+				e.runDone <- nil
+			case <-time.After(wait):
+				t.Fatal("Run did not return")
+			}
 
-	// New streams are refused.
-	s := dialSSE(t, e.addr, "/sse/s1", nil)
-	assert.Equal(t, http.StatusServiceUnavailable, s.resp.StatusCode)
-	c := dialWS(t, e.addr)
-	code, _ := c.expectClose(wait)
-	assert.Equal(t, websocket.CloseGoingAway, code)
+			// New streams are refused.
+			s := dialSSE(t, e.addr, "/sse/s1", nil)
+			assert.Equal(t, http.StatusServiceUnavailable, s.resp.StatusCode)
+			c := dialWS(t, e.addr)
+			code, _ := c.expectClose(wait)
+			assert.Equal(t, websocket.CloseGoingAway, code)
+
+		})
+	}
 }
 
 func TestFeedFailureEndsStreams(t *testing.T) {

@@ -29,6 +29,7 @@ const idleClientEnv = "TASKBRIDGE_IDLE_CLIENT"
 type memSample struct {
 	rss        int64 // resident set size, bytes
 	heapStack  int64 // HeapInuse + StackInuse
+	stack      int64 // StackInuse
 	goroutines int
 }
 
@@ -37,7 +38,7 @@ func sampleMemory() memSample {
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	s := memSample{heapStack: int64(m.HeapInuse + m.StackInuse), goroutines: runtime.NumGoroutine()}
+	s := memSample{heapStack: int64(m.HeapInuse + m.StackInuse), stack: int64(m.StackInuse), goroutines: runtime.NumGoroutine()}
 	if raw, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(raw)); len(f) > 1 {
 			pages, _ := strconv.ParseInt(f[1], 10, 64)
@@ -85,6 +86,7 @@ func measureIdle(b *testing.B, transport string, n int) {
 	per := func(v int64) float64 { return float64(v) / float64(n) }
 	b.ReportMetric(per(after.rss-before.rss), "rss-B/conn")
 	b.ReportMetric(per(after.heapStack-before.heapStack), "heap+stack-B/conn")
+	b.ReportMetric(per(after.stack-before.stack), "stack-B/conn")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(n), "goroutines/conn")
 }
 

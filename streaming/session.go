@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
@@ -85,6 +86,17 @@ type session struct {
 	task *taskState
 	idx  int // index in task.subs; guarded by task.mu; -1 when not registered
 
+	// Detached mode: the connection was taken over from fasthttp and the
+	// hub's poller watches it; no goroutine is parked on it.
+	detached bool
+	poller   *poller
+	polled   bool          // guarded by the poller's mu
+	pollIdx  int32         // guarded by the poller's mu
+	rbuf     []byte        // poller-owned: a partial client frame (WebSocket)
+	ignoreIn bool          // poller-owned: input after a violation is discarded
+	ignored  int           // poller-owned: bytes an SSE client sent
+	done     chan struct{} // closed when the stream has ended (ServeWebSocket)
+
 	mu         sync.Mutex
 	phase      phase
 	state      subState
@@ -103,6 +115,9 @@ type session struct {
 	prefix     []byte // payload written first: SSE preamble, WS confirmation
 	idle       chan struct{}
 	reason     string // why the stream ended; first reason wins
+	lingering  bool   // detached WebSocket: close sent, awaiting the client's
+	linger     *time.Timer
+	released   bool
 }
 
 func (h *Hub) newSession(transport observe.Transport, taskID string, cursor contracts.EventID) *session {
@@ -270,10 +285,12 @@ func (s *session) setReasonLocked(reason string) {
 	}
 }
 
-// run is the writer: it loops until there is nothing left to write.
+// run is the writer: it loops until there is nothing left to write. A
+// detached session whose stream ended is released by its last writer.
 func (s *session) run() {
 	for s.step() {
 	}
+	s.maybeRelease()
 }
 
 // step does one drain: it takes everything queued, writes it in one write
@@ -425,32 +442,46 @@ func (s *session) endNow(w *out, code int, reason string, err error) {
 	s.complete(w, true)
 }
 
-// finish runs after the last write: the session leaves its task, and the
-// connection goroutine is released (a WebSocket first waits a moment for
-// the client's close frame).
+// finish runs after the last write: the session leaves its task and its
+// connection is let go. A WebSocket first waits a moment for the client's
+// close frame (wsCloseGrace).
 func (s *session) finish() {
+	ws := s.transport == observe.TransportWS
 	s.mu.Lock()
 	s.dead = true
 	s.setReasonLocked(s.endReason)
 	if s.reason == "" {
 		s.reason = "terminal"
 	}
+	if s.detached && ws {
+		s.lingering = true
+		s.linger = time.AfterFunc(wsCloseGrace, s.lingerOver)
+	}
 	s.stopLocked()
 	s.mu.Unlock()
 	s.hub.unregister(s)
+	if s.detached {
+		return // released when the writer returns (SSE) or the linger ends
+	}
 	deadline := time.Now()
-	if s.transport == observe.TransportWS {
+	if ws {
 		deadline = deadline.Add(wsCloseGrace)
 	}
 	_ = s.raw.SetReadDeadline(deadline)
 }
 
-// abort ends the session without a final write (the connection failed or
-// the peer is dead) and releases the connection goroutine.
+// lingerOver ends a detached WebSocket's wait for the client's close.
+func (s *session) lingerOver() { s.abort("close timeout", nil) }
+
+// abort ends the session without a final write (the connection failed, the
+// peer is gone or dead, or a lingering close is over) and lets the
+// connection go: a held connection's goroutine is released, a detached
+// session is released by the last one out (here or its writer).
 func (s *session) abort(reason string, err error) {
 	s.mu.Lock()
-	already := s.dead
+	already := s.dead && !s.lingering
 	s.dead = true
+	s.lingering = false
 	s.setReasonLocked(reason)
 	if s.writing {
 		_ = s.raw.SetWriteDeadline(time.Now())
@@ -463,23 +494,47 @@ func (s *session) abort(reason string, err error) {
 		s.hub.cfg.log.Debug("stream aborted", observe.Entry{TaskID: s.taskID, Transport: s.transport, Outcome: reason, Err: err})
 	}
 	s.hub.unregister(s)
+	if s.detached {
+		s.maybeRelease()
+		return
+	}
 	_ = s.raw.SetReadDeadline(time.Now())
 }
 
 // forceClose closes the connection hard (Shutdown past its deadline).
 func (s *session) forceClose() {
-	s.mu.Lock()
-	s.dead = true
-	s.setReasonLocked("shutdown timeout")
-	s.mu.Unlock()
+	s.abort("shutdown timeout", nil)
 	if s.raw != nil {
 		_ = s.raw.Close()
 	}
 }
 
-// teardown runs on the connection goroutine when it stops reading: the
-// session is dead, its writer has stopped, and it is forgotten by the hub.
-// The connection is closed by the caller (fasthttp) afterwards.
+// maybeRelease releases a detached session once it is dead, no writer
+// runs and no close is pending: it stops being watched, its connection is
+// closed and the hub forgets it. It runs once.
+func (s *session) maybeRelease() {
+	s.mu.Lock()
+	if !s.detached || !s.dead || s.writing || s.lingering || s.released {
+		s.mu.Unlock()
+		return
+	}
+	s.released = true
+	reason := s.reason
+	if s.linger != nil {
+		s.linger.Stop()
+		s.linger = nil
+	}
+	s.mu.Unlock()
+	s.poller.remove(s)
+	s.hub.unregister(s)
+	s.hub.wheel.remove(s)
+	_ = s.raw.Close()
+	s.closed(reason)
+}
+
+// teardown runs on a held connection's goroutine when it stops reading:
+// the session is dead, its writer has stopped, and it is forgotten by the
+// hub. The connection is closed by the caller (fasthttp) afterwards.
 func (s *session) teardown(reason string) {
 	s.mu.Lock()
 	s.dead = true
@@ -492,14 +547,51 @@ func (s *session) teardown(reason string) {
 	s.hub.unregister(s)
 	s.hub.wheel.remove(s)
 	s.waitIdle()
+	s.closed(final)
+}
+
+// closed reports the end of the stream, once, in either mode.
+func (s *session) closed(reason string) {
 	s.hub.removeConn(s)
-	s.hub.cfg.diag.OnDisconnect(s.transport, s.taskID, final)
+	s.hub.cfg.diag.OnDisconnect(s.transport, s.taskID, reason)
 	s.hub.cfg.log.Info("stream closed", observe.Entry{
-		TaskID: s.taskID, UserID: s.subject, Transport: s.transport, Outcome: final,
+		TaskID: s.taskID, UserID: s.subject, Transport: s.transport, Outcome: reason,
 	})
 	if s.onClose != nil {
 		s.onClose()
 	}
+	if s.done != nil {
+		close(s.done)
+	}
+}
+
+// maxIgnoredInput bounds what an SSE client may send after its request
+// before the stream is dropped.
+const maxIgnoredInput = 64 << 10
+
+// onReadable is the poller's callback for a detached connection with
+// input: an SSE client should send nothing (its leaving shows as EOF); a
+// WebSocket client's frames are handled like readLoop does.
+func (s *session) onReadable(rc syscall.RawConn, buf []byte) {
+	n, eof, err := readNow(rc, buf)
+	switch {
+	case err != nil:
+		s.abort("read error", err)
+		return
+	case eof:
+		s.abort("client closed", nil)
+		return
+	case n == 0:
+		return
+	}
+	if s.transport == observe.TransportSSE {
+		if s.ignored += n; s.ignored > maxIgnoredInput {
+			s.abort("unexpected input", nil)
+		}
+		return
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	s.consumeWS(buf[:n])
 }
 
 // heartbeat returns the task's heartbeat bytes for the session's transport.

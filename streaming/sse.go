@@ -136,9 +136,11 @@ func sseHead(fctx *fasthttp.RequestCtx, http11, chunked bool) []byte {
 	return append(b, '\r', '\n')
 }
 
-// serveSSE runs on fasthttp's hijack goroutine for the life of the stream:
-// it starts the session and then reads (and discards) until the client
-// leaves or the session releases it.
+// serveSSE runs on fasthttp's hijack goroutine. Where it can, it detaches
+// the connection (the hub's poller then watches it and this goroutine, with
+// fasthttp's per-request state, is released at once); otherwise it holds
+// the goroutine for the life of the stream, reading (and discarding) until
+// the client leaves or the session releases it.
 func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 	s.attach(nc)
 	h := s.hub
@@ -150,6 +152,9 @@ func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 	if !h.addConn(s) {
 		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		_, _ = s.raw.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		if s.onClose != nil {
+			s.onClose()
+		}
 		return
 	}
 	if !s.cursor.IsZero() {
@@ -157,6 +162,18 @@ func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 	}
 	h.cfg.diag.OnReplayStart(observe.TransportSSE, s.taskID, s.cursor)
 	h.cfg.log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportSSE})
+	if p := h.currentPoller(); p != nil {
+		if c, ok := detach(s.raw); ok {
+			s.nc, s.raw, s.detached, s.poller = c, c, true, p
+			if err := p.add(s); err == nil {
+				s.start()
+				return
+			}
+			_ = c.Close()
+			s.detached, s.poller = false, nil
+			s.attach(nc)
+		}
+	}
 	s.start()
 	s.teardown(readReason(discardReads(nc)))
 }

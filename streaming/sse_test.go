@@ -21,39 +21,46 @@ const wait = 5 * time.Second
 
 func TestSSEReplayLiveAndTerminalEnd(t *testing.T) {
 	t.Parallel()
-	metrics := newCounterSink()
-	e := newEnv(t, streaming.Options{Metrics: metrics})
-	first := e.append("t1", contracts.Started("go"), progress(t, 10))
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			metrics := newCounterSink()
+			e := newEnv(t, streaming.Options{Metrics: metrics}, m.opt)
+			first := e.append("t1", contracts.Started("go"), progress(t, 10))
 
-	s := dialSSE(t, e.addr, "/sse/t1", nil)
-	require.Equal(t, http.StatusOK, s.resp.StatusCode)
-	assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
-	assert.Equal(t, "no-cache, no-transform", s.resp.Header.Get("Cache-Control"))
-	assert.Equal(t, "no", s.resp.Header.Get("X-Accel-Buffering"))
-	assert.Equal(t, "keep-alive", s.resp.Header.Get("Connection"))
-	assert.Equal(t, []string{"chunked"}, s.resp.TransferEncoding)
+			s := dialSSE(t, e.addr, "/sse/t1", nil)
+			require.Equal(t, http.StatusOK, s.resp.StatusCode)
+			e.requireMode(1)
+			assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
+			assert.Equal(t, "no-cache, no-transform", s.resp.Header.Get("Cache-Control"))
+			assert.Equal(t, "no", s.resp.Header.Get("X-Accel-Buffering"))
+			assert.Equal(t, "keep-alive", s.resp.Header.Get("Connection"))
+			assert.Equal(t, []string{"chunked"}, s.resp.TransferEncoding)
 
-	var got []contracts.TaskEvent
-	for range first {
-		ev, err := s.nextEvent(wait)
-		require.NoError(t, err)
-		got = append(got, ev)
+			var got []contracts.TaskEvent
+			for range first {
+				ev, err := s.nextEvent(wait)
+				require.NoError(t, err)
+				got = append(got, ev)
+			}
+			assert.Equal(t, ids(first), ids(got))
+
+			live := e.append("t1", progress(t, 50), message(t, "half"), completed(t))
+			got = got[:0]
+			for range live {
+				ev, err := s.nextEvent(wait)
+				require.NoError(t, err)
+				got = append(got, ev)
+			}
+			assert.Equal(t, ids(live), ids(got))
+			s.expectEnd(wait)
+
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
+			assert.Equal(t, float64(5), metrics.get(observe.MetricEventsDelivered, "sse"))
+			assert.Equal(t, float64(0), metrics.get(observe.MetricStreamsActive, "sse"), "gauge back to zero")
+
+		})
 	}
-	assert.Equal(t, ids(first), ids(got))
-
-	live := e.append("t1", progress(t, 50), message(t, "half"), completed(t))
-	got = got[:0]
-	for range live {
-		ev, err := s.nextEvent(wait)
-		require.NoError(t, err)
-		got = append(got, ev)
-	}
-	assert.Equal(t, ids(live), ids(got))
-	s.expectEnd(wait)
-
-	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
-	assert.Equal(t, float64(5), metrics.get(observe.MetricEventsDelivered, "sse"))
-	assert.Equal(t, float64(0), metrics.get(observe.MetricStreamsActive, "sse"), "gauge back to zero")
 }
 
 func TestSSECursor(t *testing.T) {
@@ -205,22 +212,28 @@ func TestSSEHeadRequest(t *testing.T) {
 
 func TestSSEClientLeavingCleansUp(t *testing.T) {
 	t.Parallel()
-	metrics := newCounterSink()
-	e := newEnv(t, streaming.Options{Metrics: metrics})
-	e.append("t9", contracts.Started(""))
-	for range 20 {
-		s := dialSSE(t, e.addr, "/sse/t9", nil)
-		_, err := s.nextEvent(wait)
-		require.NoError(t, err)
-		require.NoError(t, s.conn.Close())
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			metrics := newCounterSink()
+			e := newEnv(t, streaming.Options{Metrics: metrics}, m.opt)
+			e.append("t9", contracts.Started(""))
+			for range 20 {
+				s := dialSSE(t, e.addr, "/sse/t9", nil)
+				_, err := s.nextEvent(wait)
+				require.NoError(t, err)
+				require.NoError(t, s.conn.Close())
+			}
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
+			assert.Equal(t, float64(0), metrics.get(observe.MetricStreamsActive, "sse"))
+			// The task's state is dropped with its last subscriber: a new append
+			// costs nothing but a map lookup.
+			before := e.store.reads.Load()
+			e.append("t9", progress(t, 5))
+			assert.Equal(t, before, e.store.reads.Load())
+
+		})
 	}
-	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
-	assert.Equal(t, float64(0), metrics.get(observe.MetricStreamsActive, "sse"))
-	// The task's state is dropped with its last subscriber: a new append
-	// costs nothing but a map lookup.
-	before := e.store.reads.Load()
-	e.append("t9", progress(t, 5))
-	assert.Equal(t, before, e.store.reads.Load())
 }
 
 func TestSSEStoreFailureEndsStreamCleanly(t *testing.T) {

@@ -33,12 +33,29 @@ func WebSocketConfig(cfg websocket.Config) websocket.Config {
 
 var unusedWritePool = &sync.Pool{}
 
-// ServeWebSocket runs one WebSocket stream; use it as the handler of
-// websocket.New (ideally configured with WebSocketConfig). The Fiber layer
-// resolves authentication before the upgrade and captures it in authorize,
-// which must return nil when the caller may read taskID and otherwise an
-// error (a *bridgeerr.Error; TASK_NOT_FOUND for missing and foreign tasks
-// alike).
+// WebSocketRequest describes one WebSocket stream for AttachWebSocket.
+type WebSocketRequest struct {
+	// Authorize returns nil when the caller may read taskID and otherwise
+	// an error (a *bridgeerr.Error; TASK_NOT_FOUND for missing and foreign
+	// tasks alike). The Fiber layer resolves authentication before the
+	// upgrade and captures it here. Required.
+	Authorize func(ctx context.Context, taskID string) error
+	// Subject is the authenticated caller, for logs.
+	Subject string
+	// OnClose, when set, is called exactly once when the stream has ended,
+	// however it ended (for example to release a per-subject stream slot).
+	OnClose func()
+}
+
+// AttachWebSocket takes an upgraded WebSocket over and runs its stream;
+// use it as the handler of websocket.New (ideally configured with
+// WebSocketConfig). Where it can (a plain TCP connection on Linux while
+// Run runs), the hub takes the socket away from fasthttp and returns as
+// soon as the stream is live: fasthttp's and contrib's per-connection
+// state is released and an idle stream holds no goroutine; the hub's poller
+// notices client frames and disconnects. Otherwise (TLS, other platforms)
+// AttachWebSocket returns when the stream ends. OnClose tells the end in
+// both cases.
 //
 // The first client frame must arrive within the handshake timeout and be a
 // text frame that contracts.ParseSubscribeRequest accepts. The hub answers
@@ -47,68 +64,113 @@ var unusedWritePool = &sync.Pool{}
 // 1000 after the terminal event. It closes 1008 on an invalid, binary or
 // oversized first frame, a timed-out handshake, a refused authorization, or
 // any data frame after the subscribe; 1001 on shutdown; 1011 when the store
-// fails. ServeWebSocket returns when the connection is done.
-func (h *Hub) ServeWebSocket(conn *websocket.Conn, authorize func(ctx context.Context, taskID string) error) {
-	if conn == nil || conn.Conn == nil || conn.NetConn() == nil {
+// fails.
+func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
+	if conn == nil || conn.Conn == nil || conn.NetConn() == nil || req.Authorize == nil {
+		if req.OnClose != nil {
+			req.OnClose()
+		}
 		return
 	}
 	s := h.newSession(observe.TransportWS, "", contracts.EventID{})
+	s.subject, s.onClose = req.Subject, req.OnClose
 	s.attach(conn.NetConn())
 	if !h.addConn(s) {
 		s.closeHandshake(&wsReader{r: s.nc}, CloseGoingAway, "going away")
+		if s.onClose != nil {
+			s.onClose()
+		}
 		return
 	}
-	s.teardown(s.serveWS(authorize))
+	// A conforming client sends nothing before it has read the 101
+	// response, so nothing is lost in fasthttp's read buffer by detaching
+	// before the subscribe frame.
+	if p := h.currentPoller(); p != nil {
+		if c, ok := detach(s.raw); ok {
+			s.nc, s.raw, s.detached, s.poller = c, c, true, p
+		}
+	}
+	rd := &wsReader{r: s.nc}
+	reason, ok := s.handshakeWS(rd, req.Authorize)
+	if ok && s.detached {
+		if err := s.poller.add(s); err != nil {
+			reason, ok = s.closeHandshake(rd, CloseInternalError, "internal error"), false
+		}
+	}
+	if !ok {
+		if s.detached {
+			_ = s.raw.Close()
+		}
+		s.teardown(reason)
+		return
+	}
+	s.start()
+	if s.detached {
+		return
+	}
+	s.teardown(s.readLoop(rd))
 }
 
-// serveWS runs the subscribe handshake and then the read loop; it returns
-// why the stream ended.
-func (s *session) serveWS(authorize func(ctx context.Context, taskID string) error) string {
+// ServeWebSocket runs one WebSocket stream and returns when it has ended;
+// use it as the handler of websocket.New when the caller needs the handler
+// to last as long as the stream. It is AttachWebSocket with Authorize set
+// to authorize, plus a wait, so the upgrade goroutine and fasthttp's
+// per-connection state stay held for the life of the stream; prefer
+// AttachWebSocket with OnClose.
+func (h *Hub) ServeWebSocket(conn *websocket.Conn, authorize func(ctx context.Context, taskID string) error) {
+	done := make(chan struct{})
+	h.AttachWebSocket(conn, WebSocketRequest{Authorize: authorize, OnClose: func() { close(done) }})
+	<-done
+}
+
+// handshakeWS reads and checks the subscribe frame, authorizes it and
+// prepares the confirmation and the first replay page. It reports false
+// (after answering the client) when the stream must not start.
+func (s *session) handshakeWS(rd *wsReader, authorize func(ctx context.Context, taskID string) error) (string, bool) {
 	h := s.hub
 	log := h.cfg.log
-	rd := &wsReader{r: s.nc}
 	_ = s.raw.SetReadDeadline(time.Now().Add(h.cfg.wsHandshake))
 	msg, err := s.readSubscribe(rd)
 	if err != nil {
 		if s.endRequested() {
-			return s.closeHandshake(rd, CloseGoingAway, "going away")
+			return s.closeHandshake(rd, CloseGoingAway, "going away"), false
 		}
 		var pe *wsProtocolError
 		switch {
 		case errors.As(err, &pe):
-			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: pe.reason})
-			return s.closeHandshake(rd, ClosePolicyViolation, pe.reason)
+			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: s.subject, Outcome: pe.reason})
+			return s.closeHandshake(rd, ClosePolicyViolation, pe.reason), false
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: "handshake timeout"})
-			return s.closeHandshake(rd, ClosePolicyViolation, "handshake timeout")
+			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: s.subject, Outcome: "handshake timeout"})
+			return s.closeHandshake(rd, ClosePolicyViolation, "handshake timeout"), false
 		case errors.Is(err, errPeerClosed):
-			return "client closed"
+			return "client closed", false
 		}
-		return readReason(err)
+		return readReason(err), false
 	}
 	req, err := contracts.ParseSubscribeRequest(msg)
 	if err != nil || !utf8.Valid(msg) {
-		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, Outcome: "invalid subscribe frame", Err: err})
-		return s.closeHandshake(rd, ClosePolicyViolation, "invalid subscribe frame")
+		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: s.subject, Outcome: "invalid subscribe frame", Err: err})
+		return s.closeHandshake(rd, ClosePolicyViolation, "invalid subscribe frame"), false
 	}
 	s.taskID = req.TaskID
 	s.cursor, _ = req.Cursor()
 	if err := authorize(h.ctx, req.TaskID); err != nil {
 		be := bridgeerr.From(err)
-		log.Warn("websocket subscribe denied", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS, Outcome: string(be.Code), Err: err})
+		log.Warn("websocket subscribe denied", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportWS, Outcome: string(be.Code), Err: err})
 		if be.Code.HTTPStatus() >= 500 && be.Code != bridgeerr.CodeServiceShuttingDown {
-			return s.closeHandshake(rd, CloseInternalError, "internal error")
+			return s.closeHandshake(rd, CloseInternalError, "internal error"), false
 		}
-		return s.closeHandshake(rd, ClosePolicyViolation, string(be.Code))
+		return s.closeHandshake(rd, ClosePolicyViolation, string(be.Code)), false
 	}
 	h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsReplay...)
 	page, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
 	if err != nil {
 		if s.endRequested() {
-			return s.closeHandshake(rd, CloseGoingAway, "going away")
+			return s.closeHandshake(rd, CloseGoingAway, "going away"), false
 		}
 		log.Error("websocket replay read failed", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS, Err: err})
-		return s.closeHandshake(rd, CloseInternalError, "store unavailable")
+		return s.closeHandshake(rd, CloseInternalError, "store unavailable"), false
 	}
 	confirm := contracts.SubscriptionConfirmed{
 		Type:                      contracts.FrameSubscriptionConfirmed,
@@ -130,15 +192,16 @@ func (s *session) serveWS(authorize func(ctx context.Context, taskID string) err
 		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
 	}
 	h.cfg.diag.OnReplayStart(observe.TransportWS, s.taskID, s.cursor)
-	log.Info("stream opened", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS})
-	s.start()
-	return s.readLoop(rd)
+	log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportWS})
+	return "", true
 }
 
+// endRequested reports whether the stream is ending: an end was requested
+// or the last write (a WebSocket's close frame) is done.
 func (s *session) endRequested() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ending
+	return s.ending || s.dead
 }
 
 // readSubscribe reads the first message: one text message of at most the
@@ -381,4 +444,117 @@ func (rd *wsReader) payload(f wsFrame, dst []byte) ([]byte, error) {
 func (rd *wsReader) skip(f wsFrame) error {
 	_, err := io.CopyN(io.Discard, rd.r, f.n)
 	return err
+}
+
+// consumeWS handles client frames the poller read from a detached
+// WebSocket: pings are answered, pongs and any frame prove the peer alive,
+// a close is answered (or completes ours), anything else is a violation.
+// Runs on the poller goroutine, which owns rbuf and ignoreIn.
+func (s *session) consumeWS(data []byte) {
+	if s.ignoreIn {
+		return
+	}
+	if len(s.rbuf) > 0 {
+		s.rbuf = append(s.rbuf, data...)
+		data = s.rbuf
+	}
+	for len(data) > 0 {
+		f, hlen, err := parseWSHeader(data)
+		if err != nil {
+			s.violation(err)
+			return
+		}
+		if hlen == 0 || int64(len(data)-hlen) < f.n && f.op >= opClose {
+			break // incomplete header or control frame
+		}
+		if f.op < opClose {
+			s.violation(protocolError("unexpected frame"))
+			return
+		}
+		var payload [maxControlPayload]byte
+		p := payload[:f.n]
+		copy(p, data[hlen:])
+		for i := range p {
+			p[i] ^= f.key[i&3]
+		}
+		data = data[hlen+int(f.n):]
+		switch f.op {
+		case opPing:
+			s.queuePong(p)
+		case opClose:
+			if s.endRequested() {
+				s.abort("closed", nil)
+				return
+			}
+			s.requestEnd(echoCloseCode(p), "", true)
+			s.setReason("client closed")
+		}
+	}
+	if len(data) > 2*maxControlPayload {
+		s.violation(protocolError("invalid frame"))
+		return
+	}
+	s.rbuf = append(s.rbuf[:0], data...)
+}
+
+// violation answers a client protocol violation with 1008 and ignores
+// further input.
+func (s *session) violation(err error) {
+	reason := "invalid frame"
+	var pe *wsProtocolError
+	if errors.As(err, &pe) {
+		reason = pe.reason
+	}
+	s.ignoreIn, s.rbuf = true, nil
+	s.requestEnd(ClosePolicyViolation, reason, true)
+	s.setReason(reason)
+}
+
+// parseWSHeader parses a client frame header at the start of data; hlen is
+// 0 when data does not hold the whole header yet.
+func parseWSHeader(data []byte) (f wsFrame, hlen int, err error) {
+	if len(data) < 2 {
+		return f, 0, nil
+	}
+	b0, b1 := data[0], data[1]
+	f = wsFrame{fin: b0&0x80 != 0, op: b0 & 0x0F, n: int64(b1 & 0x7F)}
+	switch {
+	case b0&0x70 != 0:
+		return f, 0, protocolError("invalid frame")
+	case b1&0x80 == 0:
+		return f, 0, protocolError("unmasked frame")
+	}
+	hlen = 2
+	switch f.n {
+	case 126:
+		if len(data) < 4 {
+			return f, 0, nil
+		}
+		f.n = int64(binary.BigEndian.Uint16(data[2:4]))
+		hlen = 4
+	case 127:
+		if len(data) < 10 {
+			return f, 0, nil
+		}
+		n := binary.BigEndian.Uint64(data[2:10])
+		if n > 1<<62 {
+			return f, 0, protocolError("frame too large")
+		}
+		f.n = int64(n)
+		hlen = 10
+	}
+	switch f.op {
+	case opClose, opPing, opPong:
+		if !f.fin || f.n > maxControlPayload {
+			return f, 0, protocolError("invalid control frame")
+		}
+	case opText, opBinary, opContinuation:
+	default:
+		return f, 0, protocolError("invalid frame")
+	}
+	if len(data) < hlen+4 {
+		return f, 0, nil
+	}
+	copy(f.key[:], data[hlen:hlen+4])
+	return f, hlen + 4, nil
 }

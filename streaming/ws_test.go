@@ -18,35 +18,42 @@ import (
 
 func TestWSReplayLiveAndTerminalClose(t *testing.T) {
 	t.Parallel()
-	metrics := newCounterSink()
-	e := newEnv(t, streaming.Options{Metrics: metrics})
-	first := e.append("w1", contracts.Started(""), progress(t, 20))
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			metrics := newCounterSink()
+			e := newEnv(t, streaming.Options{Metrics: metrics}, m.opt)
+			first := e.append("w1", contracts.Started(""), progress(t, 20))
 
-	c := dialWS(t, e.addr)
-	c.subscribe("w1", nil)
-	conf := c.confirmation(wait)
-	assert.Equal(t, "w1", conf.TaskID)
-	assert.Nil(t, conf.ReplayStartedAfterEventID)
-	assert.True(t, conf.Live)
-	assert.False(t, conf.RetentionGap)
+			c := dialWS(t, e.addr)
+			c.subscribe("w1", nil)
+			conf := c.confirmation(wait)
+			e.requireMode(1)
+			assert.Equal(t, "w1", conf.TaskID)
+			assert.Nil(t, conf.ReplayStartedAfterEventID)
+			assert.True(t, conf.Live)
+			assert.False(t, conf.RetentionGap)
 
-	var got []contracts.TaskEvent
-	for range first {
-		ev, err := c.nextEvent(wait)
-		require.NoError(t, err)
-		got = append(got, ev)
+			var got []contracts.TaskEvent
+			for range first {
+				ev, err := c.nextEvent(wait)
+				require.NoError(t, err)
+				got = append(got, ev)
+			}
+			live := e.append("w1", progress(t, 60), completed(t))
+			for range live {
+				ev, err := c.nextEvent(wait)
+				require.NoError(t, err)
+				got = append(got, ev)
+			}
+			assert.Equal(t, ids(append(first, live...)), ids(got))
+			code, _ := c.expectClose(wait)
+			assert.Equal(t, websocket.CloseNormalClosure, code)
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
+			assert.Equal(t, float64(4), metrics.get(observe.MetricEventsDelivered, "ws"))
+
+		})
 	}
-	live := e.append("w1", progress(t, 60), completed(t))
-	for range live {
-		ev, err := c.nextEvent(wait)
-		require.NoError(t, err)
-		got = append(got, ev)
-	}
-	assert.Equal(t, ids(append(first, live...)), ids(got))
-	code, _ := c.expectClose(wait)
-	assert.Equal(t, websocket.CloseNormalClosure, code)
-	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
-	assert.Equal(t, float64(4), metrics.get(observe.MetricEventsDelivered, "ws"))
 }
 
 func TestWSCursor(t *testing.T) {
@@ -157,88 +164,106 @@ func TestWSPolicyViolations(t *testing.T) {
 
 func TestWSFramesAfterSubscribeClose1008(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
-	tests := []struct {
-		name string
-		send func(*websocket.Conn) error
-	}{
-		{name: "second subscribe", send: func(c *websocket.Conn) error {
-			return c.WriteJSON(contracts.SubscribeRequest{Action: "subscribe", TaskID: "w6"})
-		}},
-		{name: "text frame", send: func(c *websocket.Conn) error {
-			return c.WriteMessage(websocket.TextMessage, []byte("hi"))
-		}},
-		{name: "binary frame", send: func(c *websocket.Conn) error {
-			return c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
-		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			c := dialWS(t, e.addr)
-			c.subscribe("w6", nil)
-			c.confirmation(wait)
-			require.NoError(t, tc.send(c.conn))
-			code, reason := c.expectClose(wait)
-			assert.Equal(t, websocket.ClosePolicyViolation, code)
-			assert.Equal(t, "unexpected frame", reason)
+			e := newEnv(t, streaming.Options{}, m.opt)
+			tests := []struct {
+				name string
+				send func(*websocket.Conn) error
+			}{
+				{name: "second subscribe", send: func(c *websocket.Conn) error {
+					return c.WriteJSON(contracts.SubscribeRequest{Action: "subscribe", TaskID: "w6"})
+				}},
+				{name: "text frame", send: func(c *websocket.Conn) error {
+					return c.WriteMessage(websocket.TextMessage, []byte("hi"))
+				}},
+				{name: "binary frame", send: func(c *websocket.Conn) error {
+					return c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+				}},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					c := dialWS(t, e.addr)
+					c.subscribe("w6", nil)
+					c.confirmation(wait)
+					require.NoError(t, tc.send(c.conn))
+					code, reason := c.expectClose(wait)
+					assert.Equal(t, websocket.ClosePolicyViolation, code)
+					assert.Equal(t, "unexpected frame", reason)
+				})
+			}
+
 		})
 	}
 }
 
 func TestWSClientPingAndClose(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
-	c := dialWS(t, e.addr)
-	pongs := make(chan string, 1)
-	c.conn.SetPongHandler(func(data string) error { pongs <- data; return nil })
-	c.subscribe("w7", nil)
-	c.confirmation(wait)
-	require.NoError(t, c.conn.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(wait)))
-	_, err := c.read(200 * time.Millisecond) // the pong is handled while reading
-	require.Error(t, err)
-	select {
-	case p := <-pongs:
-		assert.Equal(t, "are you there", p)
-	default:
-		t.Fatal("no pong")
-	}
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{}, m.opt)
+			c := dialWS(t, e.addr)
+			pongs := make(chan string, 1)
+			c.conn.SetPongHandler(func(data string) error { pongs <- data; return nil })
+			c.subscribe("w7", nil)
+			c.confirmation(wait)
+			require.NoError(t, c.conn.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(wait)))
+			_, err := c.read(200 * time.Millisecond) // the pong is handled while reading
+			require.Error(t, err)
+			select {
+			case p := <-pongs:
+				assert.Equal(t, "are you there", p)
+			default:
+				t.Fatal("no pong")
+			}
 
-	// A client close is answered with a close and the stream is released.
-	c2 := dialWS(t, e.addr)
-	c2.subscribe("w7", nil)
-	c2.confirmation(wait)
-	require.NoError(t, c2.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye")))
-	code, _ := c2.expectClose(wait)
-	assert.Equal(t, websocket.CloseGoingAway, code)
-	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 1 }, wait, 5*time.Millisecond)
+			// A client close is answered with a close and the stream is released.
+			c2 := dialWS(t, e.addr)
+			c2.subscribe("w7", nil)
+			c2.confirmation(wait)
+			require.NoError(t, c2.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye")))
+			code, _ := c2.expectClose(wait)
+			assert.Equal(t, websocket.CloseGoingAway, code)
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 1 }, wait, 5*time.Millisecond)
+
+		})
+	}
 }
 
 func TestWSDeadPeerIsDropped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{WSPingInterval: 30 * time.Millisecond, WSPongTimeout: 30 * time.Millisecond, HeartbeatInterval: -1})
-	c := dialWS(t, e.addr)
-	c.subscribe("w8", nil)
-	c.confirmation(wait)
-	pings := 0
-	c.conn.SetPingHandler(func(string) error { pings++; return nil }) // never answers
-	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
-	_, _, err := c.conn.ReadMessage()
-	require.Error(t, err)
-	var ce *websocket.CloseError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, websocket.CloseAbnormalClosure, ce.Code, "a dead peer is dropped without a close handshake")
-	assert.GreaterOrEqual(t, pings, 1)
-	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{WSPingInterval: 50 * time.Millisecond, WSPongTimeout: 200 * time.Millisecond, HeartbeatInterval: -1}, m.opt)
+			c := dialWS(t, e.addr)
+			c.subscribe("w8", nil)
+			c.confirmation(wait)
+			pings := 0
+			c.conn.SetPingHandler(func(string) error { pings++; return nil }) // never answers
+			_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+			_, _, err := c.conn.ReadMessage()
+			require.Error(t, err)
+			var ce *websocket.CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, websocket.CloseAbnormalClosure, ce.Code, "a dead peer is dropped without a close handshake")
+			assert.GreaterOrEqual(t, pings, 1)
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
 
-	// A live peer (gorilla answers pings while reading) stays connected.
-	c2 := dialWS(t, e.addr)
-	c2.subscribe("w8", nil)
-	c2.confirmation(wait)
-	_, err = c2.read(300 * time.Millisecond)
-	var ne net.Error
-	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Timeout(), "still open: %v", err)
+			// A live peer (gorilla answers pings while reading) stays connected.
+			c2 := dialWS(t, e.addr)
+			c2.subscribe("w8", nil)
+			c2.confirmation(wait)
+			_, err = c2.read(800 * time.Millisecond) // many ping intervals
+			var ne net.Error
+			require.ErrorAs(t, err, &ne)
+			assert.True(t, ne.Timeout(), "still open: %v", err)
+
+		})
+	}
 }
 
 func TestWSStoreFailureCloses1011(t *testing.T) {
@@ -259,57 +284,114 @@ func TestWSStoreFailureCloses1011(t *testing.T) {
 
 func TestWSRawFrames(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
-	sub := []byte(`{"action":"subscribe","taskId":"w10"}`)
-	t.Run("fragmented subscribe with a ping in between", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		c.frame(0x1, false, true, sub[:10])
-		c.frame(0x9, true, true, []byte("p"))
-		c.frame(0x0, true, true, sub[10:])
-		op, payload := c.readFrame()
-		assert.Equal(t, byte(0xA), op, "pong first")
-		assert.Equal(t, "p", string(payload))
-		op, payload = c.readFrame()
-		require.Equal(t, byte(0x1), op)
-		assert.Contains(t, string(payload), `"SUBSCRIPTION_CONFIRMED"`)
-	})
-	t.Run("unmasked frame", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		c.frame(0x1, true, false, sub)
-		code, reason := c.readClose()
-		assert.Equal(t, 1008, code)
-		assert.Equal(t, "unmasked frame", reason)
-	})
-	t.Run("reserved bits", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		c.frame(0x1|0x40, true, true, sub)
-		code, _ := c.readClose()
-		assert.Equal(t, 1008, code)
-	})
-	t.Run("continuation first", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		c.frame(0x0, true, true, sub)
-		code, reason := c.readClose()
-		assert.Equal(t, 1008, code)
-		assert.Equal(t, "invalid frame", reason)
-	})
-	t.Run("fragments over the limit", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		chunk := bytes.Repeat([]byte("x"), 3000)
-		c.frame(0x1, false, true, chunk)
-		c.frame(0x0, true, true, chunk)
-		code, reason := c.readClose()
-		assert.Equal(t, 1008, code)
-		assert.Equal(t, "frame too large", reason)
-	})
-	t.Run("unmasked frame after subscribe", func(t *testing.T) {
-		c := dialRawWS(t, e.addr)
-		c.frame(0x1, true, true, sub)
-		op, _ := c.readFrame()
-		require.Equal(t, byte(0x1), op)
-		c.frame(0xA, true, false, nil)
-		code, reason := c.readClose()
-		assert.Equal(t, 1008, code)
-		assert.Equal(t, "unmasked frame", reason)
-	})
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{}, m.opt)
+			sub := []byte(`{"action":"subscribe","taskId":"w10"}`)
+			t.Run("fragmented subscribe with a ping in between", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				c.frame(0x1, false, true, sub[:10])
+				c.frame(0x9, true, true, []byte("p"))
+				c.frame(0x0, true, true, sub[10:])
+				op, payload := c.readFrame()
+				assert.Equal(t, byte(0xA), op, "pong first")
+				assert.Equal(t, "p", string(payload))
+				op, payload = c.readFrame()
+				require.Equal(t, byte(0x1), op)
+				assert.Contains(t, string(payload), `"SUBSCRIPTION_CONFIRMED"`)
+			})
+			t.Run("unmasked frame", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				c.frame(0x1, true, false, sub)
+				code, reason := c.readClose()
+				assert.Equal(t, 1008, code)
+				assert.Equal(t, "unmasked frame", reason)
+			})
+			t.Run("reserved bits", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				c.frame(0x1|0x40, true, true, sub)
+				code, _ := c.readClose()
+				assert.Equal(t, 1008, code)
+			})
+			t.Run("continuation first", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				c.frame(0x0, true, true, sub)
+				code, reason := c.readClose()
+				assert.Equal(t, 1008, code)
+				assert.Equal(t, "invalid frame", reason)
+			})
+			t.Run("fragments over the limit", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				chunk := bytes.Repeat([]byte("x"), 3000)
+				c.frame(0x1, false, true, chunk)
+				c.frame(0x0, true, true, chunk)
+				code, reason := c.readClose()
+				assert.Equal(t, 1008, code)
+				assert.Equal(t, "frame too large", reason)
+			})
+			t.Run("unmasked frame after subscribe", func(t *testing.T) {
+				c := dialRawWS(t, e.addr)
+				c.frame(0x1, true, true, sub)
+				op, _ := c.readFrame()
+				require.Equal(t, byte(0x1), op)
+				c.frame(0xA, true, false, nil)
+				code, reason := c.readClose()
+				assert.Equal(t, 1008, code)
+				assert.Equal(t, "unmasked frame", reason)
+			})
+
+		})
+	}
+}
+
+func TestServeWebSocketLastsAsLongAsTheStream(t *testing.T) {
+	t.Parallel()
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{}, m.opt)
+			e.append("w11", contracts.Started(""))
+			c := dialWSPath(t, &net.Dialer{}, e.addr, "/ws-blocking")
+			c.subscribe("w11", nil)
+			c.confirmation(wait)
+			_, err := c.nextEvent(wait)
+			require.NoError(t, err)
+			assert.Equal(t, int64(0), e.blockingDone.Load(), "the handler runs while the stream does")
+			e.append("w11", completed(t))
+			_, err = c.nextEvent(wait)
+			require.NoError(t, err)
+			code, _ := c.expectClose(wait)
+			assert.Equal(t, websocket.CloseNormalClosure, code)
+			require.Eventually(t, func() bool { return e.blockingDone.Load() == 1 }, wait, time.Millisecond)
+		})
+	}
+}
+
+func TestAttachWebSocketCallsOnCloseOnce(t *testing.T) {
+	t.Parallel()
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{WSHandshakeTimeout: 50 * time.Millisecond}, m.opt)
+			e.append("w12", contracts.Started(""), completed(t))
+			endings := []func(*wsClient){
+				func(c *wsClient) { // terminal
+					c.subscribe("w12", nil)
+					c.expectClose(wait)
+				},
+				func(c *wsClient) { // refused
+					c.subscribe("foreign-x", nil)
+					c.expectClose(wait)
+				},
+				func(c *wsClient) { c.expectClose(wait) }, // handshake timeout
+				func(c *wsClient) { _ = c.conn.Close() },  // client gone
+			}
+			for _, end := range endings {
+				end(dialWS(t, e.addr))
+			}
+			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, time.Millisecond)
+			assert.Equal(t, int64(len(endings)), e.wsClosed.Load())
+		})
+	}
 }
