@@ -124,19 +124,19 @@ func (c *counterSink) get(name string, tagValues ...string) float64 {
 
 // env is a hub on a memstore, mounted on a real Fiber listener.
 type env struct {
-	t       testing.TB
-	held    bool
+	t    testing.TB
+	held bool
 	// wsClosed counts OnClose calls of AttachWebSocket streams; blockingDone
 	// counts ServeWebSocket handlers that returned.
 	wsClosed     atomic.Int64
 	blockingDone atomic.Int64
-	mem     *memstore.EventStore
-	store   *countingStore
-	hub     *streaming.Hub
-	app     *fiber.App
-	addr    string
-	runDone chan error
-	cancel  context.CancelFunc
+	mem          *memstore.EventStore
+	store        *countingStore
+	hub          *streaming.Hub
+	app          *fiber.App
+	addr         string
+	runDone      chan error
+	cancel       context.CancelFunc
 }
 
 type envOption func(*envConfig)

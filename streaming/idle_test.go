@@ -56,23 +56,36 @@ func sampleMemory() memSample {
 //	go test -run '^$' -bench IdleConnections -benchtime 1x ./streaming
 //
 // (TASKBRIDGE_IDLE_CONNS sets N; default 2000). The metrics are per
-// connection: rss-B/conn, heap+stack-B/conn, goroutines/conn.
+// connection: rss-B/conn, heap+stack-B/conn, goroutines/conn. Cases: sse
+// and ws (detached, the default on Linux), ws-blocking (ServeWebSocket,
+// which keeps the upgrade goroutine), sse-held and ws-held (the fallback
+// where connections cannot be detached: TLS, other platforms).
 func BenchmarkIdleConnections(b *testing.B) {
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("TASKBRIDGE_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
 	}
-	for _, tr := range []string{"sse", "ws"} {
-		b.Run(tr, func(b *testing.B) {
+	cases := []struct {
+		name, transport string
+		opts            []envOption
+	}{
+		{name: "sse", transport: "sse"},
+		{name: "ws", transport: "ws"},
+		{name: "ws-blocking", transport: "ws-blocking"},
+		{name: "sse-held", transport: "sse", opts: []envOption{withHeldConns()}},
+		{name: "ws-held", transport: "ws", opts: []envOption{withHeldConns()}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
-				measureIdle(b, tr, n)
+				measureIdle(b, c.transport, n, c.opts...)
 			}
 		})
 	}
 }
 
-func measureIdle(b *testing.B, transport string, n int) {
-	e := newEnv(b, streaming.Options{})
+func measureIdle(b *testing.B, transport string, n int, opts ...envOption) {
+	e := newEnv(b, streaming.Options{}, opts...)
 	e.append("idle", contracts.Started(""))
 	// Warm the server's pools with a few connections first.
 	warm := exec.Command(os.Args[0], "-test.run=^$")
@@ -156,9 +169,13 @@ func idleClients(spec string) int {
 }
 
 func openIdle(transport, addr string) (io.Closer, error) {
-	if transport == "ws" {
+	if strings.HasPrefix(transport, "ws") {
+		path := "/ws"
+		if transport == "ws-blocking" {
+			path = "/ws-blocking"
+		}
 		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-		c, resp, err := d.Dial("ws://"+addr+"/ws", nil)
+		c, resp, err := d.Dial("ws://"+addr+path, nil)
 		if err != nil {
 			return nil, err
 		}
