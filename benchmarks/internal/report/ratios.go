@@ -7,7 +7,7 @@ import (
 
 // Ratio is one comparison between two targets of a scenario, e.g. the
 // bridge's delivered rate as a fraction of the raw ceiling's. Value is NaN
-// when either side is missing or zero.
+// when the denominator is zero.
 type Ratio struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
@@ -56,8 +56,9 @@ func (s *Scenario) Run(target string) *Run {
 	return nil
 }
 
+// div is a/b, NaN when b is zero (or either is NaN): no ratio to a zero.
 func div(a, b float64) float64 {
-	if a == 0 || b == 0 || math.IsNaN(a) || math.IsNaN(b) {
+	if b == 0 || math.IsNaN(a) || math.IsNaN(b) {
 		return math.NaN()
 	}
 	return a / b

@@ -56,13 +56,14 @@ func TestRatios(t *testing.T) {
 	assert.Equal(t, 0.5, got["p99 latency, bridge / baseline"])
 
 	idle := Scenario{Kind: KindIdle, Runs: []Run{
-		{Target: TargetBridge, RSSPerConn: 4096, GoroutinesPerConn: 0},
+		{Target: TargetBridge, RSSPerConn: 4096, GoroutinesPerConn: 0, IdleCPU: Duration(time.Millisecond)},
 		{Target: TargetBaseline, RSSPerConn: 16384, GoroutinesPerConn: 2},
 	}}
 	idle.ComputeRatios()
 	require.Len(t, idle.Ratios, 3, "no raw run: no bridge/raw ratio")
 	assert.Equal(t, 0.25, idle.Ratios[0].Value)
-	assert.True(t, math.IsNaN(idle.Ratios[1].Value), "zero goroutines: ratio undefined, not 0")
+	assert.Equal(t, 0.0, idle.Ratios[1].Value, "no goroutine per connection against two: 0x")
+	assert.True(t, math.IsNaN(idle.Ratios[2].Value), "baseline used no idle CPU: no ratio")
 
 	h := Scenario{Kind: KindHTTP, Runs: []Run{
 		{Target: TargetBridge, HTTP: []HTTPRun{{Kind: "create", RPS: 50}, {Kind: "poll", RPS: 80}, {Kind: "bare", RPS: 100}}},
