@@ -1,2 +1,87 @@
-// Package streaming is the TaskBridge streaming runtime.
+// Package streaming is the TaskBridge streaming runtime: the per-process
+// Hub that delivers task events to SSE and WebSocket streams and wakes
+// long-polls, built so that fan-out costs one store read and one encoding
+// per batch, whatever the number of subscribers, and an idle stream costs
+// about 2 KB and no goroutine.
+//
+// # Lifetime
+//
+// A host (fiberbridge) creates one Hub per process with NewHub, runs Run in
+// a goroutine, hands authorized requests to ServeSSE and AttachWebSocket
+// (or the blocking ServeWebSocket), passes the Hub as the orchestration
+// Waiter for long-polls (Watch), and calls Shutdown before shutting the
+// Fiber app down. Run owns every goroutine the hub starts (fan-out workers,
+// the heartbeat wheel, the connection poller) and stops them before it
+// returns; each stream's writer goroutine exists only while it has
+// something to write, and ends with its stream.
+//
+// # Fan-out
+//
+// Run listens to the store's change feed (contracts.ChangeFeed) once. A
+// notice for a task nobody here watches costs a map lookup. For a watched
+// task, the notice wakes its watchers and queues one fan-out pass (at most
+// one per task at a time); a worker reads the events after the task's
+// position in pages of LiveBatchSize, encodes each page once per wire
+// format (SSE `id:`/`data:` bytes and a complete WebSocket text frame, both
+// from contracts.TaskEvent.AppendJSON) and offers the same immutable batch
+// to every live subscriber. Notices for events a pass already read cost
+// nothing; a feed Resync re-reads every watched task. Handing a batch to a
+// subscriber is a pointer in a fixed ring: no allocation per subscriber.
+//
+// # Subscribers and catch-up
+//
+// A stream starts in catch-up: it replays the store strictly after its
+// cursor (ReplayBatchSize per read, the first page possibly read by the
+// caller) and then joins live delivery. If the hub's position is past the
+// stream's cursor when it joins, the position is rewound so the next pass
+// re-reads what the stream might have missed; subscribers drop frames at or
+// before their own cursor, so each connection sees every event exactly
+// once and in order. A subscriber whose queue (QueueSize batches) is full
+// is switched back to catch-up: the hub never waits for it and holds
+// nothing more for it; its writer drains what it had, reads the store by
+// its own cursor until it has caught up, and joins again. Memory stays
+// bounded however slow a client is, and no event is lost, because the
+// store is the source of truth. Such switches are counted
+// (MetricSlowSubscribers) and reported (OnSlowSubscriber).
+//
+// # Writes
+//
+// A stream's writer takes everything queued since its last write (events,
+// a heartbeat, a pong, the end of the stream) and writes it in one write
+// with one deadline (WriteTimeout): never one syscall per frame when
+// several are waiting. SSE bodies are chunked, one chunk per write, and end
+// with the final chunk after the terminal event. A failed write ends the
+// stream at once.
+//
+// # Connections
+//
+// ServeSSE writes the response head itself after fasthttp's Hijack (with
+// the headers host middleware set). Where the connection is plain TCP on
+// Linux, the hub then detaches it: the socket's descriptor is duplicated,
+// fasthttp's hijack goroutine returns and releases its per-request state,
+// and one epoll poller per hub watches every detached connection for input
+// (a WebSocket client's pongs and close frames, or a client leaving). An
+// idle detached stream has no goroutine and no buffer. Where detaching is
+// not possible (TLS, a wrapped connection, other platforms) the stream
+// keeps fasthttp's goroutine as its reader; everything else is the same.
+//
+// # Heartbeats and dead peers
+//
+// One timing wheel serves every stream: a single goroutine sleeps until the
+// next slot with due streams. A stream gets a heartbeat (an SSE comment
+// ping, optionally with a JSON HEARTBEAT data line without an id; a
+// WebSocket HEARTBEAT frame) only after HeartbeatInterval without a write.
+// WebSockets are pinged every WSPingInterval and dropped when no client
+// frame arrived for WSPingInterval+WSPongTimeout. Between due times nothing
+// runs.
+//
+// # Shutdown
+//
+// Shutdown refuses new streams, wakes every watcher, and asks every stream
+// to end: queued events and the end are written in one last write (SSE: the
+// final chunk; WebSocket: close 1001 "going away", then up to a second for
+// the client's close), so clients reconnect elsewhere with their cursor.
+// It returns when all streams have ended, or closes the rest hard when its
+// context ends. With thousands of streams it takes well under the 2 s a
+// Fiber shutdown allows.
 package streaming
