@@ -167,6 +167,21 @@ func (n *node) create(taskType string) string {
 	return created.TaskID
 }
 
+// createRunning creates a stepsType task on n and waits until its handler
+// runs (TASK_STARTED is stored). The tests connect their streams after
+// that and append every further event only once each stream holds
+// TASK_STARTED, so each stream is registered in its hub before the events
+// it must receive live exist: the streaming hub drops a change notice that
+// arrives between a stream's first read and its registration when no
+// other local stream follows the task (reported separately; it is not a
+// Redis matter).
+func createRunning(tb testing.TB, ctx context.Context, n *node, steps *stepper) string {
+	tb.Helper()
+	taskID := n.create(stepsType)
+	steps.awaitRunning(tb, ctx, taskID)
+	return taskID
+}
+
 // stepsType is the task type whose events the test emits one at a time.
 const stepsType = "e2e.steps"
 
@@ -175,8 +190,9 @@ const stepsType = "e2e.steps"
 // fails (Redis unavailable) is retried with backoff, as a handler that
 // must not lose progress would, until its task's context ends.
 type stepper struct {
-	mu    sync.Mutex
-	gates map[string]chan stepCmd
+	mu      sync.Mutex
+	gates   map[string]chan stepCmd
+	running map[string]chan struct{} // closed when the task's handler starts
 }
 
 type stepCmd struct {
@@ -184,21 +200,25 @@ type stepCmd struct {
 	done   chan error // receives the step's outcome
 }
 
-func newStepper() *stepper { return &stepper{gates: make(map[string]chan stepCmd)} }
+func newStepper() *stepper {
+	return &stepper{gates: make(map[string]chan stepCmd), running: make(map[string]chan struct{})}
+}
 
-func (s *stepper) gate(taskID string) chan stepCmd {
+func (s *stepper) gate(taskID string) (chan stepCmd, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.gates[taskID]
 	if g == nil {
 		g = make(chan stepCmd)
 		s.gates[taskID] = g
+		s.running[taskID] = make(chan struct{})
 	}
-	return g
+	return g, s.running[taskID]
 }
 
 func (s *stepper) run(ctx context.Context, task *orchestration.TaskContext) (any, error) {
-	gate := s.gate(task.Task().TaskID)
+	gate, running := s.gate(task.Task().TaskID)
+	close(running) // the executor has stored TASK_STARTED
 	steps := 0
 	for {
 		select {
@@ -243,12 +263,25 @@ func emitRetrying(ctx context.Context, task *orchestration.TaskContext, n int) e
 // and returns the channel that receives the outcome.
 func (s *stepper) stepAsync(ctx context.Context, taskID string, finish bool) <-chan error {
 	done := make(chan error, 1)
+	gate, _ := s.gate(taskID)
 	select {
-	case s.gate(taskID) <- stepCmd{finish: finish, done: done}:
+	case gate <- stepCmd{finish: finish, done: done}:
 	case <-ctx.Done():
 		done <- fmt.Errorf("handler of %s did not take the step: %w", taskID, ctx.Err())
 	}
 	return done
+}
+
+// awaitRunning waits until the handler of taskID runs, that is until its
+// TASK_STARTED is stored.
+func (s *stepper) awaitRunning(tb testing.TB, ctx context.Context, taskID string) {
+	tb.Helper()
+	_, running := s.gate(taskID)
+	select {
+	case <-running:
+	case <-ctx.Done():
+		require.FailNow(tb, "the task's handler did not start before the deadline")
+	}
 }
 
 // step emits one event of taskID and waits until it is stored.

@@ -27,7 +27,7 @@ func TestE2ETwoInstancesResume(t *testing.T) {
 	a := startNode(t, "A", nodeConfig{client: newClient(t), prefix: prefix, steps: steps})
 	b := startNode(t, "B", nodeConfig{client: newClient(t), prefix: prefix, steps: steps})
 
-	taskID := a.create(stepsType)
+	taskID := createRunning(t, ctx, a, steps)
 	sse := subscribe(t, "sse", overSSE, taskID, b.addr, false)
 	ws := subscribe(t, "ws", overWS, taskID, b.addr, false)
 	subs := []*subscriber{sse, ws}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ const (
 // connection is what one connection of a subscriber saw.
 type connection struct {
 	target  string
+	opened  time.Duration // since the subscriber started
+	ended   time.Duration
 	events  []string // event ids, in arrival order
 	confirm *contracts.SubscriptionConfirmed
 	end     string // how it ended: "eof", "close 1001 going away", "status 500 INTERNAL_ERROR", "dial: ...", ...
@@ -62,8 +65,9 @@ type subscriber struct {
 	terminal bool
 	signal   chan struct{}
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time
 }
 
 // subscribe starts a subscriber of taskID on target (host:port). With
@@ -76,6 +80,7 @@ func subscribe(tb testing.TB, name, transport, taskID, target string, auto bool)
 	s := &subscriber{
 		tb: tb, name: name, transport: transport, taskID: taskID, auto: auto,
 		next: make(chan string, 1), signal: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+		started: time.Now(),
 	}
 	go s.run(ctx, target)
 	tb.Cleanup(s.stop)
@@ -95,7 +100,7 @@ func (s *subscriber) run(ctx context.Context, target string) {
 	defer close(s.done)
 	backoff := 20 * time.Millisecond
 	for {
-		c := &connection{target: target}
+		c := &connection{target: target, opened: time.Since(s.started)}
 		s.mu.Lock()
 		s.conns = append(s.conns, c)
 		cursor := s.cursor
@@ -107,11 +112,11 @@ func (s *subscriber) run(ctx context.Context, target string) {
 			end = s.followWS(ctx, c, cursor)
 		}
 		s.mu.Lock()
-		c.end = end
+		c.end, c.ended = end, time.Since(s.started)
 		terminal := s.terminal
 		s.mu.Unlock()
 		s.notify()
-		if terminal || ctx.Err() != nil {
+		if terminal || ctx.Err() != nil || permanent(end) {
 			return
 		}
 		if !s.auto {
@@ -131,6 +136,13 @@ func (s *subscriber) run(ctx context.Context, target string) {
 		}
 		backoff = min(2*backoff, 320*time.Millisecond)
 	}
+}
+
+// permanent reports whether a connection's end tells a client to stop
+// (task not found, refused credentials or frame, the end before a cursor
+// at the terminal event) rather than to reconnect with its cursor.
+func permanent(end string) bool {
+	return strings.HasPrefix(end, "status 4") || end == "status 204" || strings.HasPrefix(end, "close 1008 ")
 }
 
 func (s *subscriber) notify() {
@@ -345,7 +357,8 @@ func (s *subscriber) connections() []connection {
 func (s *subscriber) describe() string {
 	var b bytes.Buffer
 	for _, c := range s.connections() {
-		fmt.Fprintf(&b, "[%s: %d events, end %q] ", c.target, len(c.events), c.end)
+		fmt.Fprintf(&b, "[%s %v-%v: %d events, end %q] ", c.target, c.opened.Round(time.Millisecond),
+			c.ended.Round(time.Millisecond), len(c.events), c.end)
 	}
 	return b.String()
 }
