@@ -49,6 +49,7 @@ type phase uint8
 
 const (
 	phaseHandshake phase = iota // not registered yet: the connection goroutine owns all I/O
+	phaseReady                  // WebSocket subscribe done, not started yet
 	phaseStreaming              // registered: writes go through the writer
 )
 
@@ -166,8 +167,15 @@ func (s *session) start() {
 	s.lastPing = now.UnixNano()
 	s.hub.register(s)
 	s.mu.Lock()
+	if s.dead {
+		// Ended (the client left) before it started: its end already ran,
+		// before the registration it could undo.
+		s.mu.Unlock()
+		s.hub.unregister(s)
+		return
+	}
 	s.phase = phaseStreaming
-	run := !s.dead && !s.writing
+	run := !s.writing
 	if run {
 		s.writing = true
 	}
@@ -231,15 +239,15 @@ func (s *session) requestEnd(code int, reason string, drop bool) {
 	}
 	s.ending, s.endCode, s.endReason, s.dropQueued = true, code, reason, drop
 	run := s.kickLocked()
-	handshake := s.phase == phaseHandshake
+	if s.phase == phaseHandshake && s.transport == observe.TransportWS && s.raw != nil {
+		// The connection goroutine is reading the subscribe frame:
+		// interrupt it; it answers the end itself. (Under mu, so it cannot
+		// cross the handshake's end, which clears the deadline.)
+		_ = s.raw.SetReadDeadline(time.Now())
+	}
 	s.mu.Unlock()
 	if run {
 		go s.runFn()
-	}
-	if handshake && s.nc != nil {
-		// The connection goroutine is reading the subscribe frame (or
-		// preparing the stream): interrupt it; it answers the end itself.
-		_ = s.raw.SetReadDeadline(time.Now())
 	}
 }
 

@@ -149,9 +149,22 @@ func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 		_, _ = s.raw.Write(s.lead)
 		return
 	}
-	if !h.addConn(s) {
+	// Detach before the session is visible to Shutdown, so its connection
+	// fields never change under a concurrent reader.
+	if p := h.currentPoller(); p != nil {
+		if c, ok := detach(s.raw); ok {
+			s.nc, s.raw, s.detached, s.poller = c, c, true, p
+		}
+	}
+	if !h.addConn(s) || (s.detached && s.poller.add(s) != nil) {
+		if s.detached {
+			h.removeConn(s)
+		}
 		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		_, _ = s.raw.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		if s.detached {
+			_ = s.raw.Close()
+		}
 		if s.onClose != nil {
 			s.onClose()
 		}
@@ -162,19 +175,10 @@ func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 	}
 	h.cfg.diag.OnReplayStart(observe.TransportSSE, s.taskID, s.cursor)
 	h.cfg.log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportSSE})
-	if p := h.currentPoller(); p != nil {
-		if c, ok := detach(s.raw); ok {
-			s.nc, s.raw, s.detached, s.poller = c, c, true, p
-			if err := p.add(s); err == nil {
-				s.start()
-				return
-			}
-			_ = c.Close()
-			s.detached, s.poller = false, nil
-			s.attach(nc)
-		}
-	}
 	s.start()
+	if s.detached {
+		return
+	}
 	s.teardown(readReason(discardReads(nc)))
 }
 

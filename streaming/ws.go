@@ -75,20 +75,24 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 	s := h.newSession(observe.TransportWS, "", contracts.EventID{})
 	s.subject, s.onClose = req.Subject, req.OnClose
 	s.attach(conn.NetConn())
-	if !h.addConn(s) {
-		s.closeHandshake(&wsReader{r: s.nc}, CloseGoingAway, "going away")
-		if s.onClose != nil {
-			s.onClose()
-		}
-		return
-	}
 	// A conforming client sends nothing before it has read the 101
 	// response, so nothing is lost in fasthttp's read buffer by detaching
-	// before the subscribe frame.
+	// before the subscribe frame. Detach before the session is visible to
+	// Shutdown, so its connection fields never change under a reader.
 	if p := h.currentPoller(); p != nil {
 		if c, ok := detach(s.raw); ok {
 			s.nc, s.raw, s.detached, s.poller = c, c, true, p
 		}
+	}
+	if !h.addConn(s) {
+		s.closeHandshake(&wsReader{r: s.nc}, CloseGoingAway, "going away")
+		if s.detached {
+			_ = s.raw.Close()
+		}
+		if s.onClose != nil {
+			s.onClose()
+		}
+		return
 	}
 	rd := &wsReader{r: s.nc}
 	reason, ok := s.handshakeWS(rd, req.Authorize)
@@ -187,7 +191,10 @@ func (s *session) handshakeWS(rd *wsReader, authorize func(ctx context.Context, 
 		return append(dst, raw...)
 	})
 	s.initial, s.initialLimit = &page, h.cfg.replayBatch
+	s.mu.Lock()
+	s.phase = phaseReady
 	_ = s.raw.SetReadDeadline(time.Time{})
+	s.mu.Unlock()
 	if !s.cursor.IsZero() {
 		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
 	}
@@ -291,12 +298,12 @@ func (s *session) readLoop(rd *wsReader) string {
 			if s.endRequested() {
 				return "closed"
 			}
-			s.requestEnd(echoCloseCode(ctl), "", true)
 			s.setReason("client closed")
+			s.requestEnd(echoCloseCode(ctl), "", true)
 		default:
 			if !s.endRequested() {
-				s.requestEnd(ClosePolicyViolation, "unexpected frame", true)
 				s.setReason("unexpected frame")
+				s.requestEnd(ClosePolicyViolation, "unexpected frame", true)
 			}
 			if err := rd.skip(f); err != nil {
 				return readReason(err)
@@ -486,8 +493,8 @@ func (s *session) consumeWS(data []byte) {
 				s.abort("closed", nil)
 				return
 			}
-			s.requestEnd(echoCloseCode(p), "", true)
 			s.setReason("client closed")
+			s.requestEnd(echoCloseCode(p), "", true)
 		}
 	}
 	if len(data) > 2*maxControlPayload {
@@ -506,8 +513,8 @@ func (s *session) violation(err error) {
 		reason = pe.reason
 	}
 	s.ignoreIn, s.rbuf = true, nil
-	s.requestEnd(ClosePolicyViolation, reason, true)
 	s.setReason(reason)
+	s.requestEnd(ClosePolicyViolation, reason, true)
 }
 
 // parseWSHeader parses a client frame header at the start of data; hlen is

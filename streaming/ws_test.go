@@ -390,7 +390,10 @@ func TestAttachWebSocketCallsOnCloseOnce(t *testing.T) {
 			for _, end := range endings {
 				end(dialWS(t, e.addr))
 			}
-			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, time.Millisecond)
+			require.Eventually(t, func() bool { return e.wsClosed.Load() == int64(len(endings)) }, wait, time.Millisecond)
+			assert.Equal(t, 0, e.hub.OpenStreams())
+			// Exactly once: no late second call.
+			e.shutdown()
 			assert.Equal(t, int64(len(endings)), e.wsClosed.Load())
 		})
 	}
