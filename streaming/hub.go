@@ -513,23 +513,31 @@ func (h *Hub) unregister(s *session) {
 }
 
 // join switches s, which has read the store up to its cursor, to live
-// delivery. If the hub's read position is past the cursor, the position is
-// rewound so the next pass re-reads what s may have missed (others drop the
-// repeats by id); with no other live subscriber the position simply moves
-// to the cursor.
-func (h *Hub) join(s *session) {
+// delivery and reports whether it did. With no other live subscriber the
+// hub's position simply moves to the cursor. If the position is past the
+// cursor, events the hub fanned out before s joined are missing: s reads
+// on (false) while its reads still find events; when its last read found
+// none (the position came from a client cursor beyond the store's end),
+// the position is rewound instead, so the next pass re-reads from s's
+// cursor and the others drop the repeats by id.
+func (h *Hub) join(s *session, lastReadEmpty bool) bool {
 	t := s.task
 	t.mu.Lock()
 	s.mu.Lock()
 	if s.dead || s.idx < 0 {
 		s.mu.Unlock()
 		t.mu.Unlock()
-		return
+		return true
 	}
 	switch {
 	case t.live == 0:
 		t.pos = s.cursor
 	case s.cursor.Less(t.pos):
+		if !lastReadEmpty {
+			s.mu.Unlock()
+			t.mu.Unlock()
+			return false
+		}
 		t.pos = s.cursor
 		t.more = true
 	}
@@ -541,6 +549,7 @@ func (h *Hub) join(s *session) {
 	if sched {
 		h.queue.push(t)
 	}
+	return true
 }
 
 // work runs fan-out passes for queued tasks until ctx ends.

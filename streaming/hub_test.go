@@ -244,3 +244,27 @@ func TestRunOnce(t *testing.T) {
 	require.NoError(t, h2.Shutdown(context.Background()))
 	assert.ErrorIs(t, h2.Run(context.Background()), streaming.ErrHubClosed)
 }
+
+// TestCursorBeyondTheEnd: a client whose cursor lies beyond the store's last
+// event joins first; a client behind it still gets every live event.
+func TestCursorBeyondTheEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streaming.Options{})
+	evs := e.append("b1", contracts.Started(""))
+	ahead := dialSSE(t, e.addr, "/sse/b1", http.Header{"Last-Event-ID": {"99999999999999-0"}})
+	require.Equal(t, http.StatusOK, ahead.resp.StatusCode)
+	require.Eventually(t, func() bool { return e.hub.LiveSubscribers("b1") == 1 }, wait, time.Millisecond)
+
+	behind := dialSSE(t, e.addr, "/sse/b1", nil)
+	ev, err := behind.nextEvent(wait)
+	require.NoError(t, err)
+	assert.Equal(t, evs[0].EventID, ev.EventID)
+	require.Eventually(t, func() bool { return e.hub.LiveSubscribers("b1") == 2 }, wait, time.Millisecond)
+
+	live := e.append("b1", progress(t, 1), progress(t, 2))
+	for _, want := range live {
+		ev, err := behind.nextEvent(wait)
+		require.NoError(t, err)
+		assert.Equal(t, want.EventID, ev.EventID)
+	}
+}

@@ -429,9 +429,8 @@ func (s *session) catchUp(w *out) bool {
 	if !s.complete(w, ending) {
 		return false
 	}
-	if !more {
+	if !more && h.join(s, len(page.Events) == 0) {
 		s.replaying = false
-		h.join(s)
 	}
 	return true
 }
