@@ -144,7 +144,7 @@ func assertStoreFailure(t *testing.T, n *node, what string, status int, body []b
 }
 
 // assertRefusedWhileDown checks every kind of request that needs Redis on
-// n while it is unavailable: create, poll, cancel, a new SSE stream (an
+// n while it is unavailable: create, poll, cancel, action, a new SSE stream (an
 // envelope before any stream starts) and a new WebSocket subscription
 // (closed 1011 before the confirmation).
 func assertRefusedWhileDown(t *testing.T, n *node, taskID string) {
@@ -155,6 +155,9 @@ func assertRefusedWhileDown(t *testing.T, n *node, taskID string) {
 	assertStoreFailure(t, n, "poll", status, body)
 	status, body = n.do(http.MethodPost, "/api/v1/tasks/"+taskID+"/cancel", `{}`)
 	assertStoreFailure(t, n, "cancel", status, body)
+	status, body = n.do(http.MethodPost, "/api/v1/tasks/"+taskID+"/actions",
+		`{"suspendId":"s1","clientActionId":"c1","actionType":"approve"}`)
+	assertStoreFailure(t, n, "action", status, body)
 	status, body = n.do(http.MethodGet, "/api/v1/tasks/"+taskID+"/events/stream", "")
 	assertStoreFailure(t, n, "new SSE stream", status, body)
 
