@@ -25,7 +25,7 @@ var ErrHubClosed = errors.New("taskbridge: streaming hub is closed")
 type Hub struct {
 	events contracts.EventStore
 	cfg    config
-	tags   [3][]observe.Tag // by transportIndex
+	tags   [3][]observe.Tag // transport tags, by sseIndex and wsIndex
 
 	// ctx is the hub's lifetime context for store reads and authorization
 	// made on behalf of streams; cancelled when the hub is shut down.

@@ -91,12 +91,11 @@ type session struct {
 	// hub's poller watches it; no goroutine is parked on it.
 	detached bool
 	poller   *poller
-	polled   bool          // guarded by the poller's mu
-	pollIdx  int32         // guarded by the poller's mu
-	rbuf     []byte        // poller-owned: a partial client frame (WebSocket)
-	ignoreIn bool          // poller-owned: input after a violation is discarded
-	ignored  int           // poller-owned: bytes an SSE client sent
-	done     chan struct{} // closed when the stream has ended (ServeWebSocket)
+	polled   bool   // guarded by the poller's mu
+	pollIdx  int32  // guarded by the poller's mu
+	rbuf     []byte // poller-owned: a partial client frame (WebSocket)
+	ignoreIn bool   // poller-owned: input after a violation is discarded
+	ignored  int    // poller-owned: bytes an SSE client sent
 
 	mu         sync.Mutex
 	phase      phase
@@ -566,9 +565,6 @@ func (s *session) closed(reason string) {
 	})
 	if s.onClose != nil {
 		s.onClose()
-	}
-	if s.done != nil {
-		close(s.done)
 	}
 }
 
