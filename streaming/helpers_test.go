@@ -129,6 +129,7 @@ type env struct {
 	// wsClosed counts OnClose calls of AttachWebSocket streams; blockingDone
 	// counts ServeWebSocket handlers that returned.
 	wsClosed     atomic.Int64
+	sseClosed    atomic.Int64
 	blockingDone atomic.Int64
 	mem          *memstore.EventStore
 	store        *countingStore
@@ -221,7 +222,9 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		if foreign(taskID) {
 			return bridgeerr.New(bridgeerr.CodeTaskNotFound, "task not found")
 		}
-		return e.hub.ServeSSE(c, streaming.StreamRequest{TaskID: taskID, Cursor: cursor, Subject: "tester"})
+		return e.hub.ServeSSE(c, streaming.StreamRequest{
+			TaskID: taskID, Cursor: cursor, Subject: "tester", OnClose: func() { e.sseClosed.Add(1) },
+		})
 	})
 	app.Use(func(c *fiber.Ctx) error {
 		if !strings.HasPrefix(c.Path(), "/ws") {

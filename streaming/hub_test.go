@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
@@ -268,3 +269,7 @@ func TestCursorBeyondTheEnd(t *testing.T) {
 		assert.Equal(t, want.EventID, ev.EventID)
 	}
 }
+
+// The hub is the orchestration Waiter of long-polls (checked here, so the
+// package itself does not depend on orchestration).
+var _ orchestration.Waiter = (*streaming.Hub)(nil)

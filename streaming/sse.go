@@ -38,8 +38,9 @@ type StreamRequest struct {
 	// Subject is the authenticated caller, for logs.
 	Subject string
 	// OnClose, when set, is called once after the stream has ended (for
-	// example to release a per-subject stream slot). It is not called when
-	// ServeSSE returns an error or answers 204.
+	// example to release a per-subject stream slot), including a HEAD
+	// request's headers-only answer. It is not called when ServeSSE returns
+	// an error or answers 204.
 	OnClose func()
 }
 
@@ -147,6 +148,9 @@ func (s *session) serveSSE(nc net.Conn, headOnly bool) {
 	if headOnly {
 		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		_, _ = s.raw.Write(s.lead)
+		if s.onClose != nil {
+			s.onClose()
+		}
 		return
 	}
 	// Detach before the session is visible to Shutdown, so its connection

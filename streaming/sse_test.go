@@ -257,3 +257,46 @@ func TestSSENoInjectionFromPayload(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.Contains(string(ev.Payload), `line1\nid: 999-0`))
 }
+
+func TestSSEOnCloseOnce(t *testing.T) {
+	t.Parallel()
+	for _, m := range connModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, streaming.Options{}, m.opt)
+			evs := e.append("t12", contracts.Started(""))
+			e.append("t13", contracts.Started(""), completed(t))
+
+			// Terminal end.
+			done := dialSSE(t, e.addr, "/sse/t13", nil)
+			for range 2 {
+				_, err := done.nextEvent(wait)
+				require.NoError(t, err)
+			}
+			done.expectEnd(wait)
+			// The client leaves.
+			gone := dialSSE(t, e.addr, "/sse/t12", nil)
+			_, err := gone.nextEvent(wait)
+			require.NoError(t, err)
+			require.NoError(t, gone.conn.Close())
+			// A HEAD request.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			defer client.CloseIdleConnections()
+			req, _ := http.NewRequest(http.MethodHead, "http://"+e.addr+"/sse/t12", nil)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			// 204 (no stream: no OnClose).
+			none := dialSSE(t, e.addr, "/sse/t13", http.Header{"Last-Event-ID": {"99999999999999-0"}})
+			require.Equal(t, http.StatusNoContent, none.resp.StatusCode)
+			// Shutdown.
+			open := dialSSE(t, e.addr, "/sse/t12", http.Header{"Last-Event-ID": {evs[0].EventID.String()}})
+			require.Eventually(t, func() bool { return e.hub.LiveSubscribers("t12") == 1 }, wait, time.Millisecond)
+			e.shutdown()
+			open.expectEnd(wait)
+
+			require.Eventually(t, func() bool { return e.sseClosed.Load() == 4 }, wait, time.Millisecond)
+			assert.Equal(t, 0, e.hub.OpenStreams())
+		})
+	}
+}
