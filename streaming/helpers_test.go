@@ -226,6 +226,24 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 			TaskID: taskID, Cursor: cursor, Subject: "tester", OnClose: func() { e.sseClosed.Add(1) },
 		})
 	})
+	// For comparison in BenchmarkIdleConnections only: an SSE stream on
+	// fasthttp's SetBodyStreamWriter (an extra goroutine and a bufio writer
+	// per connection), idle after its first event until the env ends.
+	stopWriters := make(chan struct{})
+	app.Get("/sse-streamwriter/:taskId", func(c *fiber.Ctx) error {
+		page, err := e.mem.Read(c.UserContext(), c.Params("taskId"), contracts.EventID{}, 1)
+		if err != nil || len(page.Events) == 0 {
+			return fiber.ErrNotFound
+		}
+		frame := streaming.AppendSSEEvent(nil, &page.Events[0])
+		c.Set("Content-Type", "text/event-stream")
+		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+			_, _ = w.Write(frame)
+			_ = w.Flush()
+			<-stopWriters
+		})
+		return nil
+	})
 	app.Use(func(c *fiber.Ctx) error {
 		if !strings.HasPrefix(c.Path(), "/ws") {
 			return c.Next()
@@ -266,6 +284,7 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		_ = app.Listener(ln)
 	}()
 	t.Cleanup(func() {
+		close(stopWriters)
 		e.shutdown()
 		_ = app.ShutdownWithTimeout(5 * time.Second)
 		// Shutdown only closes listeners Serve has registered; a test that

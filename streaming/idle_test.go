@@ -59,7 +59,9 @@ func sampleMemory() memSample {
 // connection: rss-B/conn, heap+stack-B/conn, goroutines/conn. Cases: sse
 // and ws (detached, the default on Linux), ws-blocking (ServeWebSocket,
 // which keeps the upgrade goroutine), sse-held and ws-held (the fallback
-// where connections cannot be detached: TLS, other platforms).
+// where connections cannot be detached: TLS, other platforms), and
+// sse-streamwriter, a plain fasthttp SetBodyStreamWriter stream, for
+// comparison.
 func BenchmarkIdleConnections(b *testing.B) {
 	n := 2000
 	if v, err := strconv.Atoi(os.Getenv("TASKBRIDGE_IDLE_CONNS")); err == nil && v > 0 {
@@ -72,6 +74,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		{name: "sse", transport: "sse"},
 		{name: "ws", transport: "ws"},
 		{name: "ws-blocking", transport: "ws-blocking"},
+		{name: "sse-streamwriter", transport: "sse-streamwriter"},
 		{name: "sse-held", transport: "sse", opts: []envOption{withHeldConns()}},
 		{name: "ws-held", transport: "ws", opts: []envOption{withHeldConns()}},
 	}
@@ -90,12 +93,13 @@ func measureIdle(b *testing.B, transport string, n int, opts ...envOption) {
 	// Warm the server's pools with a few connections first.
 	warm := exec.Command(os.Args[0], "-test.run=^$")
 	warm.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d", idleClientEnv, transport, e.addr, 50))
-	runIdleClients(b, e, warm, 50)
+	hubStreams := transport != "sse-streamwriter"
+	runIdleClients(b, e, warm, 50, hubStreams)
 
 	before := sampleMemory()
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%s,%d", idleClientEnv, transport, e.addr, n))
-	after := runIdleClients(b, e, child, n)
+	after := runIdleClients(b, e, child, n, hubStreams)
 	per := func(v int64) float64 { return float64(v) / float64(n) }
 	b.ReportMetric(per(after.rss-before.rss), "rss-B/conn")
 	b.ReportMetric(per(after.heapStack-before.heapStack), "heap+stack-B/conn")
@@ -105,7 +109,7 @@ func measureIdle(b *testing.B, transport string, n int, opts ...envOption) {
 
 // runIdleClients starts the client process, waits until its n streams are
 // live, samples memory, and then lets the clients go.
-func runIdleClients(b *testing.B, e *env, cmd *exec.Cmd, n int) memSample {
+func runIdleClients(b *testing.B, e *env, cmd *exec.Cmd, n int, hubStreams bool) memSample {
 	b.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -124,10 +128,10 @@ func runIdleClients(b *testing.B, e *env, cmd *exec.Cmd, n int) memSample {
 		b.Fatalf("idle clients: %q %v", line, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for e.hub.LiveSubscribers("idle") < n && time.Now().Before(deadline) {
+	for hubStreams && e.hub.LiveSubscribers("idle") < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond) // waiting on another process
 	}
-	if got := e.hub.LiveSubscribers("idle"); got != n {
+	if got := e.hub.LiveSubscribers("idle"); hubStreams && got != n {
 		b.Fatalf("live streams: %d, want %d", got, n)
 	}
 	s := sampleMemory()
@@ -194,7 +198,11 @@ func openIdle(transport, addr string) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := fmt.Fprintf(c, "GET /sse/idle HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", addr); err != nil {
+	path := "/sse/idle"
+	if transport == "sse-streamwriter" {
+		path = "/sse-streamwriter/idle"
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, addr); err != nil {
 		return nil, err
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
