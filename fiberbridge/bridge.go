@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -43,6 +44,8 @@ type Bridge struct {
 	// ctx is cancelled by Shutdown; long-polls derive from it.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	readyState atomic.Int32 // last /ready answer: readyUnknown, readyYes or readyNo
 
 	mu      sync.Mutex
 	closed  bool
@@ -305,6 +308,11 @@ func (b *Bridge) fail(c *fiber.Ctx, start time.Time, err error) {
 		}
 		if id := c.Params(TaskIDParam); id != "" && len(id) <= contracts.MaxTaskIDLen && printable(id) {
 			e.TaskID = strings.Clone(id)
+		} else if id, ok := be.Details["taskId"].(string); ok {
+			e.TaskID = id // a create that failed after the task was made (TASK_SUBMISSION_ERROR)
+		}
+		if id, ok := be.Details["clientRequestId"].(string); ok {
+			e.ClientRequestID = id
 		}
 		if lvl == zapcore.ErrorLevel {
 			b.log.Error("http.request.failed", e)

@@ -231,11 +231,22 @@ type Config struct {
 	// Optional. Default: observe.NopDiagnostics{}.
 	Diagnostics observe.TransportDiagnosticsSink
 
-	// Readiness answers GET /ready. After Shutdown, /ready answers 503
-	// whatever the probe says.
+	// Readiness answers GET /ready; observe.NewComposite builds one from
+	// named probes (observe.ExecutorProbe, observe.StoreProbe,
+	// observe.ProbeFunc). After Shutdown, /ready answers 503 whatever the
+	// probe says.
 	//
 	// Optional. Default: observe.AlwaysReady{}.
 	Readiness observe.ReadinessProbe
+
+	// ReadinessTimeout bounds one call of Readiness: /ready answers 503
+	// with details.readiness {"status":"timeout"} when it has no answer by
+	// then, even from a probe that ignores its context. Keep it above a
+	// Composite's per-probe timeout so the Composite reports which probe
+	// hung. A negative value calls Readiness without a deadline of its own.
+	//
+	// Optional. Default: ReadinessTimeout (5 s).
+	ReadinessTimeout time.Duration
 
 	// Clock stamps error envelopes and is passed to the services the bridge
 	// builds.
@@ -256,6 +267,7 @@ var ConfigDefault = Config{
 	Metrics:             observe.NopMetrics{},
 	Diagnostics:         observe.NopDiagnostics{},
 	Readiness:           observe.AlwaysReady{},
+	ReadinessTimeout:    ReadinessTimeout,
 	Clock:               time.Now,
 }
 
@@ -302,6 +314,9 @@ func configDefault(cfg Config) Config {
 	}
 	if cfg.Readiness == nil {
 		cfg.Readiness = ConfigDefault.Readiness
+	}
+	if cfg.ReadinessTimeout == 0 {
+		cfg.ReadinessTimeout = ConfigDefault.ReadinessTimeout
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = ConfigDefault.Clock

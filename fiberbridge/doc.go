@@ -37,6 +37,22 @@
 // Config.MaxBodyBytes answer 413 INVALID_REQUEST, files over
 // Config.MaxUploadBytes 413 UPLOAD_VALIDATION_ERROR.
 //
+// # Observability
+//
+// Config.Logger takes the host's *zap.Logger and Config.Metrics an
+// observe.MetricsSink (observe/prom for Prometheus); the routes, the
+// services the bridge builds and the streaming hub all write through them,
+// with the stable field names of package observe. Every route records
+// observe.MetricHTTPRequestSeconds by route pattern and status. The host
+// exposes metrics itself, in one line:
+//
+//	app.Get("/metrics", fiberbridge.MetricsHandler(prom.Handler(registry)))
+//
+// Config.Readiness answers /ready, bounded by Config.ReadinessTimeout even
+// when a probe ignores its context.
+//
+// # Long-poll default
+//
 // waitTimeoutMs of the long-poll defaults to 0 (answer at once), as in the
 // original implementation; the protocol's 25000 is a hint for clients, which
 // should send it explicitly to long-poll.

@@ -131,6 +131,13 @@ func testHandlers(g *gates) map[string]orchestration.Handler {
 // defaults). The server, bridge and executor stop at test cleanup.
 func startHarness(t testing.TB, mutate func(*fiberbridge.Config)) *harness {
 	t.Helper()
+	return startHarnessWith(t, mutate, nil)
+}
+
+// startHarnessWith is startHarness with mount, when not nil, called on the
+// app after Register (to add host routes such as /metrics).
+func startHarnessWith(t testing.TB, mutate func(*fiberbridge.Config), mount func(*fiber.App)) *harness {
+	t.Helper()
 	stores := memstore.New(memstore.Options{})
 	h := &harness{t: t, stores: stores, gates: &gates{m: map[string]chan string{}}, served: make(chan error, 1)}
 	h.exec = orchestration.NewExecutor(orchestration.ExecutorOptions{
@@ -152,6 +159,9 @@ func startHarness(t testing.TB, mutate func(*fiberbridge.Config)) *harness {
 	h.bridge = fiberbridge.New(cfg)
 	h.app = fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	h.bridge.Register(h.app)
+	if mount != nil {
+		mount(h.app)
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -249,19 +249,27 @@ type readyResponse struct {
 	Details map[string]any `json:"details"`
 }
 
-// ReadinessTimeout bounds the context Config.Readiness is called with.
+// ReadinessTimeout is the default of Config.ReadinessTimeout: how long
+// /ready waits for Config.Readiness.
 const ReadinessTimeout = 5 * time.Second
 
-// ReadyHandler returns the handler of GET /ready: Config.Readiness decides
-// (called with a ReadinessTimeout deadline);
+// readinessKey is the details key /ready reports a probe under when the
+// probe itself did not answer in time (or panicked).
+const readinessKey = "readiness"
+
+// ReadyHandler returns the handler of GET /ready: Config.Readiness decides,
+// called with a Config.ReadinessTimeout deadline;
 // 200 {"status":"ready","details":{...}} or 503 {"status":"not_ready",...}.
-// After Shutdown it answers 503 with details.bridge "shutting_down", so load
-// balancers drain the instance. It is not authenticated.
+// A probe that does not answer by the deadline (even one that ignores its
+// context) answers 503 with details.readiness {"status":"timeout",...}, and
+// a probe that panics answers 503 too, so /ready always answers. After
+// Shutdown it answers 503 with details.bridge "shutting_down", so load
+// balancers drain the instance. It is not authenticated. Changes between
+// ready and not ready are logged (Warn when the instance turns not ready,
+// with the details; Info when it recovers).
 func (b *Bridge) ReadyHandler() fiber.Handler {
 	return b.publicHandler(func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(c.UserContext(), ReadinessTimeout)
-		defer cancel()
-		ready, details := b.cfg.Readiness.CheckReadiness(ctx)
+		ready, details := b.checkReadiness(c.UserContext())
 		out := make(map[string]any, len(details)+1)
 		for k, v := range details {
 			out[k] = v
@@ -270,6 +278,7 @@ func (b *Bridge) ReadyHandler() fiber.Handler {
 			ready = false
 			out["bridge"] = "shutting_down"
 		}
+		b.noteReadiness(ready, out)
 		resp := readyResponse{Status: "ready", Details: out}
 		status := http.StatusOK
 		if !ready {
@@ -281,4 +290,65 @@ func (b *Bridge) ReadyHandler() fiber.Handler {
 		}
 		return writeBody(c, status, body)
 	})
+}
+
+// checkReadiness asks Config.Readiness under Config.ReadinessTimeout. The
+// probe runs on a goroutine of its own, so a probe that ignores its context
+// cannot hang /ready and a panicking one cannot crash the process: at the
+// deadline the check is reported as a timeout and abandoned (the goroutine
+// ends when the probe returns; its late answer is dropped).
+func (b *Bridge) checkReadiness(parent context.Context) (bool, map[string]any) {
+	timeout := b.cfg.ReadinessTimeout
+	if timeout < 0 {
+		return b.cfg.Readiness.CheckReadiness(parent)
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	type answer struct {
+		ready   bool
+		details map[string]any
+	}
+	done := make(chan answer, 1) // buffered: an abandoned probe still sends and exits
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				b.log.Error("http.ready.probe_panicked", observe.Entry{Outcome: "panic", Err: panicError(r)})
+				done <- answer{details: map[string]any{readinessKey: observe.ProbeResult{
+					Status: observe.ProbeFailing, Message: "probe panicked"}}}
+			}
+		}()
+		ready, details := b.cfg.Readiness.CheckReadiness(ctx)
+		done <- answer{ready: ready, details: details}
+	}()
+	select {
+	case a := <-done:
+		return a.ready, a.details
+	case <-ctx.Done():
+		return false, map[string]any{readinessKey: observe.ProbeResult{
+			Status: observe.ProbeTimeout, Message: "no answer within " + timeout.String()}}
+	}
+}
+
+// Readiness states remembered between /ready calls, for logging changes.
+const (
+	readyUnknown int32 = iota
+	readyYes
+	readyNo
+)
+
+// noteReadiness logs a change of readiness: Warn when the instance turns
+// not ready (also on the first check), Info when it turns ready again.
+func (b *Bridge) noteReadiness(ready bool, details map[string]any) {
+	now := readyYes
+	if !ready {
+		now = readyNo
+	}
+	prev := b.readyState.Swap(now)
+	switch {
+	case prev == now:
+	case now == readyNo:
+		b.log.Warn("http.ready.changed", observe.Entry{Outcome: "not_ready", Details: details})
+	case prev == readyNo:
+		b.log.Info("http.ready.changed", observe.Entry{Outcome: "ready"})
+	}
 }

@@ -99,6 +99,7 @@ func (b *Bridge) streamEvents(c *fiber.Ctx, s *orchestration.Services, auth cont
 	if page.Ended && !eventsAfter(page.Events, cursor) {
 		// At or after the terminal event: 204 tells EventSource to stop.
 		c.Status(fiber.StatusNoContent)
+		b.log.Debug("http.task.stream", observe.Entry{TaskID: taskID, UserID: auth.Subject, Outcome: "already_terminal"})
 		return nil
 	}
 	release, err := b.acquireStream(auth.Subject)
@@ -175,10 +176,19 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		_, err := s.Subscription.Authorize(ctx, auth, taskID)
 		return err
 	}
-	hub := b.hub
+	hub, subject := b.hub, auth.Subject
 	err = websocket.New(func(conn *websocket.Conn) {
-		defer release()
-		hub.ServeWebSocket(conn, authorize)
+		// Held for the life of the stream, like ServeWebSocket, with the
+		// subject named in the hub's logs.
+		done := make(chan struct{})
+		hub.AttachWebSocket(conn, streaming.WebSocketRequest{
+			Authorize: authorize, Subject: subject,
+			OnClose: func() {
+				release()
+				close(done)
+			},
+		})
+		<-done
 	}, b.wsConfig)(c)
 	if err != nil {
 		release() // not upgraded: the connection handler never runs

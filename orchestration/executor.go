@@ -158,6 +158,8 @@ var (
 	_ contracts.Executor = (*Executor)(nil)
 	_ ResumeHook         = (*Executor)(nil)
 	_ TaskTypeRegistry   = (*Executor)(nil)
+
+	_ observe.ExecutorReadiness = (*Executor)(nil)
 )
 
 // runState is where a run is in its life.
@@ -305,6 +307,26 @@ func (e *Executor) Submit(_ context.Context, task contracts.TaskRecord) error {
 		cancel(ErrQueueFull)
 		return ErrQueueFull
 	}
+}
+
+// Ready reports whether the executor accepts work, for readiness probes
+// (observe.ExecutorProbe consumes it): nil while it is open and its queue
+// has room; ErrExecutorClosed after Close; an error wrapping ErrQueueFull
+// while the bounded queue is full (every worker busy and QueueSize tasks
+// waiting), so a load balancer drains the instance until workers free up.
+// The texts are operator-safe. It never blocks; a ctx that is already done
+// returns ctx.Err().
+func (e *Executor) Ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if e.closed.Load() {
+		return ErrExecutorClosed
+	}
+	if waiting, size := len(e.queue), cap(e.queue); waiting >= size {
+		return fmt.Errorf("%w (%d tasks waiting)", ErrQueueFull, waiting)
+	}
+	return nil
 }
 
 // Cancel implements contracts.Executor. A queued task ends CANCELLED at once
