@@ -32,11 +32,12 @@
 //
 // A stream starts in catch-up: it replays the store strictly after its
 // cursor (ReplayBatchSize per read, the first page possibly read by the
-// caller) and then joins live delivery. If the hub's position is past the
-// stream's cursor when it joins, the position is rewound so the next pass
-// re-reads what the stream might have missed; subscribers drop frames at or
-// before their own cursor, so each connection sees every event exactly
-// once and in order. A subscriber whose queue (QueueSize batches) is full
+// caller) and then joins live delivery, atomically with the task's fan-out
+// position: if the hub has already fanned out events past the stream's
+// cursor, the stream reads on until it has them (only a position beyond the
+// store's end, set by a client cursor from the future, is rewound instead).
+// Subscribers drop frames at or before their own cursor, so each connection
+// sees every event exactly once and in order. A subscriber whose queue (QueueSize batches) is full
 // is switched back to catch-up: the hub never waits for it and holds
 // nothing more for it; its writer drains what it had, reads the store by
 // its own cursor until it has caught up, and joins again. Memory stays
