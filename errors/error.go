@@ -1,7 +1,6 @@
 package bridgeerr
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -142,8 +141,10 @@ var (
 
 // From turns any error into an *Error: an *Error in the chain is returned as
 // is; the ports' sentinel errors and malformed cursors map to their codes;
-// context cancellation maps to SERVICE_UNAVAILABLE; anything else becomes
-// INTERNAL_ERROR wrapping err. From(nil) is nil.
+// anything else becomes INTERNAL_ERROR wrapping err — including context errors: a store call
+// that timed out is an internal failure to the client, whose envelope never
+// says why (callers that end a request on purpose, such as a shutdown,
+// answer with their own code). From(nil) is nil.
 func From(err error) *Error {
 	if err == nil {
 		return nil
@@ -163,8 +164,6 @@ func From(err error) *Error {
 		return Wrap(CodeInvalidRequest, err, "malformed event id")
 	case errors.Is(err, contracts.ErrInvalidFrame):
 		return Wrap(CodeInvalidRequest, err, "invalid frame")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return Wrap(CodeServiceShuttingDown, err, "request cancelled")
 	}
 	return Wrap(CodeInternal, err, internalMessage)
 }

@@ -66,7 +66,8 @@ func TestFromMapsPortErrors(t *testing.T) {
 		{contracts.ErrInvalidTransition, bridgeerr.CodeInvalidTaskState},
 		{cursorErr, bridgeerr.CodeInvalidRequest},
 		{fmt.Errorf("x: %w", contracts.ErrInvalidFrame), bridgeerr.CodeInvalidRequest},
-		{context.Canceled, bridgeerr.CodeServiceShuttingDown},
+		{context.Canceled, bridgeerr.CodeInternal},
+		{fmt.Errorf("redis: %w", context.DeadlineExceeded), bridgeerr.CodeInternal},
 		{errors.New("boom"), bridgeerr.CodeInternal},
 		{bridgeerr.New(bridgeerr.CodeIdempotencyConflict, "x"), bridgeerr.CodeIdempotencyConflict},
 	}

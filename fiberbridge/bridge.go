@@ -301,7 +301,7 @@ func (b *Bridge) fail(c *fiber.Ctx, start time.Time, err error) {
 		e := observe.Entry{
 			Outcome: string(be.Code),
 			Err:     err,
-			Details: map[string]any{"route": routePath(c), "method": c.Method(), "status": status},
+			Details: map[string]any{"route": routePath(c), "method": strings.Clone(c.Method()), "status": status},
 		}
 		if auth, ok := AuthFrom(c); ok {
 			e.UserID = auth.Subject
