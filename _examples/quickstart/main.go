@@ -2,7 +2,12 @@
 // the in-memory stores and the in-process executor, and four demo task
 // types (demo.progress, demo.fail, demo.approval, demo.sleep).
 //
-//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s]
+//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s] [-log-level info]
+//
+// Logs go to stderr: readable lines when it is a terminal, JSON lines
+// otherwise. Prometheus metrics (TaskBridge's, the Go runtime's and the
+// process's) are served at /metrics, readiness (the executor accepts work)
+// at /ready.
 //
 // Authenticate with "Authorization: Bearer <token>" (or ?access_token= for
 // EventSource and browser WebSockets); the token is the subject that owns
@@ -27,7 +32,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 func main() {
@@ -35,10 +42,10 @@ func main() {
 	if err != nil {
 		os.Exit(2)
 	}
-	log, err := zap.NewProduction() // JSON lines on stderr
-	if err != nil {
-		os.Exit(1)
-	}
+	// Readable lines in a terminal, JSON lines when stderr goes to a file or
+	// a log collector.
+	terminal := isatty.IsTerminal(os.Stderr.Fd()) || isatty.IsCygwinTerminal(os.Stderr.Fd())
+	log := newLogger(zapcore.Lock(os.Stderr), terminal, opts.logLevel)
 	defer func() { _ = log.Sync() }()
 	if err := run(opts, log); err != nil {
 		log.Error("quickstart failed", zap.Error(err))

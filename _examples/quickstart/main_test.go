@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
@@ -43,9 +45,15 @@ type quickstart struct {
 
 func start(t *testing.T) *quickstart {
 	t.Helper()
+	return startWith(t, zaptest.NewLogger(t))
+}
+
+// startWith starts the quickstart logging to log.
+func startWith(t *testing.T, log *zap.Logger) *quickstart {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := newServer(options{addr: ln.Addr().String(), heartbeat: 15 * time.Second}, zaptest.NewLogger(t))
+	srv := newServer(options{addr: ln.Addr().String(), heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ln) }()
 	q := &quickstart{t: t, srv: srv, addr: ln.Addr().String(), client: &http.Client{Timeout: 30 * time.Second}}
@@ -320,15 +328,15 @@ func TestHealthAndReady(t *testing.T) {
 	assert.JSONEq(t, `{"status":"ok"}`, string(body))
 	status, body = q.do(http.MethodGet, "/ready", "", "", "")
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, "ready", jsonField(t, body, "status"))
-}
+	assert.JSONEq(t, `{"status":"ready","details":{"executor":{"status":"ok","message":""}}}`, string(body))
 
-func jsonField(t *testing.T, body []byte, key string) string {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(body, &m))
-	s, _ := m[key].(string)
-	return s
+	// The executor is the probed dependency: closed, the instance is not ready.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, q.srv.exec.Close(ctx))
+	status, body = q.do(http.MethodGet, "/ready", "", "", "")
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.JSONEq(t, `{"status":"not_ready","details":{"executor":{"status":"failing","message":"taskbridge: executor is closed"}}}`, string(body))
 }
 
 func TestParseOptions(t *testing.T) {
@@ -340,13 +348,18 @@ func TestParseOptions(t *testing.T) {
 		want    options
 		wantErr bool
 	}{
-		{"defaults", nil, nil, options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second}, false},
-		{"env", nil, map[string]string{"TASKBRIDGE_ADDR": ":9000", "TASKBRIDGE_HEARTBEAT": "5s"}, options{addr: ":9000", heartbeat: 5 * time.Second}, false},
-		{"flags win", []string{"-addr", "127.0.0.1:0", "-heartbeat", "250ms"}, map[string]string{"TASKBRIDGE_ADDR": ":9000"},
-			options{addr: "127.0.0.1:0", heartbeat: 250 * time.Millisecond}, false},
+		{"defaults", nil, nil, options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}, false},
+		{"env", nil, map[string]string{"TASKBRIDGE_ADDR": ":9000", "TASKBRIDGE_HEARTBEAT": "5s", "TASKBRIDGE_LOG_LEVEL": "debug"},
+			options{addr: ":9000", heartbeat: 5 * time.Second, logLevel: zapcore.DebugLevel}, false},
+		{"flags win", []string{"-addr", "127.0.0.1:0", "-heartbeat", "250ms", "-log-level", "WARN"},
+			map[string]string{"TASKBRIDGE_ADDR": ":9000", "TASKBRIDGE_LOG_LEVEL": "debug"},
+			options{addr: "127.0.0.1:0", heartbeat: 250 * time.Millisecond, logLevel: zapcore.WarnLevel}, false},
 		{"bad env duration", nil, map[string]string{"TASKBRIDGE_HEARTBEAT": "soon"}, options{}, true},
 		{"zero heartbeat", []string{"-heartbeat", "0s"}, nil, options{}, true},
 		{"unknown flag", []string{"-port", "1"}, nil, options{}, true},
+		{"bad env level", nil, map[string]string{"TASKBRIDGE_LOG_LEVEL": "loud"}, options{}, true},
+		{"bad flag level", []string{"-log-level", "verbose"}, nil, options{}, true},
+		{"fatal is not a server level", []string{"-log-level", "fatal"}, nil, options{}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,7 +379,7 @@ func TestParseOptions(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := newServer(options{heartbeat: time.Second}, zaptest.NewLogger(t))
+	srv := newServer(options{heartbeat: time.Second, logLevel: zapcore.InfoLevel}, zaptest.NewLogger(t))
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ln) }()
 	addr := ln.Addr().String()

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/observe/prom"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
@@ -26,12 +30,15 @@ import (
 type options struct {
 	addr      string
 	heartbeat time.Duration
+	logLevel  zapcore.Level
 }
 
-// parseOptions reads -addr (TASKBRIDGE_ADDR, default 127.0.0.1:8080) and
-// -heartbeat (TASKBRIDGE_HEARTBEAT, default 15s) from args and getenv.
+// parseOptions reads -addr (TASKBRIDGE_ADDR, default 127.0.0.1:8080),
+// -heartbeat (TASKBRIDGE_HEARTBEAT, default 15s) and -log-level
+// (TASKBRIDGE_LOG_LEVEL: debug, info, warn or error; default info) from args
+// and getenv.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	opts := options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second}
+	opts := options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}
 	if v := getenv("TASKBRIDGE_ADDR"); v != "" {
 		opts.addr = v
 	}
@@ -42,10 +49,22 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 		opts.heartbeat = d
 	}
+	if v := getenv("TASKBRIDGE_LOG_LEVEL"); v != "" {
+		lvl, err := parseLevel(v)
+		if err != nil {
+			return options{}, fmt.Errorf("TASKBRIDGE_LOG_LEVEL: %w", err)
+		}
+		opts.logLevel = lvl
+	}
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (env TASKBRIDGE_ADDR)")
 	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
+	fs.Func("log-level", "debug, info, warn or error (env TASKBRIDGE_LOG_LEVEL; default info)", func(v string) error {
+		lvl, err := parseLevel(v)
+		opts.logLevel = lvl
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -55,22 +74,55 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	return opts, nil
 }
 
-// server is the quickstart: in-memory stores, the in-process executor with
-// the demo task types, and the bridge on a Fiber app.
-type server struct {
-	app    *fiber.App
-	bridge *fiberbridge.Bridge
-	exec   *orchestration.Executor
-	log    *zap.Logger
+// parseLevel accepts the levels a server is run at.
+func parseLevel(v string) (zapcore.Level, error) {
+	lvl, err := zapcore.ParseLevel(v)
+	if err != nil || lvl < zapcore.DebugLevel || lvl > zapcore.ErrorLevel {
+		return zapcore.InfoLevel, fmt.Errorf("log level %q: want debug, info, warn or error", v)
+	}
+	return lvl, nil
 }
+
+// newLogger returns the quickstart's zap logger at level, writing to w:
+// zap's development console encoder (colored levels, readable lines) when w
+// is a terminal, JSON lines otherwise (for log collectors).
+func newLogger(w zapcore.WriteSyncer, terminal bool, level zapcore.Level) *zap.Logger {
+	var enc zapcore.Encoder
+	if terminal {
+		cfg := zap.NewDevelopmentEncoderConfig()
+		cfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(cfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	}
+	return zap.New(zapcore.NewCore(enc, w, level), zap.ErrorOutput(w))
+}
+
+// server is the quickstart: in-memory stores, the in-process executor with
+// the demo task types, and the bridge on a Fiber app, with Prometheus
+// metrics at /metrics and the executor behind /ready.
+type server struct {
+	app      *fiber.App
+	bridge   *fiberbridge.Bridge
+	exec     *orchestration.Executor
+	registry *prometheus.Registry
+	log      *zap.Logger
+}
+
+// probeTimeout bounds each readiness probe.
+const probeTimeout = 2 * time.Second
 
 // newServer wires everything; nothing runs until serve.
 func newServer(opts options, log *zap.Logger) *server {
+	// Prometheus: the Go runtime and process collectors next to TaskBridge's.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := prom.MustNew(registry)
+
 	stores := memstore.New(memstore.Options{})
-	olog := observe.NewLogger(log)
 	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
 		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: olog,
+		Logger: observe.NewLogger(log), Metrics: metrics,
 	})
 	demo.Register(exec)
 	bridge := fiberbridge.New(fiberbridge.Config{
@@ -81,15 +133,21 @@ func newServer(opts options, log *zap.Logger) *server {
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
-		Logger:             log,
+		Logger:             log,     // one line for zap
+		Metrics:            metrics, // one line for Prometheus
+		// The memory stores cannot fail, so the executor is the one
+		// dependency to probe: not ready once closed or its queue is full.
+		Readiness: observe.NewComposite(probeTimeout,
+			observe.NamedProbe{Name: "executor", Probe: observe.ExecutorProbe(exec)}),
 	})
 	app := fiber.New(fiber.Config{
 		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
 		DisableStartupMessage: true,
 	})
 	bridge.Register(app)
-	web.Register(app) // the live demo page at /
-	return &server{app: app, bridge: bridge, exec: exec, log: log}
+	app.Get("/metrics", fiberbridge.MetricsHandler(prom.Handler(registry))) // Prometheus text format
+	web.Register(app)                                                       // the live demo page at /
+	return &server{app: app, bridge: bridge, exec: exec, registry: registry, log: log}
 }
 
 // serve serves on ln until shutdown.
