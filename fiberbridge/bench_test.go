@@ -18,16 +18,26 @@ import (
 // "bench".
 func benchApp(b *testing.B) (fasthttp.RequestHandler, string) {
 	b.Helper()
+	return benchAppWith(b, nil)
+}
+
+// benchAppWith is benchApp with cfg adjusted by mutate (nil: the defaults).
+func benchAppWith(b *testing.B, mutate func(*fiberbridge.Config)) (fasthttp.RequestHandler, string) {
+	b.Helper()
 	st := memstore.New(memstore.Options{})
 	x := orchestration.NewExecutor(orchestration.ExecutorOptions{
 		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
 	})
 	x.Handle("noop", func(context.Context, *orchestration.TaskContext) (any, error) { return nil, nil })
-	bridge := fiberbridge.New(fiberbridge.Config{
+	cfg := fiberbridge.Config{
 		Stores:       fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
 		Executor:     x,
 		AuthResolver: bearerAuth,
-	})
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	bridge := fiberbridge.New(cfg)
 	b.Cleanup(func() {
 		require.NoError(b, bridge.Shutdown(context.Background()))
 		require.NoError(b, x.Close(context.Background()))
