@@ -78,6 +78,10 @@ const (
 	// DefaultMaxPollWait caps a long-poll's wait; it is also the protocol's
 	// largest waitTimeoutMs (60 s).
 	DefaultMaxPollWait = 60 * time.Second
+	// DefaultMaxStreamsPerSubject bounds the SSE and WebSocket streams one
+	// subject may hold open on one instance: enough for many tabs and
+	// tasks, far below the file descriptors of a process.
+	DefaultMaxStreamsPerSubject = 100
 	// MaxFieldBytes bounds the identifiers a client sends in bodies
 	// (clientRequestId, taskType, suspendId, clientActionId, actionType).
 	MaxFieldBytes = 256
@@ -186,10 +190,14 @@ type Config struct {
 	MaxPollWait time.Duration
 
 	// MaxStreamsPerSubject bounds the SSE and WebSocket streams one subject
-	// may hold open on this instance; one more answers 429 TOO_MANY_STREAMS
-	// (WebSocket: before the upgrade).
+	// may hold open on this instance. One more SSE request answers 429
+	// TOO_MANY_STREAMS; one more WebSocket is upgraded and closed at once
+	// with 1008 and the reason "TOO_MANY_STREAMS" (browsers see close codes,
+	// not the status of a refused upgrade). A slot is released when its
+	// stream ends, however it ends (terminal event, client gone, reset,
+	// write timeout, shutdown). A negative value means no limit.
 	//
-	// Optional. Default: 0 (no limit).
+	// Optional. Default: DefaultMaxStreamsPerSubject (100).
 	MaxStreamsPerSubject int
 
 	// Stream configures the streaming hub (heartbeats, queues, WebSocket
@@ -258,17 +266,18 @@ type Config struct {
 // ConfigDefault is the configuration New starts from: every optional field's
 // default. Services, Stores, Executor and AuthResolver have no default.
 var ConfigDefault = Config{
-	Routes:              DefaultRoutes,
-	MaxBodyBytes:        DefaultMaxBodyBytes,
-	MaxUploadBytes:      DefaultMaxUploadBytes,
-	MaxUploads:          DefaultMaxUploads,
-	MaxPollWait:         DefaultMaxPollWait,
-	MaintenanceInterval: orchestration.DefaultMaintenanceInterval,
-	Metrics:             observe.NopMetrics{},
-	Diagnostics:         observe.NopDiagnostics{},
-	Readiness:           observe.AlwaysReady{},
-	ReadinessTimeout:    ReadinessTimeout,
-	Clock:               time.Now,
+	Routes:               DefaultRoutes,
+	MaxBodyBytes:         DefaultMaxBodyBytes,
+	MaxUploadBytes:       DefaultMaxUploadBytes,
+	MaxUploads:           DefaultMaxUploads,
+	MaxPollWait:          DefaultMaxPollWait,
+	MaxStreamsPerSubject: DefaultMaxStreamsPerSubject,
+	MaintenanceInterval:  orchestration.DefaultMaintenanceInterval,
+	Metrics:              observe.NopMetrics{},
+	Diagnostics:          observe.NopDiagnostics{},
+	Readiness:            observe.AlwaysReady{},
+	ReadinessTimeout:     ReadinessTimeout,
+	Clock:                time.Now,
 }
 
 // configDefault returns cfg with every zero optional field set from
@@ -299,6 +308,9 @@ func configDefault(cfg Config) Config {
 	}
 	if cfg.MaxPollWait == 0 {
 		cfg.MaxPollWait = ConfigDefault.MaxPollWait
+	}
+	if cfg.MaxStreamsPerSubject == 0 {
+		cfg.MaxStreamsPerSubject = ConfigDefault.MaxStreamsPerSubject
 	}
 	if cfg.MaintenanceInterval == 0 {
 		cfg.MaintenanceInterval = ConfigDefault.MaintenanceInterval

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -155,10 +156,15 @@ func (b *Bridge) acquireStream(subject string) (func(), error) {
 // a request that is not an upgrade 426); the AuthContext and services are
 // captured for the connection. The client then sends
 // {action:"subscribe", taskId, lastEventId}; a missing or foreign task
-// closes the socket with 1008, as does an invalid frame.
+// closes the socket with 1008, as does an invalid frame. A subject over
+// Config.MaxStreamsPerSubject is upgraded and closed at once with 1008
+// "TOO_MANY_STREAMS".
 func (b *Bridge) WebSocketHandler() fiber.Handler {
 	return b.handler(b.webSocket)
 }
+
+// refuseTimeout bounds the close handshake of a refused WebSocket.
+const refuseTimeout = time.Second
 
 func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
 	if !websocket.IsWebSocketUpgrade(c) {
@@ -170,6 +176,15 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 	}
 	release, err := b.acquireStream(auth.Subject)
 	if err != nil {
+		if be := toBridgeError(err); be.Code == bridgeerr.CodeTooManyStreams {
+			// Browsers cannot read the status of a refused upgrade; they
+			// can read a close code and reason.
+			b.log.Warn("http.request.rejected", observe.Entry{UserID: auth.Subject, Transport: observe.TransportWS,
+				Outcome: string(be.Code), Details: be.Details})
+			return websocket.New(func(conn *websocket.Conn) {
+				refuseWebSocket(conn, websocket.ClosePolicyViolation, string(be.Code))
+			}, b.wsConfig)(c)
+		}
 		return err
 	}
 	authorize := func(ctx context.Context, taskID string) error {
@@ -194,4 +209,22 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		release() // not upgraded: the connection handler never runs
 	}
 	return err
+}
+
+// refuseWebSocket closes an upgraded connection with code and reason and
+// waits (up to refuseTimeout) for the client's close, discarding what the
+// client sent meanwhile (its subscribe frame), so the close frame is not
+// lost to a reset.
+func refuseWebSocket(conn *websocket.Conn, code int, reason string) {
+	deadline := time.Now().Add(refuseTimeout)
+	if err := conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+		return
+	}
+	conn.SetReadLimit(streaming.DefaultWSReadLimit)
+	_ = conn.SetReadDeadline(deadline)
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+	}
 }

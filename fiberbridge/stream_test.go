@@ -422,9 +422,15 @@ func TestMaxStreamsPerSubject(t *testing.T) {
 	_, r := h.openSSE("alice", id, "", nil)
 	env := checkEnvelope(t, r, http.StatusTooManyRequests, bridgeerr.CodeTooManyStreams)
 	assert.EqualValues(t, 2, env.Details["maxStreams"])
-	c, r := h.dialWS("alice", false)
-	require.Nil(t, c)
-	checkEnvelope(t, r, http.StatusTooManyRequests, bridgeerr.CodeTooManyStreams)
+	// A WebSocket over the limit is upgraded and closed 1008 with the code
+	// as its reason (browsers see close codes, not refused upgrades).
+	c, _ := h.dialWS("alice", false)
+	require.NotNil(t, c)
+	c.subscribe(id, nil)
+	refused := c.read(wait)
+	require.True(t, refused.closed)
+	assert.Equal(t, websocket.ClosePolicyViolation, refused.closeCode)
+	assert.Equal(t, string(bridgeerr.CodeTooManyStreams), refused.closeText)
 
 	// Other subjects have their own slots (bob's stream is a 404 here,
 	// which takes no slot).
@@ -444,11 +450,10 @@ func TestMaxStreamsPerSubject(t *testing.T) {
 	require.NoError(t, c1.conn.Close())
 	require.Eventually(t, func() bool {
 		c, _ := h.dialWS("alice", false)
-		if c == nil {
-			return false
-		}
-		_ = c.conn.Close()
-		return true
+		require.NotNil(t, c)
+		defer c.conn.Close()
+		c.subscribe(id, nil)
+		return c.read(wait).frame.Confirmation != nil
 	}, wait, 10*time.Millisecond)
 	close(h.gates.get(id))
 }

@@ -100,9 +100,11 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 		AuthResolver:        bearerAuth,
 		Readiness:           observe.NewComposite(probe, observe.NamedProbe{Name: "redis", Probe: stores.Probe(probe)}),
 		MaintenanceInterval: -1, // no background store traffic besides what a test does
-		Stream:              streaming.Options{HeartbeatInterval: time.Second},
-		Logger:              log,
-		Metrics:             cfg.metrics,
+		// The fan-out tests and benchmarks subscribe up to 1,000 streams with one token.
+		MaxStreamsPerSubject: -1,
+		Stream:               streaming.Options{HeartbeatInterval: time.Second},
+		Logger:               log,
+		Metrics:              cfg.metrics,
 	})
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)

@@ -75,6 +75,8 @@ func New(opts Options) *Server {
 		AuthResolver:        bearerAuth,
 		Stream:              streaming.Options{HeartbeatInterval: opts.Heartbeat},
 		MaintenanceInterval: -1,
+		// Every load client is the one subject Subject.
+		MaxStreamsPerSubject: -1,
 	})
 	b.Register(app)
 	app.Get(opts.BarePath, func(c *fiber.Ctx) error {
