@@ -36,8 +36,14 @@
 // position: if the hub has already fanned out events past the stream's
 // cursor, the stream reads on until it has them (only a position beyond the
 // store's end, set by a client cursor from the future, is rewound instead).
-// Subscribers drop frames at or before their own cursor, so each connection
-// sees every event exactly once and in order. A subscriber whose queue (QueueSize batches) is full
+// A change announced between a stream's first read and its registration
+// is not lost: a WebSocket registers with its task before the handshake's
+// read, and an SSE stream, whose first page may have been read by the
+// caller before the hub knew of it, makes the hub read once from its
+// cursor when no other live stream follows the task (a live one proves the
+// task's notices were being recorded). Long-poll watches register before
+// their read (Watch). Subscribers drop frames at or before their own
+// cursor, so each connection sees every event exactly once and in order. A subscriber whose queue (QueueSize batches) is full
 // is switched back to catch-up: the hub never waits for it and holds
 // nothing more for it; its writer drains what it had, reads the store by
 // its own cursor until it has caught up, and joins again. Memory stays

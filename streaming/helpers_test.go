@@ -133,6 +133,7 @@ type env struct {
 	blockingDone atomic.Int64
 	mem          *memstore.EventStore
 	store        *countingStore
+	events       contracts.EventStore // the hub's store (store, possibly wrapped)
 	hub          *streaming.Hub
 	app          *fiber.App
 	addr         string
@@ -190,7 +191,7 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 	if cfg.wrap != nil {
 		store = cfg.wrap(counting)
 	}
-	e := &env{t: t, mem: mem, store: counting, runDone: make(chan error, 1)}
+	e := &env{t: t, mem: mem, store: counting, events: store, runDone: make(chan error, 1)}
 	e.hub = streaming.NewHub(store, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -224,6 +225,24 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		}
 		return e.hub.ServeSSE(c, streaming.StreamRequest{
 			TaskID: taskID, Cursor: cursor, Subject: "tester", OnClose: func() { e.sseClosed.Add(1) },
+		})
+	})
+	// The way fiberbridge calls ServeSSE: the handler reads the first page
+	// itself (limit: the query's, default 100) and hands it over.
+	app.Get("/sse-initial/:taskId", func(c *fiber.Ctx) error {
+		cursor, err := contracts.ParseCursor(c.Get("Last-Event-ID"))
+		if err != nil {
+			return bridgeerr.From(err)
+		}
+		taskID := c.Params("taskId")
+		limit := c.QueryInt("limit", 100)
+		page, err := e.events.Read(c.UserContext(), taskID, cursor, limit)
+		if err != nil {
+			return bridgeerr.From(err)
+		}
+		return e.hub.ServeSSE(c, streaming.StreamRequest{
+			TaskID: taskID, Cursor: cursor, Initial: &page, InitialLimit: limit,
+			Subject: "tester", OnClose: func() { e.sseClosed.Add(1) },
 		})
 	})
 	// For comparison in BenchmarkIdleConnections only: an SSE stream on
@@ -398,9 +417,17 @@ func dialSSE(t testing.TB, addr, path string, header http.Header) *sseStream {
 
 func dialSSEWith(t testing.TB, d *net.Dialer, addr, path string, header http.Header) *sseStream {
 	t.Helper()
+	return requestSSE(t, d, addr, path, header)()
+}
+
+// requestSSE sends an SSE request and returns the function that reads the
+// response head, for tests that act while the server handles the request.
+func requestSSE(t testing.TB, d *net.Dialer, addr, path string, header http.Header) func() *sseStream {
+	t.Helper()
 	d.Timeout = wait
 	conn, err := d.Dial("tcp", addr)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "text/event-stream")
@@ -409,11 +436,13 @@ func dialSSEWith(t testing.TB, d *net.Dialer, addr, path string, header http.Hea
 	}
 	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
 	require.NoError(t, req.Write(conn))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	require.NoError(t, err)
-	require.NoError(t, conn.SetDeadline(time.Time{}))
-	t.Cleanup(func() { _ = conn.Close() })
-	return &sseStream{t: t, conn: conn, resp: resp, br: bufio.NewReader(resp.Body)}
+	return func() *sseStream {
+		t.Helper()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		require.NoError(t, err)
+		require.NoError(t, conn.SetDeadline(time.Time{}))
+		return &sseStream{t: t, conn: conn, resp: resp, br: bufio.NewReader(resp.Body)}
+	}
 }
 
 // next reads one frame; io.EOF means the body ended cleanly (final chunk).

@@ -458,7 +458,10 @@ func (h *Hub) release(t *taskState, ch chan struct{}) {
 	h.mu.Unlock()
 }
 
-// register adds s to its task's subscribers in catch-up state.
+// register adds s to its task's subscribers in catch-up state. From then
+// on the task's change notices are recorded (a pass runs once a subscriber
+// is live), so a read s makes afterwards misses nothing. Call it once per
+// session.
 func (h *Hub) register(s *session) {
 	h.mu.Lock()
 	t := h.getTask(s.taskID)
@@ -477,11 +480,12 @@ func (h *Hub) register(s *session) {
 
 // unregister removes s from its task; it is idempotent.
 func (h *Hub) unregister(s *session) {
+	h.mu.Lock()
 	t := s.task
 	if t == nil {
+		h.mu.Unlock()
 		return
 	}
-	h.mu.Lock()
 	t.mu.Lock()
 	if s.idx >= 0 {
 		last := len(t.subs) - 1
@@ -514,13 +518,19 @@ func (h *Hub) unregister(s *session) {
 
 // join switches s, which has read the store up to its cursor, to live
 // delivery and reports whether it did. With no other live subscriber the
-// hub's position simply moves to the cursor. If the position is past the
-// cursor, events the hub fanned out before s joined are missing: s reads
-// on (false) while its reads still find events; when its last read found
-// none (the position came from a client cursor beyond the store's end),
-// the position is rewound instead, so the next pass re-reads from s's
-// cursor and the others drop the repeats by id.
-func (h *Hub) join(s *session, lastReadEmpty bool) bool {
+// hub's position simply moves to the cursor; when s's last read was made
+// before s was registered (unseen: the first page, read by the caller or
+// by ServeSSE before the stream existed), a change notice may have come
+// in between and found no subscriber to record it, so the hub reads once
+// from the cursor instead of waiting for the next notice. A live
+// subscriber, by contrast, proves the task's notices have been recorded
+// since before s's read. If the position is past the cursor, events the
+// hub fanned out before s joined are missing: s reads on (false) while its
+// reads still find events; when its last read found none (the position
+// came from a client cursor beyond the store's end), the position is
+// rewound instead, so the next pass re-reads from s's cursor and the
+// others drop the repeats by id.
+func (h *Hub) join(s *session, lastReadEmpty, unseen bool) bool {
 	t := s.task
 	t.mu.Lock()
 	s.mu.Lock()
@@ -532,6 +542,9 @@ func (h *Hub) join(s *session, lastReadEmpty bool) bool {
 	switch {
 	case t.live == 0:
 		t.pos = s.cursor
+		if unseen {
+			t.more = true
+		}
 	case s.cursor.Less(t.pos):
 		if !lastReadEmpty {
 			s.mu.Unlock()

@@ -77,6 +77,9 @@ type session struct {
 	replaying    bool
 	initial      *contracts.EventPage
 	initialLimit int
+	// initialUnseen: initial was read before the session was registered,
+	// so a change notice in between may have found nobody to record it.
+	initialUnseen bool
 
 	lastWrite atomic.Int64 // UnixNano of the last data write (idle clock)
 	lastRead  atomic.Int64 // UnixNano of the last client frame (WebSocket)
@@ -84,8 +87,9 @@ type session struct {
 	wheelTick int64        // guarded by the wheel's mu; 0: not in a slot
 	wheelPos  int          // guarded by the wheel's mu
 
-	task *taskState
-	idx  int // index in task.subs; guarded by task.mu; -1 when not registered
+	task       *taskState // set by register under the hub's mu
+	idx        int        // index in task.subs; guarded by task.mu; -1 when not registered
+	registered bool       // register was called (connection goroutine only)
 
 	// Detached mode: the connection was taken over from fasthttp and the
 	// hub's poller watches it; no goroutine is parked on it.
@@ -156,15 +160,18 @@ func (s *session) attach(nc net.Conn) {
 	}
 }
 
-// start registers the session with its task (in catch-up state, so its
-// first write replays from the cursor), with the heartbeat wheel, and
-// starts its writer.
+// start registers the session with its task unless that was done before
+// its first read (in catch-up state, so its first write replays from the
+// cursor), with the heartbeat wheel, and starts its writer.
 func (s *session) start() {
 	now := time.Now()
 	s.lastWrite.Store(now.UnixNano())
 	s.lastRead.Store(now.UnixNano())
 	s.lastPing = now.UnixNano()
-	s.hub.register(s)
+	if !s.registered {
+		s.registered = true
+		s.hub.register(s)
+	}
 	s.mu.Lock()
 	if s.dead {
 		// Ended (the client left) before it started: its end already ran,
@@ -385,8 +392,8 @@ func (s *session) complete(w *out, ending bool) bool {
 // initial page first) and joins live delivery once a read came back short.
 func (s *session) catchUp(w *out) bool {
 	h := s.hub
-	page, limit := s.initial, s.initialLimit
-	s.initial = nil
+	page, limit, unseen := s.initial, s.initialLimit, s.initialUnseen
+	s.initial, s.initialUnseen = nil, false
 	if page == nil {
 		tags := readTagsCatchup
 		if s.replaying {
@@ -428,7 +435,7 @@ func (s *session) catchUp(w *out) bool {
 	if !s.complete(w, ending) {
 		return false
 	}
-	if !more && h.join(s, len(page.Events) == 0) {
+	if !more && h.join(s, len(page.Events) == 0, unseen) {
 		s.replaying = false
 	}
 	return true

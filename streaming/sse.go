@@ -84,7 +84,9 @@ func (h *Hub) ServeSSE(c *fiber.Ctx, req StreamRequest) error {
 	s := h.newSession(observe.TransportSSE, taskID, req.Cursor)
 	s.subject = strings.Clone(req.Subject)
 	s.onClose = req.OnClose
-	s.initial, s.initialLimit = page, limit
+	// Read before the stream is registered: the hub re-reads once when the
+	// stream joins a task no live stream follows (see Hub.join).
+	s.initial, s.initialLimit, s.initialUnseen = page, limit, true
 	s.chunked = http11 && !headOnly
 	s.lead = sseHead(fctx, http11, s.chunked)
 	if n := h.cfg.preamble; n > 0 && !headOnly {

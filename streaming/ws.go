@@ -167,6 +167,11 @@ func (s *session) handshakeWS(rd *wsReader, authorize func(ctx context.Context, 
 		}
 		return s.closeHandshake(rd, ClosePolicyViolation, string(be.Code)), false
 	}
+	// Register before the first read, so a change notice that arrives
+	// between the read and the start of the stream is recorded for the
+	// task instead of lost (the stream stays in catch-up until it starts).
+	s.registered = true
+	h.register(s)
 	h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsReplay...)
 	page, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
 	if err != nil {
