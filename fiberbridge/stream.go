@@ -192,20 +192,45 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		return err
 	}
 	hub, subject := b.hub, auth.Subject
+	// fasthttp runs the connection handler only after it has written the
+	// 101 response; when that write fails (the client is already gone) the
+	// handler never runs and OnClose never comes. So the handler and a guard
+	// timer race for one token: the handler takes it and hands the slot to
+	// the stream; a guard firing first (nothing started within the
+	// WebSocket handshake timeout) releases the slot itself, and a handler
+	// that starts after that returns at once (fasthttp closes the socket).
+	token := make(chan struct{}, 1)
+	token <- struct{}{}
+	take := func() bool {
+		select {
+		case <-token:
+			return true
+		default:
+			return false
+		}
+	}
+	wait := b.cfg.Stream.WSHandshakeTimeout
+	if wait <= 0 {
+		wait = streaming.DefaultWSHandshakeTimeout
+	}
+	guard := time.AfterFunc(wait, func() {
+		if take() {
+			release()
+		}
+	})
 	err = websocket.New(func(conn *websocket.Conn) {
-		// Held for the life of the stream, like ServeWebSocket, with the
-		// subject named in the hub's logs.
-		done := make(chan struct{})
-		hub.AttachWebSocket(conn, streaming.WebSocketRequest{
-			Authorize: authorize, Subject: subject,
-			OnClose: func() {
-				release()
-				close(done)
-			},
-		})
-		<-done
+		if !take() {
+			return
+		}
+		guard.Stop()
+		// The hub takes the connection over and returns once the stream is
+		// live (or, where it cannot detach it, when the stream ends), so
+		// fasthttp's upgrade goroutine and buffers are released; OnClose
+		// gives the slot back when the stream ends, however it ends.
+		hub.AttachWebSocket(conn, streaming.WebSocketRequest{Authorize: authorize, Subject: subject, OnClose: release})
 	}, b.wsConfig)(c)
 	if err != nil {
+		guard.Stop()
 		release() // not upgraded: the connection handler never runs
 	}
 	return err
