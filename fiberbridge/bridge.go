@@ -185,6 +185,16 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// hubStopped reports whether the streaming hub's Run has returned.
+func (b *Bridge) hubStopped() bool {
+	select {
+	case <-b.hubDone:
+		return true
+	default:
+		return false
+	}
+}
+
 // closing reports whether Shutdown has begun.
 func (b *Bridge) closing() bool {
 	b.mu.Lock()

@@ -214,8 +214,19 @@ func (h *hsrv) healthy() {
 	require.Equal(h.t, http.StatusOK, h.do(http.MethodGet, "/health", "", "", nil).Status)
 }
 
-// sse opens an SSE stream; a non-200 answer is returned without a stream.
+// sse opens an SSE stream, closed at test cleanup; a non-200 answer is
+// returned without a stream.
 func (h *hsrv) sse(dialer *net.Dialer, token, taskID, query string, header http.Header) (*e2etest.SSE, e2etest.Response) {
+	h.t.Helper()
+	s, r := h.openSSE(dialer, token, taskID, query, header)
+	if s != nil {
+		h.t.Cleanup(func() { _ = s.Close() })
+	}
+	return s, r
+}
+
+// openSSE is sse without the cleanup: the caller closes the stream.
+func (h *hsrv) openSSE(dialer *net.Dialer, token, taskID, query string, header http.Header) (*e2etest.SSE, e2etest.Response) {
 	h.t.Helper()
 	if header == nil {
 		header = http.Header{}
@@ -225,14 +236,22 @@ func (h *hsrv) sse(dialer *net.Dialer, token, taskID, query string, header http.
 	}
 	s, r, err := e2etest.OpenSSE(dialer, h.srv.Addr, "/api/v1/tasks/"+taskID+"/events/stream"+query, header, hwait)
 	require.NoError(h.t, err)
-	if s != nil {
-		h.t.Cleanup(func() { _ = s.Close() })
-	}
 	return s, r
 }
 
-// dial opens a WebSocket; a refused upgrade is returned without a client.
+// dial opens a WebSocket, closed at test cleanup; a refused upgrade is
+// returned without a client.
 func (h *hsrv) dial(dialer *net.Dialer, token string) (*e2etest.WS, e2etest.Response) {
+	h.t.Helper()
+	c, r := h.openWS(dialer, token)
+	if c != nil {
+		h.t.Cleanup(func() { _ = c.Close() })
+	}
+	return c, r
+}
+
+// openWS is dial without the cleanup: the caller closes the connection.
+func (h *hsrv) openWS(dialer *net.Dialer, token string) (*e2etest.WS, e2etest.Response) {
 	h.t.Helper()
 	header := http.Header{}
 	if token != "" {
@@ -240,9 +259,6 @@ func (h *hsrv) dial(dialer *net.Dialer, token string) (*e2etest.WS, e2etest.Resp
 	}
 	c, r, err := e2etest.DialWS(dialer, h.ws, header, hwait)
 	require.NoError(h.t, err)
-	if c != nil {
-		h.t.Cleanup(func() { _ = c.Close() })
-	}
 	return c, r
 }
 

@@ -83,13 +83,13 @@ func TestLimitRequestBody(t *testing.T) {
 	const twenty = 20 << 20
 
 	t.Run("20 MB with Content-Length: the app's BodyLimit answers before reading it", func(t *testing.T) {
-		before := e2etest.HeapInUse()
+		before := e2etest.LiveHeap()
 		resp, err, werr := sendBody(t, h.srv.Addr, head(fmt.Sprintf("Content-Length: %d\r\n", twenty)),
 			io.LimitReader(zeros{}, twenty), 64<<10, 0)
 		require.NoError(t, err)
 		e2etest.CheckEnvelope(t, resp, http.StatusRequestEntityTooLarge, bridgeerr.CodeInvalidRequest)
 		assert.Error(t, werr, "the server closed before reading the body")
-		assert.Less(t, int64(e2etest.HeapInUse())-int64(before), int64(12<<20), "the body was not buffered")
+		assert.Less(t, int64(e2etest.LiveHeap())-int64(before), int64(12<<20), "the body was not buffered")
 	})
 	t.Run("20 MB chunked: read up to the BodyLimit, then 413", func(t *testing.T) {
 		resp, err, _ := sendBody(t, h.srv.Addr, head("Transfer-Encoding: chunked\r\n"),
@@ -389,7 +389,7 @@ func TestLimitLongPollWait(t *testing.T) {
 			h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) { cfg.MaxPollWait = tc.max }})
 			id := h.create("alice", "test.gated", nil)
 			t.Cleanup(func() { close(h.gates.get(id)) })
-			first, _ := h.poll("alice", id, "")
+			first, _ := h.poll("alice", id, "?waitTimeoutMs=10000")
 			require.NotEmpty(t, first.Events)
 			start := time.Now()
 			res, r := h.poll("alice", id, "?waitTimeoutMs=60000&afterEventId="+first.Events[len(first.Events)-1].EventID.String())

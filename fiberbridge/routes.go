@@ -257,6 +257,10 @@ const ReadinessTimeout = 5 * time.Second
 // probe itself did not answer in time (or panicked).
 const readinessKey = "readiness"
 
+// streamingKey is the details key /ready reports a stopped streaming hub
+// under.
+const streamingKey = "streaming"
+
 // ReadyHandler returns the handler of GET /ready: Config.Readiness decides,
 // called with a Config.ReadinessTimeout deadline;
 // 200 {"status":"ready","details":{...}} or 503 {"status":"not_ready",...}.
@@ -264,7 +268,9 @@ const readinessKey = "readiness"
 // context) answers 503 with details.readiness {"status":"timeout",...}, and
 // a probe that panics answers 503 too, so /ready always answers. After
 // Shutdown it answers 503 with details.bridge "shutting_down", so load
-// balancers drain the instance. It is not authenticated. Changes between
+// balancers drain the instance; so it does, with details.streaming
+// failing, when the store's change feed failed and the streaming hub
+// stopped (its streams ended, new ones are refused). It is not authenticated. Changes between
 // ready and not ready are logged (Warn when the instance turns not ready,
 // with the details; Info when it recovers).
 func (b *Bridge) ReadyHandler() fiber.Handler {
@@ -277,6 +283,11 @@ func (b *Bridge) ReadyHandler() fiber.Handler {
 		if b.closing() {
 			ready = false
 			out["bridge"] = "shutting_down"
+		} else if b.hubStopped() {
+			// The store's change feed failed and the hub ended every
+			// stream: this instance cannot stream any more.
+			ready = false
+			out[streamingKey] = observe.ProbeResult{Status: observe.ProbeFailing, Message: "change feed stopped"}
 		}
 		b.noteReadiness(ready, out)
 		resp := readyResponse{Status: "ready", Details: out}

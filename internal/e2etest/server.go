@@ -90,11 +90,13 @@ func WaitGoroutines(limit int, timeout time.Duration) int {
 	}
 }
 
-// HeapInUse returns the bytes of live heap after a full collection.
-func HeapInUse() uint64 {
+// LiveHeap returns the bytes of reachable heap objects after a full
+// collection (runtime.MemStats.HeapAlloc once the garbage is swept), the
+// measure that returns to its baseline when nothing leaks.
+func LiveHeap() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m.HeapAlloc
 }
