@@ -103,44 +103,25 @@ func TestLimitRequestBody(t *testing.T) {
 		env := e2etest.CheckEnvelope(t, r, http.StatusRequestEntityTooLarge, bridgeerr.CodeInvalidRequest)
 		assert.EqualValues(t, fiberbridge.DefaultMaxBodyBytes, env.Details["maxBytes"])
 	})
-	t.Run("a body trickled in: ReadTimeout ends it", func(t *testing.T) {
-		resp, err, werr := sendBody(t, h.srv.Addr, head("Content-Length: 2097152\r\n"),
-			io.LimitReader(zeros{}, 2<<20), 1, 20*time.Millisecond)
-		if err == nil {
+	// A client trickling one byte every 20 ms would take hours to send
+	// these; ReadTimeout answers 408 (an envelope) after 500 ms instead.
+	for _, tc := range []struct {
+		name  string
+		head  string
+		body  io.Reader
+		chunk int
+	}{
+		{"a body trickled in", head("Content-Length: 2097152\r\n"), io.LimitReader(zeros{}, 2<<20), 1},
+		{"a chunked body over the limit trickled in", head("Transfer-Encoding: chunked\r\n"), &chunked{left: twenty}, 16},
+		{"headers trickled in", "", strings.NewReader(head("X-Slow: " + strings.Repeat("s", 2000) + "\r\n")), 1},
+	} {
+		t.Run(tc.name+": ReadTimeout ends it", func(t *testing.T) {
+			resp, err, _ := sendBody(t, h.srv.Addr, tc.head, tc.body, tc.chunk, 20*time.Millisecond)
+			require.NoError(t, err, "the server answers instead of holding the connection")
 			e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
-		} else {
-			// The server may close without an answer; it must not wait.
-			requireNotHeld(t, err)
-		}
-		assert.Error(t, werr, "the writer must be cut off")
-	})
-	t.Run("a chunked body over the limit trickled in: ReadTimeout ends it", func(t *testing.T) {
-		resp, err, _ := sendBody(t, h.srv.Addr, head("Transfer-Encoding: chunked\r\n"),
-			&chunked{left: twenty}, 16, 20*time.Millisecond)
-		if err == nil {
-			e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
-		} else {
-			requireNotHeld(t, err)
-		}
-	})
-	t.Run("headers trickled in: ReadTimeout ends them", func(t *testing.T) {
-		resp, err, _ := sendBody(t, h.srv.Addr, "", strings.NewReader(head("X-Slow: "+strings.Repeat("s", 2000)+"\r\n")), 1, 20*time.Millisecond)
-		if err == nil {
-			e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
-		} else {
-			requireNotHeld(t, err)
-		}
-	})
+		})
+	}
 	h.healthy()
-}
-
-// requireNotHeld fails when err is the client's own read deadline: the
-// server kept the connection open for the whole test wait. Any other end
-// (EOF, a reset) is the server cutting the client off.
-func requireNotHeld(t testing.TB, err error) {
-	t.Helper()
-	var ne net.Error
-	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the server held the connection: %v", err)
 }
 
 // zeros is an endless reader of '0' bytes.
