@@ -35,7 +35,19 @@
 // INVALID_REQUEST. A create request that is neither application/json nor
 // multipart/form-data answers 415 with code INVALID_REQUEST. Bodies over
 // Config.MaxBodyBytes answer 413 INVALID_REQUEST, files over
-// Config.MaxUploadBytes 413 UPLOAD_VALIDATION_ERROR.
+// Config.MaxUploadBytes 413 UPLOAD_VALIDATION_ERROR. A subject may hold
+// Config.MaxStreamsPerSubject (100) SSE and WebSocket streams open on one
+// instance; one more answers 429 TOO_MANY_STREAMS (a WebSocket: close 1008
+// with that reason).
+//
+// # Security
+//
+// SECURITY.md at the repository root lists every limit with its default,
+// what the bridge guarantees (ownership on every route and transport, no
+// internal detail in any answer, bounded memory per connection) and what
+// the host must add: authentication in AuthResolver, TLS, rate limiting,
+// and a fiber.Config whose BodyLimit, ReadTimeout, WriteTimeout and
+// IdleTimeout bound what fasthttp reads before any handler runs.
 //
 // # Observability
 //
