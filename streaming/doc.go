@@ -51,6 +51,21 @@
 // store is the source of truth. Such switches are counted
 // (MetricSlowSubscribers) and reported (OnSlowSubscriber).
 //
+// # Store failures
+//
+// A failed fan-out read, or a stream's failed catch-up read, is retried
+// with a jittered backoff (50ms doubling to 2s) for as long as
+// Options.StoreRetryBudget allows (10s by default): a store that comes
+// back in time (a Redis restart, whose feed announces its return with a
+// Resync) costs the streams nothing, and everything after their position
+// is delivered without a gap. Meanwhile streams keep their heartbeats; no
+// pass for the task starts twice. Only a store unavailable for the whole
+// budget ends the streams (SSE: the end of the body; WebSocket: 1011), and
+// since every reader's budget starts with its own first failure and its
+// retries are jittered, they do not all end at the same moment. Retry
+// timers belong to the hub: Shutdown ends waiting streams at once and
+// cancels them.
+//
 // # Writes
 //
 // A stream's writer takes everything queued since its last write (events,

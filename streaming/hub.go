@@ -45,8 +45,9 @@ type Hub struct {
 	conns   map[*session]struct{}
 	drained chan struct{} // closed when closed and conns is empty
 
-	queue runQueue
-	wheel *wheel
+	queue   runQueue
+	wheel   *wheel
+	retries retrySet // pending retries of failed store reads
 }
 
 // Reasons for store reads, the value of the "reason" tag.
@@ -162,6 +163,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.poller = nil
 	h.mu.Unlock()
 	stop()
+	h.retries.stop()
 	if p != nil {
 		p.stop()
 	}
@@ -227,6 +229,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		})
 	}
 	err := h.drain(ctx)
+	h.retries.stop()
 	h.cancel()
 	if runCancel != nil {
 		runCancel()
@@ -325,7 +328,8 @@ type taskState struct {
 	pos      contracts.EventID // the next fan-out read starts after pos
 	noticed  contracts.EventID // highest id the feed announced
 	more     bool              // read again even without a newer notice
-	running  bool              // a pass is queued or running
+	running  bool              // a pass is queued, running or waiting to retry a read
+	fail     backoff           // failed fan-out reads in a row (the pass's)
 	dead     bool              // removed from the hub's map
 	next     *taskState        // run queue link
 	beat     [3][]byte         // heartbeat bytes by transportIndex, built lazily
@@ -584,11 +588,14 @@ func (h *Hub) work(ctx context.Context) {
 
 // pass reads the task's new events after its position, batch by batch,
 // and offers each batch to every live subscriber, until nothing is left.
+// A failed read is retried later (the task stays marked running, so no
+// other pass starts meanwhile) until Options.StoreRetryBudget is spent.
 func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*session {
 	for {
 		t.mu.Lock()
 		if t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
 			t.running = false
+			t.fail = backoff{}
 			t.mu.Unlock()
 			return starts
 		}
@@ -600,13 +607,18 @@ func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*sess
 		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsFanout...)
 		page, err := h.events.Read(ctx, t.id, after, h.cfg.liveBatch)
 		if err != nil {
-			t.mu.Lock()
-			t.running = false
-			t.mu.Unlock()
-			if ctx.Err() == nil {
-				h.failTask(t, err)
-			}
+			h.fanoutFailed(ctx, t, err)
 			return starts
+		}
+		t.mu.Lock()
+		failures := t.fail.attempts
+		t.fail = backoff{}
+		t.mu.Unlock()
+		if failures > 0 {
+			h.cfg.log.Info("store reads recovered", observe.Entry{
+				TaskID: t.id, Transport: observe.TransportInternal, Outcome: reasonFanout,
+				Details: map[string]any{"failedReads": failures},
+			})
 		}
 		if len(page.Events) == 0 {
 			t.mu.Lock()
@@ -659,8 +671,47 @@ func startWriters(starts []*session) []*session {
 	return starts[:0]
 }
 
-// failTask ends every stream of t after a failed fan-out read; clients
-// reconnect with their cursor.
+// fanoutFailed handles a failed fan-out read of t: while the retry budget
+// lasts, the read is made again after a backoff (the task keeps its
+// running mark, so notices and joins meanwhile add no pass); once it is
+// spent, every stream of t ends. A read cut short by the hub's end is
+// dropped.
+func (h *Hub) fanoutFailed(ctx context.Context, t *taskState, err error) {
+	t.mu.Lock()
+	if ctx.Err() != nil {
+		t.running = false
+		t.fail = backoff{}
+		t.mu.Unlock()
+		return
+	}
+	d, again := t.fail.next(time.Now(), h.cfg.retryBudget)
+	attempt := t.fail.attempts
+	t.more = true // the read is still to be made
+	t.mu.Unlock()
+	if again && h.retries.after(d, func() { h.queue.push(t) }) {
+		entry := observe.Entry{
+			TaskID: t.id, Transport: observe.TransportInternal, Outcome: reasonFanout, Err: err,
+			Details: map[string]any{"attempt": attempt, "retryIn": d.String()},
+		}
+		if attempt == 1 {
+			h.cfg.log.Warn("store read failed; retrying", entry)
+		} else {
+			h.cfg.log.Debug("store read failed again; retrying", entry)
+		}
+		return
+	}
+	t.mu.Lock()
+	t.running = false
+	t.fail = backoff{}
+	t.mu.Unlock()
+	if again {
+		return // the hub is ending: its end request ends the streams
+	}
+	h.failTask(t, err)
+}
+
+// failTask ends every stream of t after its fan-out reads failed for the
+// whole retry budget; clients reconnect with their cursor.
 func (h *Hub) failTask(t *taskState, err error) {
 	h.cfg.log.Error("fan-out read failed; ending the task's streams", observe.Entry{
 		TaskID: t.id, Transport: observe.TransportInternal, Err: err,

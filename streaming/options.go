@@ -73,6 +73,22 @@ type Options struct {
 	// Optional. Default: 10s.
 	WSPongTimeout time.Duration
 
+	// StoreRetryBudget is how long the hub keeps retrying a failed store
+	// read made for open streams (a fan-out read of a task's new events,
+	// including the re-reads after a change feed Resync, or a stream's own
+	// catch-up read) before it ends those streams: SSE responses end, and
+	// WebSockets close 1011 "store unavailable", so clients reconnect with
+	// their cursor. Retries back off from 50ms to 2s, doubling, with
+	// jitter, so a recovering store is not hammered and the streams of an
+	// instance do not all end or retry at the same moment. A retry that
+	// succeeds within the budget delivers everything after each stream's
+	// position: streams survive a short outage (a Redis restart) without a
+	// gap. Streams keep their heartbeats while they wait, and Shutdown ends
+	// them at once.
+	// Optional. Default: 10s. Negative: no retries (the first failed read
+	// ends the streams).
+	StoreRetryBudget time.Duration
+
 	// Logger receives lifecycle lines (Info), denials (Warn), failures
 	// (Error) and per-delivery lines (Debug).
 	// Optional. Default: a no-op logger.
@@ -98,6 +114,7 @@ const (
 	DefaultWSHandshakeTimeout = 10 * time.Second
 	DefaultWSPingInterval     = 30 * time.Second
 	DefaultWSPongTimeout      = 10 * time.Second
+	DefaultStoreRetryBudget   = 10 * time.Second
 )
 
 // config is Options with defaults applied; durations are 0 when off.
@@ -114,6 +131,7 @@ type config struct {
 	wsHandshake   time.Duration
 	wsPing        time.Duration
 	wsPongTimeout time.Duration
+	retryBudget   time.Duration // 0: no retries
 	log           *observe.Logger
 	metrics       observe.MetricsSink
 	diag          observe.TransportDiagnosticsSink
@@ -150,6 +168,7 @@ func (o Options) config() config {
 		wsHandshake:   duration(o.WSHandshakeTimeout, DefaultWSHandshakeTimeout),
 		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),
 		wsPongTimeout: duration(o.WSPongTimeout, DefaultWSPongTimeout),
+		retryBudget:   duration(o.StoreRetryBudget, DefaultStoreRetryBudget),
 		log:           o.Logger,
 		metrics:       o.Metrics,
 		diag:          o.Diagnostics,

@@ -80,6 +80,7 @@ type session struct {
 	// initialUnseen: initial was read before the session was registered,
 	// so a change notice in between may have found nobody to record it.
 	initialUnseen bool
+	fail          backoff // failed catch-up reads in a row
 
 	lastWrite atomic.Int64 // UnixNano of the last data write (idle clock)
 	lastRead  atomic.Int64 // UnixNano of the last client frame (WebSocket)
@@ -118,6 +119,7 @@ type session struct {
 	lead       []byte // SSE: the response head, written before any chunk
 	prefix     []byte // payload written first: SSE preamble, WS confirmation
 	idle       chan struct{}
+	retrying   bool   // a catch-up read failed; the retry timer restarts the writer
 	reason     string // why the stream ended; first reason wins
 	lingering  bool   // detached WebSocket: close sent, awaiting the client's
 	linger     *time.Timer
@@ -329,7 +331,7 @@ func (s *session) step() bool {
 		s.pong = nil
 	}
 	ending := s.ending
-	catchup := !ending && n == 0 && s.state == stateCatchup
+	catchup := !ending && n == 0 && s.state == stateCatchup && !s.retrying
 	if !ending && !catchup && n == 0 && ctl == 0 && prefix == nil && lead == nil {
 		s.stopLocked()
 		s.mu.Unlock()
@@ -402,8 +404,14 @@ func (s *session) catchUp(w *out) bool {
 		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, tags...)
 		p, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
 		if err != nil {
-			s.endNow(w, CloseInternalError, "store unavailable", err)
-			return false
+			return s.readFailed(w, err)
+		}
+		if s.fail.attempts > 0 {
+			h.cfg.log.Info("store reads recovered", observe.Entry{
+				TaskID: s.taskID, Transport: s.transport, Outcome: reasonCatchup,
+				Details: map[string]any{"failedReads": s.fail.attempts},
+			})
+			s.fail = backoff{}
 		}
 		page, limit = &p, h.cfg.replayBatch
 	}
@@ -439,6 +447,72 @@ func (s *session) catchUp(w *out) bool {
 		s.replaying = false
 	}
 	return true
+}
+
+// readFailed handles a failed catch-up read on the writer: what w holds
+// (the response head, a confirmation, a heartbeat) is written, and while
+// the retry budget lasts the writer stops until a retry timer starts it
+// again (heartbeats and an end request still get through meanwhile). Once
+// the budget is spent, or when the hub is ending, the stream ends with
+// 1011 "store unavailable"; an end already requested is written as asked.
+// It reports whether the writer goes on.
+func (s *session) readFailed(w *out, err error) bool {
+	h := s.hub
+	s.mu.Lock()
+	ending := s.ending
+	s.mu.Unlock()
+	if ending {
+		return s.complete(w, true)
+	}
+	d, again := s.fail.next(time.Now(), h.cfg.retryBudget)
+	if again {
+		// Marked before the timer exists, so a timer that fires at once
+		// finds the mark and clears it.
+		s.mu.Lock()
+		s.retrying = true
+		s.mu.Unlock()
+		again = h.retries.after(d, s.retryNow)
+	}
+	if !again {
+		s.mu.Lock()
+		s.retrying = false
+		s.mu.Unlock()
+		s.fail = backoff{}
+		s.endNow(w, CloseInternalError, "store unavailable", err)
+		return false
+	}
+	entry := observe.Entry{
+		TaskID: s.taskID, Transport: s.transport, Outcome: reasonCatchup, Err: err,
+		Details: map[string]any{"attempt": s.fail.attempts, "retryIn": d.String()},
+	}
+	if s.fail.attempts == 1 {
+		h.cfg.log.Warn("store read failed; retrying", entry)
+	} else {
+		h.cfg.log.Debug("store read failed again; retrying", entry)
+	}
+	if !s.complete(w, false) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retrying && !s.ending && !s.dead {
+		s.stopLocked()
+		return false
+	}
+	// The timer fired already, or an end was requested: go on.
+	return true
+}
+
+// retryNow is a catch-up retry's timer: it restarts the writer, which
+// reads again.
+func (s *session) retryNow() {
+	s.mu.Lock()
+	s.retrying = false
+	run := s.kickLocked()
+	s.mu.Unlock()
+	if run {
+		go s.runFn()
+	}
 }
 
 // endNow ends the stream from the writer with code after a failure.

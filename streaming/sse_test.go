@@ -238,7 +238,7 @@ func TestSSEClientLeavingCleansUp(t *testing.T) {
 
 func TestSSEStoreFailureEndsStreamCleanly(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
+	e := newEnv(t, streaming.Options{StoreRetryBudget: -1}) // no retries: the first failure ends the stream
 	e.append("t10", contracts.Started(""))
 	s := dialSSE(t, e.addr, "/sse/t10", nil)
 	_, err := s.nextEvent(wait)

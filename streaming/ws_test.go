@@ -268,7 +268,7 @@ func TestWSDeadPeerIsDropped(t *testing.T) {
 
 func TestWSStoreFailureCloses1011(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{})
+	e := newEnv(t, streaming.Options{StoreRetryBudget: -1}) // no retries: the first failure ends the stream
 	c := dialWS(t, e.addr)
 	e.append("w9", contracts.Started(""))
 	c.subscribe("w9", nil)
