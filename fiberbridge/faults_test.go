@@ -329,8 +329,9 @@ func TestHalfOpenWebSocketDropped(t *testing.T) {
 	h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) {
 		cfg.Diagnostics = diag
 		cfg.MaxStreamsPerSubject = 1
-		cfg.Stream.WSPingInterval = 100 * time.Millisecond
-		cfg.Stream.WSPongTimeout = 100 * time.Millisecond
+		// Roomy enough for a live peer on a loaded machine to answer.
+		cfg.Stream.WSPingInterval = 200 * time.Millisecond
+		cfg.Stream.WSPongTimeout = time.Second
 		cfg.Stream.HeartbeatInterval = 100 * time.Millisecond
 	}})
 	id := h.create("alice", "test.gated", nil)
@@ -341,7 +342,7 @@ func TestHalfOpenWebSocketDropped(t *testing.T) {
 	bobs := h.create("bob", "test.gated", nil)
 	t.Cleanup(func() { close(h.gates.get(bobs)) })
 	live := h.subscribe(nil, "bob", bobs, nil)
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		r, err := live.Read(hwait)
 		require.NoError(t, err)

@@ -87,6 +87,10 @@ type hopts struct {
 	bridge   func(*fiberbridge.Config)
 	app      func(*fiber.Config)
 	handlers map[string]orchestration.Handler
+	// fresh makes the HTTP client use a new connection per request, for
+	// apps with short timeouts that close idle connections (a reused one
+	// could be closed under a request).
+	fresh bool
 }
 
 // hsrv is one running hardened server.
@@ -109,6 +113,9 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 	stores := memstore.New(memstore.Options{})
 	h := &hsrv{t: t, stores: stores, gates: &gates{m: map[string]chan string{}},
 		events: &faultyEvents{EventStore: stores.Events}, client: &http.Client{Timeout: hwait}}
+	if o.fresh {
+		h.client.Transport = &http.Transport{DisableKeepAlives: true}
+	}
 	h.exec = orchestration.NewExecutor(orchestration.ExecutorOptions{
 		Registry: stores.Tasks, Events: h.events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
 	})

@@ -70,7 +70,6 @@ func TestBadInputEndToEnd(t *testing.T) {
 	h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) {
 		cfg.MaxUploadBytes = 1024
 		cfg.AllowedUploadTypes = []string{"text/plain", "image/*"}
-		cfg.Stream.WSHandshakeTimeout = 300 * time.Millisecond
 		cfg.Upload = uploadPolicyFunc(func(_ context.Context, _ contracts.AuthContext, atts []contracts.Attachment) error {
 			uploaded = append([]contracts.Attachment(nil), atts...)
 			return nil
@@ -363,8 +362,10 @@ func wsFrame(op byte, fin, masked bool, payload []byte) []byte {
 // after each.
 func TestBadWebSocketFramesEndToEnd(t *testing.T) {
 	t.Parallel()
+	// Long enough that a loaded machine reads every frame sent right after
+	// the upgrade well before it.
 	h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) {
-		cfg.Stream.WSHandshakeTimeout = 300 * time.Millisecond
+		cfg.Stream.WSHandshakeTimeout = time.Second
 	}})
 	id := h.create("alice", "test.gated", nil)
 	t.Cleanup(func() { close(h.gates.get(id)) })

@@ -72,10 +72,10 @@ func sendBody(t testing.TB, addr, head string, body io.Reader, chunk int, pause 
 // by the app's ReadTimeout instead of holding a connection forever.
 func TestLimitRequestBody(t *testing.T) {
 	// Not parallel: it compares the heap before and after.
-	h := startHardened(t, hopts{app: func(cfg *fiber.Config) {
+	h := startHardened(t, hopts{fresh: true, app: func(cfg *fiber.Config) {
 		// What SECURITY.md asks of hosts; fasthttp's own default is no
 		// read timeout at all.
-		cfg.ReadTimeout = 500 * time.Millisecond
+		cfg.ReadTimeout = time.Second
 	}})
 	head := func(extra string) string {
 		return "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\nContent-Type: application/json\r\n" + extra + "\r\n"
@@ -104,7 +104,7 @@ func TestLimitRequestBody(t *testing.T) {
 		assert.EqualValues(t, fiberbridge.DefaultMaxBodyBytes, env.Details["maxBytes"])
 	})
 	// A client trickling one byte every 20 ms would take hours to send
-	// these; ReadTimeout answers 408 (an envelope) after 500 ms instead.
+	// these; ReadTimeout answers 408 (an envelope) after a second instead.
 	for _, tc := range []struct {
 		name  string
 		head  string
@@ -444,8 +444,9 @@ func TestLimitWriteDeadline(t *testing.T) {
 // live on, with heartbeats, far past them, and end cleanly.
 func TestStreamsOutliveHostTimeouts(t *testing.T) {
 	t.Parallel()
-	const hostTimeout = 100 * time.Millisecond
+	const hostTimeout = 300 * time.Millisecond
 	h := startHardened(t, hopts{
+		fresh: true,
 		app: func(cfg *fiber.Config) {
 			cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout = hostTimeout, hostTimeout, hostTimeout
 		},
@@ -455,10 +456,10 @@ func TestStreamsOutliveHostTimeouts(t *testing.T) {
 	s, r := h.sse(nil, "alice", id, "", nil)
 	require.NotNil(t, s, "%d %s", r.Status, r.Body)
 	c := h.subscribe(nil, "alice", id, nil)
-	// Ten heartbeat intervals: five times the host's timeouts.
+	// Four times the host's timeouts, many heartbeat intervals.
 	start := time.Now()
 	var pings, beats int
-	for time.Since(start) < 10*hostTimeout {
+	for time.Since(start) < 4*hostTimeout {
 		m, err := s.Next(hwait)
 		require.NoError(t, err)
 		if m.Comment {
