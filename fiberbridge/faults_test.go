@@ -536,7 +536,11 @@ func TestStoreFaultsEndToEnd(t *testing.T) {
 
 	t.Run("append", func(t *testing.T) {
 		t.Parallel()
-		h := startHardened(t, hopts{})
+		var skew atomic.Int64 // added to the services' clock
+		h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) {
+			cfg.MaintenanceInterval = 20 * time.Millisecond
+			cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		}})
 		id := h.create("alice", "test.approval", nil)
 		s, _ := h.sse(nil, "alice", id, "", nil)
 		require.NotNil(t, s)
@@ -563,11 +567,22 @@ func TestStoreFaultsEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusOK, pr.Status)
 		assert.Empty(t, res.Events)
 		h.events.failAppend.Store(false)
-
-		// The stream saw nothing of the failed action: every frame it
-		// holds is complete and decodes.
 		h.healthy()
-		_ = s.Close()
+
+		// The client's retry is a repeat of the accepted action; the
+		// TASK_ACTION_ACCEPTED its first attempt could not write is
+		// restored by reconciliation once no accept can still be writing
+		// it (orchestration.HandoffGrace), before the handler resumes.
+		r = h.do(http.MethodPost, "/api/v1/tasks/"+id+"/actions", "alice", "application/json", action)
+		require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+		assert.Contains(t, string(r.Body), `"DEDUPLICATED"`)
+		skew.Store(int64(orchestration.HandoffGrace + time.Second))
+		rest, err := s.ReadToEnd(hwait)
+		require.NoError(t, err)
+		require.Len(t, rest, 2, "the accepted action, then the result")
+		assert.Equal(t, contracts.EventActionAccepted, rest[0].Type)
+		assert.Equal(t, contracts.EventCompleted, rest[1].Type)
+		assert.JSONEq(t, `{"result":{"decision":"approve"}}`, string(rest[1].Payload))
 	})
 
 	t.Run("feed", func(t *testing.T) {

@@ -30,7 +30,9 @@
 //     REJECTED_ALREADY_RESOLVED, and a compare-and-set on the suspension so
 //     exactly one of N concurrent actions is ACCEPTED and appends
 //     TASK_ACTION_ACCEPTED. The winner calls the ResumeHook; when it fails
-//     the handoff stays PENDING for ReconciliationService.
+//     (or the append of TASK_ACTION_ACCEPTED failed) the handoff stays
+//     PENDING for ReconciliationService, which appends a missing
+//     TASK_ACTION_ACCEPTED (after HandoffGrace) before resuming.
 //   - SubscriptionService: ownership and replay batches for SSE/WebSocket.
 //   - ReconciliationService and RetentionService: periodic upkeep, run by
 //     Services.RunMaintenance in a goroutine the host owns.

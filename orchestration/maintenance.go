@@ -3,6 +3,7 @@ package orchestration
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -14,14 +15,24 @@ import (
 const ReconcileBatch = 256
 
 // ReconciliationService retries resume handoffs left PENDING because the
-// hook failed (or the process stopped) after an action was accepted. It is
-// safe for concurrent use; run it periodically (Services.RunMaintenance).
+// hook failed (or the process stopped, or the TASK_ACTION_ACCEPTED append
+// failed) after an action was accepted. It is safe for concurrent use; run
+// it periodically (Services.RunMaintenance).
 type ReconciliationService struct{ d *deps }
+
+// HandoffGrace is how long after a suspension was resolved reconciliation
+// leaves a missing TASK_ACTION_ACCEPTED to the accepting request, which may
+// still be appending it; past it, reconciliation appends the event itself
+// (once) before resuming the handler.
+const HandoffGrace = time.Minute
 
 // ReconcilePending calls the resume hook for up to ReconcileBatch RESOLVED
 // suspensions whose handoff is PENDING, rebuilding each action from its
 // receipt, marks each success DISPATCHED and returns how many it
-// dispatched. A hook failure is logged and left for the next call. When the
+// dispatched. Before resuming a handler it makes sure the task's log holds
+// the action's TASK_ACTION_ACCEPTED (an accept whose append failed left it
+// out): past HandoffGrace it appends the missing event, so no client misses
+// it and it precedes everything the resumed handler emits. A hook failure is logged and left for the next call. When the
 // suspension store does not implement contracts.SuspensionMaintenance it
 // does nothing.
 func (s *ReconciliationService) ReconcilePending(ctx context.Context) (int, error) {
@@ -70,6 +81,9 @@ func (s *ReconciliationService) reconcile(ctx context.Context, susp contracts.Su
 		return false
 	}
 	entry.UserID = r.ActorID
+	if !s.acceptedLogged(ctx, susp, r, entry) {
+		return false
+	}
 	cmd := contracts.SubmitActionCommand{
 		Auth:           contracts.AuthContext{Subject: r.ActorID},
 		TaskID:         r.TaskID,
@@ -131,4 +145,67 @@ func (s *RetentionService) Prune(ctx context.Context) (RetentionCounts, error) {
 		Details: map[string]any{"expiredReceipts": counts.ExpiredReceipts, "expiredSuspensions": counts.ExpiredSuspensions},
 	})
 	return counts, nil
+}
+
+// acceptedLogged reports whether the handoff of susp may proceed: the
+// task's log holds the TASK_ACTION_ACCEPTED of its winning action (or the
+// task has ended, so nothing more can be appended), or reconciliation
+// appended it now. A missing event is appended only once the suspension
+// has been resolved for HandoffGrace, so that an accept still in flight
+// cannot append it a second time; until then, and on store errors, the
+// handoff waits for the next call.
+func (s *ReconciliationService) acceptedLogged(ctx context.Context, susp contracts.SuspensionRecord, r contracts.ActionReceipt, entry observe.Entry) bool {
+	d := s.d
+	var after contracts.EventID
+	for {
+		page, err := d.events.Read(ctx, susp.TaskID, after, MaxPageLimit)
+		if err != nil {
+			entry.Outcome, entry.Err = "failed", err
+			d.log.Error("task.resume.reconcile_failed", entry)
+			return false
+		}
+		for i := range page.Events {
+			ev := &page.Events[i]
+			if ev.Type.IsTerminal() {
+				return true
+			}
+			if ev.Type != contracts.EventActionAccepted {
+				continue
+			}
+			if p, err := contracts.DecodePayload(ev); err == nil {
+				if a, ok := p.(contracts.ActionAcceptedPayload); ok && a.SuspendID == susp.SuspendID {
+					return true
+				}
+			}
+		}
+		if len(page.Events) < MaxPageLimit {
+			break
+		}
+		after = page.Events[len(page.Events)-1].EventID
+	}
+	if d.clock().Sub(susp.ResolvedAt) < HandoffGrace {
+		entry.Outcome = "accepted_event_pending"
+		d.log.Debug("task.resume.reconcile_deferred", entry)
+		return false
+	}
+	draft, err := contracts.ActionAccepted(contracts.ActionAcceptedPayload{
+		SuspendID: susp.SuspendID, ClientActionID: r.ClientActionID, ActionType: r.ActionType, AcceptedAt: susp.ResolvedAt,
+	})
+	if err != nil {
+		entry.Outcome, entry.Err = "failed", err
+		d.log.Error("task.resume.reconcile_failed", entry)
+		return false
+	}
+	ev, err := d.events.Append(ctx, susp.TaskID, draft)
+	switch {
+	case errors.Is(err, contracts.ErrTerminal):
+		return true
+	case err != nil:
+		entry.Outcome, entry.Err = "failed", err
+		d.log.Error("task.resume.reconcile_failed", entry)
+		return false
+	}
+	entry.EventID, entry.Outcome = ev.EventID.String(), "accepted_event_restored"
+	d.log.Warn("task.resume.accepted_event_restored", entry)
+	return true
 }
