@@ -1,5 +1,7 @@
 package streaming
 
+import "time"
+
 // LiveSubscribers returns how many subscribers of taskID receive live
 // batches, for tests that must wait until streams have joined.
 func (h *Hub) LiveSubscribers(taskID string) int {
@@ -34,3 +36,7 @@ func (h *Hub) DetachedStreams() int {
 	}
 	return n
 }
+
+// SetHandoverTimeout shortens how long ServeSSE waits for fasthttp to hand
+// a connection over; call it before the first stream.
+func (h *Hub) SetHandoverTimeout(d time.Duration) { h.handover = d }

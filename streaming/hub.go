@@ -45,9 +45,10 @@ type Hub struct {
 	conns   map[*session]struct{}
 	drained chan struct{} // closed when closed and conns is empty
 
-	queue   runQueue
-	wheel   *wheel
-	retries retrySet // pending retries of failed store reads
+	queue    runQueue
+	wheel    *wheel
+	retries  retrySet      // pending retries of failed store reads
+	handover time.Duration // see handoverTimeout
 }
 
 // Reasons for store reads, the value of the "reason" tag.
@@ -78,6 +79,7 @@ func NewHub(events contracts.EventStore, opts Options) *Hub {
 		tasks:  make(map[string]*taskState),
 		conns:  make(map[*session]struct{}),
 	}
+	h.handover = handoverTimeout
 	h.tags[sseIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportSSE)}}
 	h.tags[wsIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportWS)}}
 	h.queue.kick = make(chan struct{}, 1)

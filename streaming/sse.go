@@ -39,8 +39,10 @@ type StreamRequest struct {
 	Subject string
 	// OnClose, when set, is called once after the stream has ended (for
 	// example to release a per-subject stream slot), including a HEAD
-	// request's headers-only answer. It is not called when ServeSSE returns
-	// an error or answers 204.
+	// request's headers-only answer, and also when fasthttp never hands
+	// the connection over (it failed before the stream could start; then
+	// after 10 s at most). It is not called when ServeSSE returns an error
+	// or answers 204.
 	OnClose func()
 }
 
@@ -92,8 +94,16 @@ func (h *Hub) ServeSSE(c *fiber.Ctx, req StreamRequest) error {
 	if n := h.cfg.preamble; n > 0 && !headOnly {
 		s.prefix = append(append(append(make([]byte, 0, n+3), ':'), bytes.Repeat([]byte{' '}, n)...), '\n', '\n')
 	}
+	// fasthttp hands the connection over after this handler returns, but
+	// not when it fails to prepare it (the client is gone): then OnClose
+	// would never come. The guard calls it in that case.
+	g := newHandover(h.handover, s.onClose)
 	fctx.HijackSetNoResponse(true)
-	fctx.Hijack(func(nc net.Conn) { s.serveSSE(nc, headOnly) })
+	fctx.Hijack(func(nc net.Conn) {
+		if g.take() {
+			s.serveSSE(nc, headOnly)
+		}
+	})
 	return nil
 }
 

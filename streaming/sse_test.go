@@ -1,9 +1,13 @@
 package streaming_test
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
 	"github.com/taskbridge/taskbridge-fiber/observe"
+	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
@@ -299,4 +304,101 @@ func TestSSEOnCloseOnce(t *testing.T) {
 			assert.Equal(t, 0, e.hub.OpenStreams())
 		})
 	}
+}
+
+// deadlineFailingConn is a server connection whose deadlines fail once
+// failing is set, as a connection that died under fasthttp would.
+type deadlineFailingConn struct {
+	net.Conn
+	failing atomic.Bool
+}
+
+var errConnGone = errors.New("connection gone")
+
+func (c *deadlineFailingConn) SetDeadline(t time.Time) error {
+	if c.failing.Load() {
+		return errConnGone
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *deadlineFailingConn) SetWriteDeadline(t time.Time) error {
+	if c.failing.Load() {
+		return errConnGone
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+type deadlineFailingListener struct{ net.Listener }
+
+func (l deadlineFailingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineFailingConn{Conn: c}, nil
+}
+
+// TestSSEOnCloseWhenConnectionIsNeverHandedOver: fasthttp hands the
+// connection to ServeSSE's stream only after the handler returned, and not
+// at all when it cannot prepare it (here its deadlines fail, as on a
+// connection that died meanwhile). OnClose must still be called, once, so
+// a host's per-subject stream slot is never leaked.
+func TestSSEOnCloseWhenConnectionIsNeverHandedOver(t *testing.T) {
+	t.Parallel()
+	mem := memstore.NewEventStore(memstore.Options{})
+	_, err := mem.Append(context.Background(), "h1", contracts.Started(""))
+	require.NoError(t, err)
+	hub := streaming.NewHub(mem, streaming.Options{})
+	hub.SetHandoverTimeout(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- hub.Run(ctx) }()
+
+	var calls atomic.Int32
+	closed := make(chan struct{})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/sse/:taskId", func(c *fiber.Ctx) error {
+		c.Context().Conn().(*deadlineFailingConn).failing.Store(true)
+		return hub.ServeSSE(c, streaming.StreamRequest{TaskID: c.Params("taskId"), OnClose: func() {
+			if calls.Add(1) == 1 {
+				close(closed)
+			}
+		}})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = app.Listener(deadlineFailingListener{ln})
+	}()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer scancel()
+		_ = hub.Shutdown(sctx)
+		cancel()
+		<-runDone
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+		_ = ln.Close()
+		<-served
+	})
+
+	conn, err := net.DialTimeout("tcp", ln.Addr().String(), wait)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /sse/h1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(wait)))
+	n, err := conn.Read(make([]byte, 512))
+	assert.Zero(t, n, "nothing is written on a connection fasthttp could not hand over")
+	assert.ErrorIs(t, err, io.EOF)
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		t.Fatal("OnClose was never called")
+	}
+	assert.Equal(t, 0, hub.OpenStreams())
+	require.NoError(t, hub.Shutdown(context.Background()))
+	assert.EqualValues(t, 1, calls.Load(), "OnClose exactly once")
 }
