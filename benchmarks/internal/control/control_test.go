@@ -144,3 +144,21 @@ func TestEmitStopsWithContext(t *testing.T) {
 	assert.Zero(t, res.Appended)
 	assert.Equal(t, context.Canceled.Error(), res.FirstError)
 }
+
+func TestEmitWorkersKeepTaskOrder(t *testing.T) {
+	backend := &memBackend{events: map[string][]contracts.EventDraft{}}
+	s := NewServer(backend)
+	ids, err := backend.CreateTasks(context.Background(), 20)
+	require.NoError(t, err)
+	res := s.Emit(context.Background(), EmitRequest{TaskIDs: ids, EventsPerTask: 25, Workers: 4})
+	require.Zero(t, res.Errors)
+	assert.Equal(t, 500, res.Appended)
+	want := make([]uint64, 25)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	for _, id := range ids {
+		assert.Equal(t, want, seqsOf(t, backend.events[id]), "task %s in order", id)
+		assert.Equal(t, uint64(25), res.LastSeq[id])
+	}
+}

@@ -50,6 +50,9 @@ type EmitRequest struct {
 	TaskIDs       []string `json:"taskIds"`
 	EventsPerTask int      `json:"eventsPerTask"`
 	RatePerTask   float64  `json:"ratePerTask"`
+	// Workers is how many goroutines append concurrently (each task's
+	// events stay in order on one of them). Default: DefaultEmitWorkers.
+	Workers int `json:"workers,omitempty"`
 }
 
 // EmitResult reports an emission. LastSeq is each task's last successfully
