@@ -30,6 +30,14 @@ type Options struct {
 	RedisAddr string
 	// RedisPoolSize bounds the Redis client's connections. Default: go-redis's.
 	RedisPoolSize int
+	// KeyPrefix is the Redis key prefix; processes that share tasks (a
+	// server and a separate emitter) share it. Default: a fresh one.
+	KeyPrefix string
+}
+
+// NewKeyPrefix returns a fresh Redis key prefix for one run.
+func NewKeyPrefix() string {
+	return fmt.Sprintf("tbbench:%d-%s:", os.Getpid(), contracts.NewID()[:8])
 }
 
 // Bundle is an open set of stores. Close releases the Redis client.
@@ -71,7 +79,10 @@ func Open(ctx context.Context, opts Options) (*Bundle, error) {
 			client.Close()
 			return nil, fmt.Errorf("benchstore: redis %s: %w", addr, err)
 		}
-		prefix := fmt.Sprintf("tbbench:%d-%s:", os.Getpid(), contracts.NewID()[:8])
+		prefix := opts.KeyPrefix
+		if prefix == "" {
+			prefix = NewKeyPrefix()
+		}
 		s := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
 		return &Bundle{Kind: Redis, Tasks: s.Tasks, Events: s.Events, Suspensions: s.Suspensions,
 			Receipts: s.Receipts, Redis: client, KeyPrefix: prefix}, nil

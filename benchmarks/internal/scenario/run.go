@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchstore"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/control"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/report"
@@ -227,6 +228,50 @@ func (r *Runner) finish(ctx context.Context, kids children, expected map[string]
 	return total, err
 }
 
+// target is a started server plus the control endpoint that emits to it:
+// the server's own, or on Redis a separate emitter process (a worker in
+// another process, as the stores allow), so that the server's CPU is its
+// streaming work only.
+type target struct {
+	srv  *serverProc
+	emit *control.Client
+	stop func()
+}
+
+func (r *Runner) startTarget(ctx context.Context, spec Spec, name string, extra ...string) (*target, error) {
+	onRedis := r.cfg.Store == "redis" && name != report.TargetRaw
+	var prefix string
+	if onRedis {
+		prefix = benchstore.NewKeyPrefix()
+		extra = append(extra, "-redis-prefix", prefix)
+	}
+	srv, err := startServer(ctx, &r.cfg, name, extra...)
+	if err != nil {
+		return nil, err
+	}
+	stopSrv := func() {
+		if err := srv.stop(); err != nil {
+			r.logf("%s/%s: server stop: %v", spec.Name, name, err)
+		}
+	}
+	t := &target{srv: srv, emit: srv.ctl, stop: stopSrv}
+	if onRedis {
+		em, err := startServer(ctx, &r.cfg, "emitter", "-redis-prefix", prefix)
+		if err != nil {
+			stopSrv()
+			return nil, err
+		}
+		t.emit = em.ctl
+		t.stop = func() {
+			if err := em.stop(); err != nil {
+				r.logf("%s/%s: emitter stop: %v", spec.Name, name, err)
+			}
+			stopSrv()
+		}
+	}
+	return t, nil
+}
+
 func (r *Runner) runStream(ctx context.Context, spec Spec, target string) (report.Run, error) {
 	run := report.Run{Target: target, Store: r.storeOf(target), Subscribers: spec.Subscribers}
 	var extra []string
@@ -237,15 +282,12 @@ func (r *Runner) runStream(ctx context.Context, spec Spec, target string) (repor
 		}
 		extra = append(extra, "-heartbeat", hb.String())
 	}
-	srv, err := startServer(ctx, &r.cfg, target, extra...)
+	tg, err := r.startTarget(ctx, spec, target, extra...)
 	if err != nil {
 		return run, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			r.logf("%s/%s: server stop: %v", spec.Name, target, err)
-		}
-	}()
+	defer tg.stop()
+	srv := tg.srv
 	ids, err := srv.ctl.CreateTasks(ctx, spec.Tasks)
 	if err != nil {
 		return run, err
@@ -298,7 +340,7 @@ func (r *Runner) runStream(ctx context.Context, spec Spec, target string) (repor
 			return run, err
 		}
 		start := time.Now()
-		emit, err := srv.ctl.Emit(ctx, control.EmitRequest{TaskIDs: ids, EventsPerTask: spec.EventsPerTask(), RatePerTask: spec.Rate})
+		emit, err := tg.emit.Emit(ctx, control.EmitRequest{TaskIDs: ids, EventsPerTask: spec.EventsPerTask(), RatePerTask: spec.Rate})
 		if err != nil {
 			return run, err
 		}
@@ -367,20 +409,17 @@ func fillRun(run *report.Run, res *loadclient.Result, spec Spec, ids []string, e
 
 func (r *Runner) runHTTP(ctx context.Context, spec Spec, target string) (report.Run, error) {
 	run := report.Run{Target: target, Store: r.storeOf(target)}
-	srv, err := startServer(ctx, &r.cfg, target)
+	tg, err := r.startTarget(ctx, spec, target)
 	if err != nil {
 		return run, err
 	}
-	defer func() {
-		if err := srv.stop(); err != nil {
-			r.logf("%s/%s: server stop: %v", spec.Name, target, err)
-		}
-	}()
+	defer tg.stop()
+	srv := tg.srv
 	ids, err := srv.ctl.CreateTasks(ctx, spec.PollTasks)
 	if err != nil {
 		return run, err
 	}
-	if _, err := srv.ctl.Emit(ctx, control.EmitRequest{TaskIDs: ids, EventsPerTask: 10}); err != nil {
+	if _, err := tg.emit.Emit(ctx, control.EmitRequest{TaskIDs: ids, EventsPerTask: 10}); err != nil {
 		return run, err
 	}
 	for i, kind := range []string{loadclient.HTTPCreate, loadclient.HTTPPoll, loadclient.HTTPBare} {

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/rawserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/serve"
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
 
 // Kinds of server.
@@ -23,17 +26,26 @@ const (
 	Raw      = "raw"
 	Baseline = "baseline"
 	Bridge   = "bridge"
+	// Emitter appends events to the Redis stores from its own process (a
+	// worker elsewhere); it has no data path.
+	Emitter = "emitter"
 )
 
 // Flags are the options every bench server understands.
 type Flags struct {
-	Kind      string
-	Store     string
-	Listen    string
-	Control   string
-	RedisAddr string
-	RedisPool int
-	Heartbeat time.Duration
+	Kind        string
+	Store       string
+	Listen      string
+	Control     string
+	RedisAddr   string
+	RedisPool   int
+	RedisPrefix string
+	Heartbeat   time.Duration
+}
+
+func (f Flags) stores(ctx context.Context) (*benchstore.Bundle, error) {
+	return benchstore.Open(ctx, benchstore.Options{Kind: f.Store, RedisAddr: f.RedisAddr,
+		RedisPoolSize: f.RedisPool, KeyPrefix: f.RedisPrefix})
 }
 
 // builder makes a server and returns a function that releases what it
@@ -45,14 +57,14 @@ var builders = map[string]builder{
 		return rawserver.New(), func() {}, nil
 	},
 	Baseline: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
-		st, err := benchstore.Open(ctx, benchstore.Options{Kind: f.Store, RedisAddr: f.RedisAddr, RedisPoolSize: f.RedisPool})
+		st, err := f.stores(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		return baseline.New(baseline.Options{Stores: st, TaskType: loadclient.BenchTaskType}), func() { st.Close() }, nil
 	},
 	Bridge: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
-		st, err := benchstore.Open(ctx, benchstore.Options{Kind: f.Store, RedisAddr: f.RedisAddr, RedisPoolSize: f.RedisPool})
+		st, err := f.stores(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -60,6 +72,47 @@ var builders = map[string]builder{
 			Heartbeat: f.Heartbeat, BarePath: loadclient.BarePath})
 		return srv, func() { st.Close() }, nil
 	},
+	Emitter: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
+		if f.Store != benchstore.Redis || f.RedisPrefix == "" {
+			return nil, nil, errors.New("servers: the emitter needs -store redis and the server's -redis-prefix")
+		}
+		st, err := f.stores(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &emitter{events: st.Events, done: make(chan struct{})}, func() { st.Close() }, nil
+	},
+}
+
+// emitter is a control backend that only appends, to stores another
+// process serves.
+type emitter struct {
+	events contracts.EventStore
+	done   chan struct{}
+	once   sync.Once
+}
+
+// CreateTasks implements control.Backend; tasks are created on the server.
+func (e *emitter) CreateTasks(context.Context, int) ([]string, error) {
+	return nil, errors.New("servers: the emitter does not create tasks")
+}
+
+// Append implements control.Backend.
+func (e *emitter) Append(ctx context.Context, taskID string, d contracts.EventDraft) error {
+	_, err := e.events.Append(ctx, taskID, d)
+	return err
+}
+
+// Serve holds the (unused) data listener until Shutdown.
+func (e *emitter) Serve(ln net.Listener) error {
+	<-e.done
+	return ln.Close()
+}
+
+// Shutdown implements serve.Server.
+func (e *emitter) Shutdown(context.Context) error {
+	e.once.Do(func() { close(e.done) })
+	return nil
 }
 
 // Main parses args (kind may be preset by the command) and runs the server
@@ -74,6 +127,7 @@ func Main(kind string, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.Listen, "listen", "127.0.0.1:0", "data address (port 0: any free port)")
 	fs.StringVar(&f.Control, "control", "127.0.0.1:0", "control endpoint address")
 	fs.StringVar(&f.RedisAddr, "redis-addr", "", "redis-server host:port (default $"+benchstore.RedisAddrEnv+")")
+	fs.StringVar(&f.RedisPrefix, "redis-prefix", "", "Redis key prefix (default: a fresh one); a separate emitter shares the server's")
 	fs.IntVar(&f.RedisPool, "redis-pool", 4096, "Redis client pool size (the baseline holds one connection per waiting subscriber)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", 15*time.Second, "bridge: idle heartbeat interval")
 	if err := fs.Parse(args); err != nil {
