@@ -19,12 +19,12 @@ trap 'rm -rf "$tmp"' EXIT
 echo "publish: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 go build -o "$tmp/tbload" ./benchmarks/cmd/tbload
 
-"$tmp/tbload" -out "$out/mem.json" -server-log "$tmp/servers.log" "$@"
+"$tmp/tbload" -out "$out/mem.json" "$@"
 files=("$out/mem.json")
 
 rm -f "$out/redis.json"
 if [ -x scripts/with-redis.sh ]; then
-	scripts/with-redis.sh "$tmp/tbload" -store redis -out "$out/redis.json" -server-log "$tmp/servers.log" "$@" ||
+	scripts/with-redis.sh "$tmp/tbload" -store redis -out "$out/redis.json" "$@" ||
 		echo "publish: the Redis pass failed; publishing the memory results only" >&2
 	if [ -f "$out/redis.json" ]; then
 		files+=("$out/redis.json")

@@ -28,24 +28,39 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	var out bytes.Buffer
-	for i, path := range flag.Args() {
+	var files []*report.File
+	for _, path := range flag.Args() {
 		f, err := report.ReadFile(path)
 		if err != nil {
 			fail(err)
 		}
+		files = append(files, f)
+	}
+	var microData []byte
+	if *micro != "" {
+		var err error
+		if microData, err = os.ReadFile(*micro); err != nil {
+			fail(err)
+		}
+	}
+
+	var out bytes.Buffer
+	checks := report.Checks(files...)
+	checks = append(checks, report.MicroAllocCheck(bytes.NewReader(microData))...)
+	if len(checks) > 0 {
+		out.WriteString("#### Targets of issue 8, checked against the results below\n\n")
+		report.RenderChecks(&out, checks)
+		out.WriteString("\n")
+	}
+	for i, f := range files {
 		if i > 0 {
 			out.WriteString("\n")
 		}
-		fmt.Fprintf(&out, "<!-- from %s -->\n\n", path)
+		fmt.Fprintf(&out, "<!-- from %s -->\n\n", flag.Arg(i))
 		report.RenderMarkdown(&out, f)
 	}
 	if *micro != "" {
-		data, err := os.ReadFile(*micro)
-		if err != nil {
-			fail(err)
-		}
-		fmt.Fprintf(&out, "\n#### Micro benchmarks\n\n<!-- from %s -->\n\n```\n%s\n```\n", *micro, bytes.TrimSpace(data))
+		fmt.Fprintf(&out, "\n#### Micro benchmarks\n\n<!-- from %s -->\n\n```\n%s\n```\n", *micro, bytes.TrimSpace(microData))
 	}
 	if *readme == "" {
 		os.Stdout.Write(out.Bytes())

@@ -80,7 +80,7 @@ func scenarioTable(s *Scenario) table {
 		}
 		t.head = []string{"target", "conns", "RSS/conn KiB", "goroutines/conn", "idle CPU ms/s"}
 		if redis {
-			t.head = append(t.head, "redis conns")
+			t.head = append(t.head, "redis idle CPU ms/s", "redis conns")
 		}
 		t.head = append(t.head, "status")
 		for i := range s.Runs {
@@ -92,7 +92,11 @@ func scenarioTable(s *Scenario) table {
 			row := []string{r.Target, strconv.Itoa(r.Connected), kib(r.RSSPerConn),
 				strconv.FormatFloat(r.GoroutinesPerConn, 'f', 2, 64), idle}
 			if redis {
-				row = append(row, strconv.Itoa(r.RedisClientsAfter))
+				redisIdle := "n/a"
+				if r.IdleWindow > 0 {
+					redisIdle = strconv.FormatFloat(float64(r.IdleRedisCPU)/1e6/time.Duration(r.IdleWindow).Seconds(), 'f', 2, 64)
+				}
+				row = append(row, redisIdle, strconv.Itoa(r.RedisClientsAfter))
 			}
 			t.rows = append(t.rows, append(row, problems(r)))
 		}

@@ -127,7 +127,10 @@ type Run struct {
 	RSSPerConn        float64  `json:"rssPerConn"`
 	GoroutinesPerConn float64  `json:"goroutinesPerConn"`
 	IdleWindow        Duration `json:"idleWindow,omitempty"`
-	IdleCPU           Duration `json:"idleCpu,omitempty"`
+	// IdleCPU is the server's CPU over IdleWindow; IdleRedisCPU
+	// redis-server's over the same window.
+	IdleCPU      Duration `json:"idleCpu,omitempty"`
+	IdleRedisCPU Duration `json:"idleRedisCpu,omitempty"`
 
 	RedisClientsBefore int `json:"redisClientsBefore,omitempty"`
 	RedisClientsAfter  int `json:"redisClientsAfter,omitempty"`

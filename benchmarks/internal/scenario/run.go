@@ -327,7 +327,8 @@ func (r *Runner) runStream(ctx context.Context, spec Spec, target string) (repor
 			return run, err
 		}
 		run.IdleWindow = report.Duration(r.cfg.IdleWindow)
-		run.IdleCPU = report.Duration(end.stats.CPU - after.stats.CPU + end.redisCPU - after.redisCPU)
+		run.IdleCPU = report.Duration(end.stats.CPU - after.stats.CPU)
+		run.IdleRedisCPU = report.Duration(end.redisCPU - after.redisCPU)
 		if connected > 0 {
 			run.RSSPerConn = float64(int64(after.stats.RSS)-int64(before.stats.RSS)) / float64(connected)
 			run.GoroutinesPerConn = float64(after.stats.Goroutines-before.stats.Goroutines) / float64(connected)
