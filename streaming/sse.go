@@ -90,7 +90,7 @@ func (h *Hub) ServeSSE(c *fiber.Ctx, req StreamRequest) error {
 	// stream joins a task no live stream follows (see Hub.join).
 	s.initial, s.initialLimit, s.initialUnseen = page, limit, true
 	s.chunked = http11 && !headOnly
-	s.lead = sseHead(fctx, http11, s.chunked)
+	s.lead = sseHead(fctx, s.chunked)
 	if n := h.cfg.preamble; n > 0 && !headOnly {
 		s.prefix = append(append(append(make([]byte, 0, n+3), ':'), bytes.Repeat([]byte{' '}, n)...), '\n', '\n')
 	}
@@ -120,17 +120,16 @@ var sseSkip = map[string]bool{
 
 // sseHead renders the response head: the SSE headers plus the headers host
 // middleware already set on the response.
-func sseHead(fctx *fasthttp.RequestCtx, http11, chunked bool) []byte {
+func sseHead(fctx *fasthttp.RequestCtx, chunked bool) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, "HTTP/1.1 200 OK\r\n"+
 		"Content-Type: text/event-stream\r\n"+
 		"Cache-Control: no-cache, no-transform\r\n"+
 		"X-Accel-Buffering: no\r\n"...)
-	if http11 {
-		b = append(b, "Connection: keep-alive\r\n"...)
-	} else {
-		b = append(b, "Connection: close\r\n"...)
-	}
+	// The hub closes the connection when the stream ends, so it must not
+	// go back into a client's keep-alive pool: a pooled one would fail the
+	// client's next request (a POST is not retried) once the close lands.
+	b = append(b, "Connection: close\r\n"...)
 	if chunked {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}

@@ -39,7 +39,9 @@ func TestSSEReplayLiveAndTerminalEnd(t *testing.T) {
 			assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
 			assert.Equal(t, "no-cache, no-transform", s.resp.Header.Get("Cache-Control"))
 			assert.Equal(t, "no", s.resp.Header.Get("X-Accel-Buffering"))
-			assert.Equal(t, "keep-alive", s.resp.Header.Get("Connection"))
+			// The stream's end closes the connection: clients must not pool
+			// it (Go's client reads "Connection: close" into resp.Close).
+			assert.True(t, s.resp.Close)
 			assert.Equal(t, []string{"chunked"}, s.resp.TransferEncoding)
 
 			var got []contracts.TaskEvent
