@@ -4,6 +4,9 @@
 #                     throw-away redis-server for the Redis tests)
 #   make bench        micro benchmarks (go test -bench) with allocation counts
 #   make test-browser the quickstart's demo page in headless Chromium
+#   make bench-smoke  every load scenario at small N against the bridge, the
+#                     baseline and the raw server, on memory and Redis; fails
+#                     on any error, gap or duplicate (about a minute)
 
 GO       ?= go
 # ./... skips directories starting with "_", so examples are named one by one.
@@ -11,7 +14,7 @@ EXAMPLES := $(wildcard _examples/*/)
 EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
 
-.PHONY: test vet fmt-check bench test-browser
+.PHONY: test vet fmt-check bench bench-smoke test-browser
 
 test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
@@ -25,6 +28,9 @@ fmt-check:
 
 bench:
 	$(WITH_REDIS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-smoke:
+	$(WITH_REDIS) $(GO) run ./benchmarks/cmd/tbload -smoke -q
 
 test-browser:
 	scripts/test-browser.sh
