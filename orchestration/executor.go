@@ -329,6 +329,31 @@ func (e *Executor) Ready(ctx context.Context) error {
 	return nil
 }
 
+// RunningTasks returns the ids of the tasks this executor holds whose
+// handler has not returned yet: queued tasks and tasks whose handler is
+// running, in no particular order. A task whose handler has returned and
+// whose terminal event is being written is not listed. It is a snapshot,
+// safe for concurrent use; a cross-instance cancel relay
+// (redisstore.CancelRelay) sweeps these tasks after it resubscribes.
+func (e *Executor) RunningTasks() []string {
+	e.mu.Lock()
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	ids := make([]string, 0, len(runs))
+	for _, r := range runs {
+		r.mu.Lock()
+		live := r.state == runQueued || r.state == runRunning
+		r.mu.Unlock()
+		if live {
+			ids = append(ids, r.task.TaskID)
+		}
+	}
+	return ids
+}
+
 // Cancel implements contracts.Executor. A queued task ends CANCELLED at once
 // without running; a running task's context is cancelled and it ends
 // CANCELLED when its handler returns, whatever the handler returns
