@@ -12,7 +12,10 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
 
-var _ contracts.EventStore = (*EventStore)(nil)
+var (
+	_ contracts.EventStore  = (*EventStore)(nil)
+	_ contracts.BatchReader = (*EventStore)(nil)
+)
 
 // errNilListener is returned by Listen for a nil callback.
 var errNilListener = errors.New("taskbridge: memstore: Listen needs a callback")
@@ -174,6 +177,16 @@ func (s *EventStore) Read(_ context.Context, taskID string, after contracts.Even
 	}
 	st.mu.RUnlock()
 	return page, nil
+}
+
+// ReadBatch implements contracts.BatchReader with one Read per request (a
+// memory read has no round trip to save), so its results are Read's by
+// construction. Read never fails, so errs is all nil.
+func (s *EventStore) ReadBatch(ctx context.Context, reqs []contracts.ReadRequest, pages []contracts.EventPage, errs []error) {
+	pages, errs = pages[:len(reqs)], errs[:len(reqs)]
+	for i, r := range reqs {
+		pages[i], errs[i] = s.Read(ctx, r.TaskID, r.After, r.Limit)
+	}
 }
 
 // Listen calls fn for every append until ctx ends, then returns ctx.Err().

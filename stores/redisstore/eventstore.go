@@ -107,17 +107,28 @@ func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.Ev
 	if taskID == "" {
 		return contracts.EventPage{}, nil // Append never stores one
 	}
-	start := "-"
-	if !after.IsZero() {
-		var buf [48]byte
-		b := append(buf[:0], '(')
-		start = string(after.AppendText(b))
-	}
+	var buf [48]byte
 	raw, err := readScript.Run(ctx, s.client,
-		[]string{s.keys.events(taskID), s.keys.meta(taskID)}, start, max(limit, 0)).Slice()
+		[]string{s.keys.events(taskID), s.keys.meta(taskID)}, readStart(buf[:0], after), max(limit, 0)).Slice()
 	if err != nil {
 		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: %w", taskID, err)
 	}
+	return decodePage(taskID, after, raw)
+}
+
+// readStart returns the XRANGE start of a read after after: "-" for the
+// zero cursor, else the exclusive "(<id>". buf is scratch space.
+func readStart(buf []byte, after contracts.EventID) string {
+	if after.IsZero() {
+		return "-"
+	}
+	return string(after.AppendText(append(buf, '(')))
+}
+
+// decodePage turns readScript's reply for a read of taskID after after
+// into the page Read returns; on any malformed part it returns an error
+// and no page.
+func decodePage(taskID string, after contracts.EventID, raw []any) (contracts.EventPage, error) {
 	if len(raw) < 2 || (len(raw)-2)%4 != 0 {
 		return contracts.EventPage{}, fmt.Errorf("redisstore: read %q: unexpected reply of %d items", taskID, len(raw))
 	}

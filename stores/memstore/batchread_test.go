@@ -1,0 +1,17 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
+	"github.com/taskbridge/taskbridge-fiber/stores/storetest"
+)
+
+// TestReadBatchRetention runs the conformance suite's ReadBatch checks
+// against a capped store (TestConformance covers the uncapped ones).
+func TestReadBatchRetention(t *testing.T) {
+	storetest.RunBatchReaderRetention(t, func(_ *testing.T, maxEvents int) contracts.EventStore {
+		return memstore.NewEventStore(memstore.Options{MaxEventsPerTask: maxEvents})
+	})
+}
