@@ -17,6 +17,17 @@
 //     changes in Lua, TTL retention like the memory store's.
 //   - Probe: a PING with a timeout for readiness.
 //
+// CancelRelay carries cancel requests across instances: an in-process
+// executor stops only the handlers it runs, but a cancel request may reach
+// any instance. The relay wraps the local executor and goes wherever the
+// executor goes; Cancel also PUBLISHes the task id on KeyPrefix+"cancel",
+// every relay cancels the task locally when its record says so, and after
+// every (re)subscription it sweeps the tasks its executor runs:
+//
+//	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{Registry: stores.Tasks, Events: stores.Events})
+//	relay := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
+//	cfg.Executor = relay // fiberbridge.Config; relay.Close(ctx) at shutdown closes both
+//
 // Every key carries a Redis Cluster hash tag so that each script touches
 // one slot; README.md documents the key layout, the options and the
 // guarantees. The host owns the redis.UniversalClient and should set
