@@ -21,8 +21,9 @@
 // records, suspensions and action receipts live in Redis. A handler
 // suspended on one instance resumes when an action is accepted on any
 // instance (it wakes on the shared change feed), and a cancel request made
-// on any instance reaches the instance running the task (cancel.go). GET
-// /ready answers 503 while Redis does not answer PING within a second.
+// on any instance reaches the instance running the task
+// (redisstore.CancelRelay). GET /ready answers 503 while Redis does not
+// answer PING within a second.
 // SIGINT or SIGTERM shuts down gracefully: streams end (WebSocket close
 // 1001) so clients reconnect to another instance with their cursor, then
 // the tasks still running here end TASK_FAILED with the retryable code

@@ -359,8 +359,9 @@ func TestParseOptions(t *testing.T) {
 }
 
 // TestRelaySweepCancelsMissedRequests: a cancel request whose notice an
-// instance missed (its subscription was down) is applied by the sweep that
-// follows every (re)subscription.
+// instance missed (its subscription was down) is applied by a sweep, which
+// the relay runs after every (re)subscription (redisstore's tests cover the
+// reconnect itself).
 func TestRelaySweepCancelsMissedRequests(t *testing.T) {
 	addr := redisAddr(t)
 	a := startInstance(t, addr, uniquePrefix(t, addr))
@@ -372,7 +373,7 @@ func TestRelaySweepCancelsMissedRequests(t *testing.T) {
 	// been sent while the relay was reconnecting.
 	_, err := a.srv.stores.Tasks.RequestCancellation(ctx, created.TaskID, "missed")
 	require.NoError(t, err)
-	a.srv.exec.sweep(ctx)
+	require.NoError(t, a.srv.relay.Sweep(ctx))
 	evs := a.pollUntil("alice", created.TaskID, contracts.EventCancelled)
 	assert.Equal(t, "missed", payload[contracts.CancelledPayload](t, evs[len(evs)-1]).Reason)
 }

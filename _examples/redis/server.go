@@ -116,12 +116,12 @@ func redisOptions(addr string) (*redis.Options, error) {
 }
 
 // server is one instance: the Redis client and stores, the in-process
-// executor with the demo task types (behind the cancel relay), and the
-// bridge on a Fiber app.
+// executor with the demo task types behind the cancel relay (which owns
+// it), and the bridge on a Fiber app.
 type server struct {
 	client *redis.Client
 	stores *redisstore.Stores
-	exec   *relayExecutor
+	relay  *redisstore.CancelRelay
 	bridge *fiberbridge.Bridge
 	app    *fiber.App
 	log    *zap.Logger
@@ -144,17 +144,21 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 	}
 
 	olog := observe.NewLogger(log)
-	stores := redisstore.New(client, redisstore.Options{KeyPrefix: opts.prefix, Logger: olog})
-	exec := newRelayExecutor(client, opts.prefix+"cancel", stores.Tasks, orchestration.ExecutorOptions{
+	sopts := redisstore.Options{KeyPrefix: opts.prefix, Logger: olog}
+	stores := redisstore.New(client, sopts)
+	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
 		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
 		Logger: olog,
 	})
 	demo.Register(exec)
+	// The executor cancels only the tasks it runs; the relay carries a
+	// cancel request made on any instance to the one running the task.
+	relay := redisstore.NewCancelRelay(client, sopts, stores.Tasks, exec)
 	bridge := fiberbridge.New(fiberbridge.Config{
 		Stores: fiberbridge.Stores{
 			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
 		},
-		Executor:           exec,
+		Executor:           relay,
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
@@ -168,7 +172,7 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 	})
 	bridge.Register(app)
 	web.Register(app) // the demo page at /: open it on two instances
-	return &server{client: client, stores: stores, exec: exec, bridge: bridge, app: app, log: log}, nil
+	return &server{client: client, stores: stores, relay: relay, bridge: bridge, app: app, log: log}, nil
 }
 
 // serve serves on ln until shutdown.
@@ -179,13 +183,13 @@ func (s *server) serve(ln net.Listener) error {
 }
 
 // shutdown ends streams and long-polls (bridge), then the server, then the
-// executor's running tasks and the cancel relay, and closes the Redis
-// client last, once nothing uses it.
+// cancel relay and the executor's running tasks (the relay closes the
+// executor), and closes the Redis client last, once nothing uses it.
 func (s *server) shutdown(ctx context.Context) error {
 	err := errors.Join(
 		s.bridge.Shutdown(ctx),
 		s.app.ShutdownWithContext(ctx),
-		s.exec.Close(ctx),
+		s.relay.Close(ctx),
 	)
 	return errors.Join(err, s.client.Close())
 }
