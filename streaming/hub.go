@@ -24,6 +24,7 @@ var ErrHubClosed = errors.New("taskbridge: streaming hub is closed")
 // for concurrent use.
 type Hub struct {
 	events contracts.EventStore
+	batch  contracts.BatchReader // events, when it reads batches and batching is on
 	cfg    config
 	tags   [3][]observe.Tag // transport tags, by sseIndex and wsIndex
 
@@ -78,6 +79,9 @@ func NewHub(events contracts.EventStore, opts Options) *Hub {
 		cancel: cancel,
 		tasks:  make(map[string]*taskState),
 		conns:  make(map[*session]struct{}),
+	}
+	if br, ok := events.(contracts.BatchReader); ok && h.cfg.readBatch > 1 {
+		h.batch = br
 	}
 	h.handover = handoverTimeout
 	h.tags[sseIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportSSE)}}
@@ -571,8 +575,13 @@ func (h *Hub) join(s *session, lastReadEmpty, unseen bool) bool {
 	return true
 }
 
-// work runs fan-out passes for queued tasks until ctx ends.
+// work runs fan-out passes for queued tasks until ctx ends: one task at a
+// time, or batches of tasks when the store reads batches.
 func (h *Hub) work(ctx context.Context) {
+	if h.batch != nil {
+		h.workBatches(ctx)
+		return
+	}
 	var starts []*session
 	for {
 		t := h.queue.pop()
@@ -594,60 +603,87 @@ func (h *Hub) work(ctx context.Context) {
 // other pass starts meanwhile) until Options.StoreRetryBudget is spent.
 func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*session {
 	for {
-		t.mu.Lock()
-		if t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
-			t.running = false
-			t.fail = backoff{}
-			t.mu.Unlock()
+		rd, ok := t.nextRead()
+		if !ok {
 			return starts
 		}
-		t.more = false
-		after := t.pos
-		sse, ws := t.nSSE > 0, t.nWS > 0
-		t.mu.Unlock()
-
 		h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsFanout...)
-		page, err := h.events.Read(ctx, t.id, after, h.cfg.liveBatch)
-		if err != nil {
-			h.fanoutFailed(ctx, t, err)
+		page, err := h.events.Read(ctx, t.id, rd.after, h.cfg.liveBatch)
+		if ok, starts = h.readDone(ctx, t, rd, page, err, starts); !ok {
 			return starts
 		}
-		t.mu.Lock()
-		failures := t.fail.attempts
-		t.fail = backoff{}
-		t.mu.Unlock()
-		if failures > 0 {
-			h.cfg.log.Info("store reads recovered", observe.Entry{
-				TaskID: t.id, Transport: observe.TransportInternal, Outcome: reasonFanout,
-				Details: map[string]any{"failedReads": failures},
-			})
-		}
-		if len(page.Events) == 0 {
-			t.mu.Lock()
-			if t.pos == after && !t.more {
-				// Announced events are gone (expired or trimmed): forget them.
-				t.noticed = after
-			}
-			t.mu.Unlock()
-			continue
-		}
-		b := newBatch(page.Events)
-		b.encode(sse, ws)
-
-		t.mu.Lock()
-		if t.pos != after {
-			// A joining subscriber rewound the position while we read.
-			t.mu.Unlock()
-			continue
-		}
-		t.pos = b.last
-		if len(page.Events) >= h.cfg.liveBatch {
-			t.more = true
-		}
-		starts = t.offerLocked(b, starts)
-		t.mu.Unlock()
-		starts = startWriters(starts)
 	}
+}
+
+// fanoutRead is one read of a task's pass, as nextRead started it.
+type fanoutRead struct {
+	after   contracts.EventID // the position read after
+	noticed contracts.EventID // the highest announced id when the read began
+	sse, ws bool              // transports of the task's subscribers then
+}
+
+// nextRead starts the next read of t's pass, or reports false when the
+// pass is over (nothing new, or no live subscriber left), in which case t
+// is no longer marked running.
+func (t *taskState) nextRead() (fanoutRead, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
+		t.running = false
+		t.fail = backoff{}
+		return fanoutRead{}, false
+	}
+	t.more = false
+	return fanoutRead{after: t.pos, noticed: t.noticed, sse: t.nSSE > 0, ws: t.nWS > 0}, true
+}
+
+// readDone completes the read rd of t's pass: it offers the page's events
+// to t's live subscribers and moves t's position, or, after a failed read,
+// arranges its retry. It reports whether the pass goes on (call nextRead
+// again); false after a failure.
+func (h *Hub) readDone(ctx context.Context, t *taskState, rd fanoutRead,
+	page contracts.EventPage, err error, starts []*session) (bool, []*session) {
+	if err != nil {
+		h.fanoutFailed(ctx, t, err)
+		return false, starts
+	}
+	t.mu.Lock()
+	failures := t.fail.attempts
+	t.fail = backoff{}
+	t.mu.Unlock()
+	if failures > 0 {
+		h.cfg.log.Info("store reads recovered", observe.Entry{
+			TaskID: t.id, Transport: observe.TransportInternal, Outcome: reasonFanout,
+			Details: map[string]any{"failedReads": failures},
+		})
+	}
+	if len(page.Events) == 0 {
+		t.mu.Lock()
+		if t.pos == rd.after && !t.more && t.noticed == rd.noticed {
+			// Announced events are gone (expired or trimmed): forget them.
+			// A notice that came in during the read is kept: the read may
+			// have been made before that append, so the next one reads it.
+			t.noticed = rd.after
+		}
+		t.mu.Unlock()
+		return true, starts
+	}
+	b := newBatch(page.Events)
+	b.encode(rd.sse, rd.ws)
+
+	t.mu.Lock()
+	if t.pos != rd.after {
+		// A joining subscriber rewound the position while we read.
+		t.mu.Unlock()
+		return true, starts
+	}
+	t.pos = b.last
+	if len(page.Events) >= h.cfg.liveBatch {
+		t.more = true
+	}
+	starts = t.offerLocked(b, starts)
+	t.mu.Unlock()
+	return true, startWriters(starts)
 }
 
 // offerLocked hands b (encoded for every transport present) to each live
