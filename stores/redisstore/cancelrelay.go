@@ -14,13 +14,9 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
-// Timings of the cancel relay.
-const (
-	relayMinBackoff = 50 * time.Millisecond
-	relayMaxBackoff = 2 * time.Second
-	// relayCallTimeout bounds one check: a registry read and a local cancel.
-	relayCallTimeout = 5 * time.Second
-)
+// relayCallTimeout bounds one check of the cancel relay: a registry read
+// and a local cancel.
+const relayCallTimeout = 5 * time.Second
 
 // ErrCancelRelayClosed is what CancelRelay.Ready reports after Close when
 // the local executor has no readiness of its own.
@@ -139,11 +135,6 @@ func NewCancelRelay(client redis.UniversalClient, opts Options, tasks contracts.
 	return r
 }
 
-// cancelChannel is the cancel relay's channel: "<prefix>cancel". Like the
-// change feed's channel it carries no hash tag; PUBLISH reaches the
-// subscribers on every node of a cluster.
-func (k keys) cancelChannel() string { return k.prefix + "cancel" }
-
 // Channel returns the name of the channel the relay publishes on and
 // subscribes to.
 func (r *CancelRelay) Channel() string { return r.channel }
@@ -259,92 +250,30 @@ func (r *CancelRelay) Sweep(ctx context.Context) error {
 	return nil
 }
 
-// run keeps the subscription open until ctx ends, reconnecting with
-// backoff. It gives up only when the client is closed, recording why.
+// run keeps the subscription open until ctx ends. Once it is confirmed it
+// sweeps (notices may have been published while unsubscribed); a failed
+// sweep, or a failed check of a notice about a task the local executor
+// holds, reopens the subscription so that the next one sweeps again. It
+// gives up only when the client is closed, recording why.
 func (r *CancelRelay) run(ctx context.Context) {
 	defer close(r.done)
-	backoff := relayMinBackoff
-	for {
-		swept, err := r.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, redis.ErrClosed) {
-			r.mu.Lock()
-			r.err = fmt.Errorf("redisstore: cancel relay stopped: the Redis client is closed: %w", err)
-			r.mu.Unlock()
-			r.log.Error("redisstore: cancel relay stopped: the Redis client is closed", observe.Entry{
-				Transport: observe.TransportInternal, Outcome: "failed", Err: err,
-				Details: map[string]any{"channel": r.channel}})
-			return
-		}
-		if swept {
-			backoff = relayMinBackoff
-		}
-		r.log.Warn("redisstore: cancel relay subscription lost; reconnecting", observe.Entry{
-			Transport: observe.TransportInternal, Outcome: "reconnect", Err: err,
-			Details: map[string]any{"channel": r.channel, "backoff": backoff.String()}})
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, relayMaxBackoff)
+	sub := subscription{
+		client: r.client, channel: r.channel, ping: r.ping, log: r.log, name: "cancel relay",
+		subscribed: func(ctx context.Context) error {
+			if err := r.Sweep(ctx); err != nil {
+				return fmt.Errorf("redisstore: cancel relay: sweep: %w", err)
+			}
+			return nil
+		},
+		message: r.notice,
 	}
-}
-
-// session runs one subscription until it fails or ctx ends. Once the
-// subscription is confirmed it sweeps, and it reports whether that sweep
-// succeeded (which resets the backoff). A failed sweep, or a failed check
-// of a notice about a task the local executor holds, ends the session, so
-// that the next one sweeps again. A silent connection is pinged after
-// r.ping; no reply within r.ping more ends the session.
-func (r *CancelRelay) session(ctx context.Context) (swept bool, err error) {
-	ps := r.client.Subscribe(ctx, r.channel)
-	unwatch := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer func() {
-		unwatch()
-		_ = ps.Close()
-	}()
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, r.ping)
-		if err != nil {
-			if ctx.Err() != nil {
-				return swept, ctx.Err()
-			}
-			if !isTimeout(err) {
-				return swept, err
-			}
-			if pinged {
-				return swept, errors.New("redisstore: cancel relay: no reply to ping")
-			}
-			pingCtx, cancel := context.WithTimeout(ctx, r.ping)
-			err = ps.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				return swept, err
-			}
-			pinged = true
-			continue
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == r.channel {
-				// Notices may have been published while unsubscribed.
-				if err := r.Sweep(ctx); err != nil {
-					return swept, fmt.Errorf("redisstore: cancel relay: sweep: %w", err)
-				}
-				swept = true
-			}
-		case *redis.Message:
-			if err := r.notice(ctx, m.Payload); err != nil {
-				return swept, err
-			}
-		}
+	if err := sub.run(ctx); err != nil {
+		r.mu.Lock()
+		r.err = fmt.Errorf("redisstore: cancel relay stopped: the Redis client is closed: %w", err)
+		r.mu.Unlock()
+		r.log.Error("redisstore: cancel relay stopped: the Redis client is closed", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+			Details: map[string]any{"channel": r.channel}})
 	}
 }
 

@@ -2,9 +2,7 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -13,12 +11,6 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
-)
-
-// Reconnect backoff of the change feed.
-const (
-	feedMinBackoff = 50 * time.Millisecond
-	feedMaxBackoff = 2 * time.Second
 )
 
 // feed is the change feed of one EventStore: one goroutine holding one
@@ -106,93 +98,29 @@ func (f *feed) listen(ctx context.Context, fn func(contracts.Change)) error {
 	return err
 }
 
-// run keeps a subscription open until ctx ends, reconnecting with backoff.
-// It gives up only when the client is closed: then it records the error
-// and closes failed, which ends every Listen of this generation.
+// run keeps the subscription open until ctx ends. It gives up only when
+// the client is closed: then it records the error and closes failed, which
+// ends every Listen of this generation.
 func (f *feed) run(ctx context.Context, gen uint64, done, failed chan struct{}) {
 	defer close(done)
-	backoff := feedMinBackoff
-	for {
-		confirmed, err := f.session(ctx, gen)
-		f.lost(gen)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, redis.ErrClosed) {
-			f.mu.Lock()
-			f.err = fmt.Errorf("redisstore: change feed: the Redis client is closed: %w", err)
-			f.mu.Unlock()
-			close(failed)
-			return
-		}
-		if confirmed {
-			backoff = feedMinBackoff
-		}
-		f.log.Warn("redisstore: change feed subscription lost; reconnecting", observe.Entry{
-			Transport: observe.TransportInternal,
-			Outcome:   "reconnect",
-			Details:   map[string]any{"channel": f.channel, "backoff": backoff.String()},
-			Err:       err,
-		})
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(backoff*2, feedMaxBackoff)
+	sub := subscription{
+		client: f.client, channel: f.channel, ping: f.ping, log: f.log, name: "change feed",
+		subscribed: func(context.Context) error {
+			f.confirm(gen)
+			return nil
+		},
+		message: func(_ context.Context, payload string) error {
+			f.dispatch(gen, payload)
+			return nil
+		},
+		lost: func() { f.lost(gen) },
 	}
-}
-
-// session runs one subscription until it fails or ctx ends. It reports
-// whether the subscription was confirmed. A silent connection is pinged
-// after f.ping; no reply within f.ping more ends the session.
-func (f *feed) session(ctx context.Context, gen uint64) (confirmed bool, err error) {
-	ps := f.client.Subscribe(ctx, f.channel)
-	unwatch := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer func() {
-		unwatch()
-		_ = ps.Close()
-	}()
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, f.ping)
-		if err != nil {
-			if ctx.Err() != nil {
-				return confirmed, ctx.Err()
-			}
-			if !isTimeout(err) {
-				return confirmed, err
-			}
-			if pinged {
-				return confirmed, errors.New("redisstore: change feed: no reply to ping")
-			}
-			pingCtx, cancel := context.WithTimeout(ctx, f.ping)
-			err = ps.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				return confirmed, err
-			}
-			pinged = true
-			continue
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == f.channel {
-				confirmed = true
-				f.confirm(gen)
-			}
-		case *redis.Message:
-			f.dispatch(gen, m.Payload)
-		}
+	if err := sub.run(ctx); err != nil {
+		f.mu.Lock()
+		f.err = fmt.Errorf("redisstore: change feed: the Redis client is closed: %w", err)
+		f.mu.Unlock()
+		close(failed)
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // confirm marks the subscription live and sends Resync to every listener

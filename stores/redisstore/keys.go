@@ -46,6 +46,11 @@ func tag(taskID string) string {
 }
 func (k keys) channel() string { return k.prefix + "changes" }
 
+// cancelChannel is the cancel relay's channel: "<prefix>cancel". Like the
+// change feed's channel it carries no hash tag; PUBLISH reaches the
+// subscribers on every node of a cluster.
+func (k keys) cancelChannel() string { return k.prefix + "cancel" }
+
 func (k keys) idem(ownerID, clientRequestID string) string {
 	return k.prefix + "idem:" + strconv.Itoa(len(ownerID)) + ":" + ownerID + ":" + clientRequestID
 }
