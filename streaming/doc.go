@@ -25,8 +25,12 @@
 // format (SSE `id:`/`data:` bytes and a complete WebSocket text frame, both
 // from contracts.TaskEvent.AppendJSON) and offers the same immutable batch
 // to every live subscriber. Notices for events a pass already read cost
-// nothing; a feed Resync re-reads every watched task. Handing a batch to a
-// subscriber is a pointer in a fixed ring: no allocation per subscriber.
+// nothing; a feed Resync re-reads every watched task. When the store
+// implements contracts.BatchReader, a worker takes up to FanoutReadBatch
+// queued tasks and reads them all with one ReadBatch (on Redis one round
+// trip), so thousands of busy tasks cost a few dozen round trips a second.
+// Handing a batch to a subscriber is a pointer in a fixed ring: no
+// allocation per subscriber.
 //
 // # Subscribers and catch-up
 //
