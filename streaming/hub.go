@@ -48,6 +48,7 @@ type Hub struct {
 
 	queue    runQueue
 	wheel    *wheel
+	writers  *writers      // goroutines that run the sessions' drains
 	retries  retrySet      // pending retries of failed store reads
 	handover time.Duration // see handoverTimeout
 }
@@ -88,6 +89,7 @@ func NewHub(events contracts.EventStore, opts Options) *Hub {
 	h.tags[wsIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportWS)}}
 	h.queue.kick = make(chan struct{}, 1)
 	h.wheel = newWheel(h.cfg)
+	h.writers = newWriters()
 	return h
 }
 
@@ -169,6 +171,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.poller = nil
 	h.mu.Unlock()
 	stop()
+	h.writers.close()
 	h.retries.stop()
 	if p != nil {
 		p.stop()
@@ -703,7 +706,7 @@ func (t *taskState) offerLocked(b *batch, starts []*session) []*session {
 // returns the emptied slice for reuse.
 func startWriters(starts []*session) []*session {
 	for i, s := range starts {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 		starts[i] = nil
 	}
 	return starts[:0]

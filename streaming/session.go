@@ -190,7 +190,7 @@ func (s *session) start() {
 	s.mu.Unlock()
 	s.hub.wheel.add(s, now)
 	if run {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 	}
 }
 
@@ -255,7 +255,7 @@ func (s *session) requestEnd(code int, reason string, drop bool) {
 	}
 	s.mu.Unlock()
 	if run {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 	}
 }
 
@@ -267,7 +267,7 @@ func (s *session) queuePong(payload []byte) {
 	run := s.kickLocked()
 	s.mu.Unlock()
 	if run {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 	}
 }
 
@@ -511,7 +511,7 @@ func (s *session) retryNow() {
 	run := s.kickLocked()
 	s.mu.Unlock()
 	if run {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 	}
 }
 
@@ -747,7 +747,7 @@ func (s *session) visit(now time.Time) (time.Time, bool) {
 	run := s.ctl != 0 && s.kickLocked()
 	s.mu.Unlock()
 	if run {
-		go s.runFn()
+		s.hub.writers.start(s.runFn)
 	}
 	if next == 1<<63-1 {
 		return time.Time{}, false
