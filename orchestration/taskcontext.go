@@ -138,7 +138,7 @@ func (tc *TaskContext) Suspend(ctx context.Context, spec SuspendSpec) (AcceptedA
 	store := context.WithoutCancel(ctx)
 	for {
 		changed, release := e.waiter.Watch(taskID)
-		act, done, err := tc.check(store, taskID, suspendID)
+		act, done, err := tc.check(store, taskID, suspendID, ev.EventID)
 		if done || err != nil {
 			release()
 			if err == nil {
@@ -170,11 +170,15 @@ func (tc *TaskContext) Suspend(ctx context.Context, spec SuspendSpec) (AcceptedA
 	}
 }
 
-// check reads the suspension: done with the action once it is RESOLVED and
-// its receipt is saved; an error when it expired or was cancelled; not done
-// while it is OPEN (it is expired here when its deadline passed by the
-// clock) or its winner's receipt is not saved yet.
-func (tc *TaskContext) check(ctx context.Context, taskID, suspendID string) (AcceptedAction, bool, error) {
+// check reads the suspension: done with the action once it is RESOLVED,
+// its receipt is saved and its TASK_ACTION_ACCEPTED is in the task's log
+// after suspended (the suspension's own event); an error when it expired
+// or was cancelled; not done while it is OPEN (it is expired here when its
+// deadline passed by the clock) or the winner has not finished accepting.
+// Resuming before the accept event is written would let the handler end
+// the task first, and the accept, refused on a terminal task, would never
+// reach the log.
+func (tc *TaskContext) check(ctx context.Context, taskID, suspendID string, suspended contracts.EventID) (AcceptedAction, bool, error) {
 	e := tc.e
 	cur, err := e.suspensions.Get(ctx, taskID, suspendID)
 	if err != nil {
@@ -191,6 +195,12 @@ func (tc *TaskContext) check(ctx context.Context, taskID, suspendID string) (Acc
 		if err != nil {
 			return AcceptedAction{}, false, bridgeerr.From(err)
 		}
+		logged, err := tc.acceptLogged(ctx, taskID, suspendID, suspended)
+		if err != nil || !logged {
+			// The winner appends TASK_ACTION_ACCEPTED next (or
+			// reconciliation does after a failed append), which wakes us.
+			return AcceptedAction{}, false, err
+		}
 		return AcceptedAction{SuspendID: suspendID, ClientActionID: rc.ClientActionID, ActionType: rc.ActionType,
 			Payload: rc.Payload, ActorID: rc.ActorID}, true, nil
 	case contracts.SuspensionExpired:
@@ -202,6 +212,39 @@ func (tc *TaskContext) check(ctx context.Context, taskID, suspendID string) (Acc
 		return AcceptedAction{}, false, ErrSuspensionExpired
 	}
 	return AcceptedAction{}, false, nil
+}
+
+// acceptLogged reports whether TASK_ACTION_ACCEPTED for suspendID is in
+// the task's log after the event suspended. When the store has trimmed
+// events after suspended it cannot tell, and reports true rather than
+// holding the handler forever.
+func (tc *TaskContext) acceptLogged(ctx context.Context, taskID, suspendID string, suspended contracts.EventID) (bool, error) {
+	const page = 100
+	after := suspended
+	for {
+		p, err := tc.e.events.Read(ctx, taskID, after, page)
+		if err != nil {
+			return false, bridgeerr.From(err)
+		}
+		for i := range p.Events {
+			ev := &p.Events[i]
+			if ev.Type != contracts.EventActionAccepted {
+				continue
+			}
+			if pl, err := contracts.DecodePayload(ev); err == nil {
+				if a, ok := pl.(contracts.ActionAcceptedPayload); ok && a.SuspendID == suspendID {
+					return true, nil
+				}
+			}
+		}
+		if p.RetentionGap {
+			return true, nil
+		}
+		if len(p.Events) < page {
+			return false, nil
+		}
+		after = p.Events[len(p.Events)-1].EventID
+	}
 }
 
 // resolve moves the OPEN suspension to status and reports whether it won.
