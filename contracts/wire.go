@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -69,11 +70,28 @@ type SubscriptionConfirmed struct {
 	RetentionGap              bool      `json:"retentionGap,omitempty"`
 }
 
-// Heartbeat is the idle frame on WebSocket (and optionally SSE) streams.
+// HeartbeatEventIDPrefix starts the eventId of every SSE JSON heartbeat
+// ("hb-" and 32 random hex digits). Such an id is no event id: it never
+// appears in an id: line and must never be used as a cursor.
+const HeartbeatEventIDPrefix = "hb-"
+
+// Heartbeat is the idle frame of a stream. It has two wire forms:
+//
+//   - WebSocket: {"type":"HEARTBEAT","taskId":..,"live":true} (how it
+//     marshals);
+//   - SSE data line, in the event envelope's shape as taskbridge-fastapi
+//     sends it, because its clients decode every data line as an envelope:
+//     {"type":"HEARTBEAT","taskId":..,"eventId":"hb-<random>",
+//     "createdAt":..,"payload":{"live":true}}, never with an id: line.
+//
+// DecodeServerFrame accepts both; EventID and CreatedAt are set only for
+// the SSE form, and Live comes from payload.live there.
 type Heartbeat struct {
-	Type   EventType `json:"type"`
-	TaskID string    `json:"taskId"`
-	Live   bool      `json:"live"`
+	Type      EventType `json:"type"`
+	TaskID    string    `json:"taskId"`
+	Live      bool      `json:"live"`
+	EventID   string    `json:"-"`
+	CreatedAt time.Time `json:"-"`
 }
 
 // ServerFrame is one decoded server frame of a stream: exactly one field is
@@ -109,12 +127,9 @@ func DecodeServerFrame(data []byte) (ServerFrame, error) {
 		}
 		return ServerFrame{Confirmation: &c}, nil
 	case FrameHeartbeat:
-		var h Heartbeat
-		if err := strictUnmarshal(data, &h); err != nil {
-			return ServerFrame{}, invalidFrame("heartbeat: %v", err)
-		}
-		if h.TaskID == "" {
-			return ServerFrame{}, invalidFrame("heartbeat: taskId is required")
+		h, err := decodeHeartbeat(data)
+		if err != nil {
+			return ServerFrame{}, err
 		}
 		return ServerFrame{Heartbeat: &h}, nil
 	}
@@ -123,6 +138,43 @@ func DecodeServerFrame(data []byte) (ServerFrame, error) {
 		return ServerFrame{}, err
 	}
 	return ServerFrame{Event: &ev}, nil
+}
+
+// decodeHeartbeat strictly decodes either wire form of a heartbeat: the
+// WebSocket form, or else the SSE envelope form.
+func decodeHeartbeat(data []byte) (Heartbeat, error) {
+	var h Heartbeat
+	if err := strictUnmarshal(data, &h); err != nil {
+		var env struct {
+			Type      EventType `json:"type"`
+			TaskID    string    `json:"taskId"`
+			EventID   *string   `json:"eventId"`
+			CreatedAt *string   `json:"createdAt"`
+			Payload   *struct {
+				Live bool `json:"live"`
+			} `json:"payload"`
+		}
+		if envErr := strictUnmarshal(data, &env); envErr != nil {
+			return Heartbeat{}, invalidFrame("heartbeat: %v", err)
+		}
+		switch {
+		case env.EventID == nil || !strings.HasPrefix(*env.EventID, HeartbeatEventIDPrefix):
+			return Heartbeat{}, invalidFrame("heartbeat: eventId must start with %q", HeartbeatEventIDPrefix)
+		case env.CreatedAt == nil:
+			return Heartbeat{}, invalidFrame("heartbeat: createdAt is required")
+		case env.Payload == nil:
+			return Heartbeat{}, invalidFrame("heartbeat: payload is required")
+		}
+		created, err := time.Parse(time.RFC3339Nano, *env.CreatedAt)
+		if err != nil {
+			return Heartbeat{}, invalidFrame("heartbeat: createdAt: %v", err)
+		}
+		h = Heartbeat{Type: env.Type, TaskID: env.TaskID, Live: env.Payload.Live, EventID: *env.EventID, CreatedAt: created}
+	}
+	if h.TaskID == "" {
+		return Heartbeat{}, invalidFrame("heartbeat: taskId is required")
+	}
+	return h, nil
 }
 
 // DecodeEvent strictly decodes an event envelope: all five keys present, no

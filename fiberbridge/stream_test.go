@@ -101,7 +101,6 @@ func TestSSEHeartbeats(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, func(cfg *fiberbridge.Config) {
 		cfg.Stream.HeartbeatInterval = 20 * time.Millisecond
-		cfg.Stream.SSEJSONHeartbeat = true
 	})
 	id := h.create("alice", "test.gated", nil)
 	s, _ := h.openSSE("alice", id, "", nil)

@@ -94,9 +94,13 @@
 // # Heartbeats and dead peers
 //
 // One timing wheel serves every stream: a single goroutine sleeps until the
-// next slot with due streams. A stream gets a heartbeat (an SSE comment
-// ping, optionally with a JSON HEARTBEAT data line without an id; a
-// WebSocket HEARTBEAT frame) only after HeartbeatInterval without a write.
+// next slot with due streams. A stream gets a heartbeat only after
+// HeartbeatInterval without a write: on WebSocket a HEARTBEAT frame, on SSE
+// a comment ping and the JSON heartbeat data line of taskbridge-fastapi,
+// {"type":"HEARTBEAT","taskId":..,"eventId":"hb-<random>","createdAt":..,
+// "payload":{"live":true}}, without an id: line, so Last-Event-ID never
+// moves (clients such as the TaskBridge Android SDK drop a stream without a
+// data line for 60 s; Options.SSECommentHeartbeatOnly leaves the comment).
 // WebSockets are pinged every WSPingInterval and dropped when no client
 // frame arrived for WSPingInterval+WSPongTimeout. Between due times nothing
 // runs.

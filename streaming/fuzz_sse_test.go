@@ -128,12 +128,12 @@ func FuzzSSEEventStream(f *testing.F) {
 		for i := range events {
 			stream = AppendSSEEvent(stream, &events[i])
 		}
-		// What the hub writes as a ping with SSEJSONHeartbeat, and a batch
-		// encoded through the fan-out path.
-		hb := contracts.Heartbeat{Type: contracts.FrameHeartbeat, TaskID: taskID, Live: true}
-		stream = append(stream, ": ping\ndata: "...)
-		stream = appendHeartbeatJSON(stream, &hb)
-		stream = append(stream, "\n\n"...)
+		// What the hub writes as an SSE heartbeat (the default JSON one),
+		// and a batch encoded through the fan-out path.
+		stream = append(stream, ": ping\ndata: {\"type\":\"HEARTBEAT\",\"taskId\":"...)
+		stream = contracts.AppendJSONString(stream, taskID)
+		stream = append(stream, `,"eventId":"hb-`...)
+		stream = appendSSEHeartbeatTail(stream, created)
 		bt := newBatch(append([]contracts.TaskEvent(nil), events...))
 		bt.encode(true, false)
 		for _, fr := range bt.frames {

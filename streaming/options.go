@@ -12,9 +12,9 @@ import (
 // default, a negative value turns the feature off.
 type Options struct {
 	// HeartbeatInterval is how long a stream may stay silent before the hub
-	// writes a heartbeat (an SSE comment ping, plus the JSON heartbeat when
-	// SSEJSONHeartbeat is set; a HEARTBEAT frame on WebSocket). Any data
-	// written resets the idle clock.
+	// writes a heartbeat (on SSE a comment ping and, unless
+	// SSECommentHeartbeatOnly is set, the JSON heartbeat data line; a
+	// HEARTBEAT frame on WebSocket). Any data written resets the idle clock.
 	// Optional. Default: 15s. Negative: no heartbeats.
 	HeartbeatInterval time.Duration
 
@@ -59,10 +59,21 @@ type Options struct {
 	// Optional. Default: 0 (no preamble).
 	SSEPreambleBytes int
 
-	// SSEJSONHeartbeat adds a `data: {"type":"HEARTBEAT",...}` line (without
-	// an id: line, so Last-Event-ID does not move) to every SSE comment ping.
-	// Optional. Default: false.
-	SSEJSONHeartbeat bool
+	// SSECommentHeartbeatOnly drops the JSON heartbeat data line from SSE
+	// heartbeats, leaving the comment ping alone. By default every SSE
+	// heartbeat is
+	//
+	//	: ping
+	//	data: {"type":"HEARTBEAT","taskId":"<id>","eventId":"hb-<32 hex>","createdAt":"<RFC 3339>","payload":{"live":true}}
+	//
+	// with no id: line, so Last-Event-ID never moves: the data line of
+	// taskbridge-fastapi, in the event envelope's shape. Clients written for
+	// it need one: the TaskBridge Android SDK decodes every data line as an
+	// envelope and drops a stream that carries no data for 60 s (comments
+	// do not count), so keep the default unless every client tolerates
+	// silence. The eventId is random per heartbeat and is no cursor.
+	// Optional. Default: false (JSON heartbeats on).
+	SSECommentHeartbeatOnly bool
 
 	// WSReadLimit is the largest client frame accepted on a WebSocket; a
 	// larger subscribe frame closes the socket with 1008.
@@ -179,7 +190,7 @@ func (o Options) config() config {
 		workers:       positive(o.FanoutWorkers, runtime.GOMAXPROCS(0)),
 		readBatch:     positive(o.FanoutReadBatch, DefaultFanoutReadBatch),
 		preamble:      max(o.SSEPreambleBytes, 0),
-		sseJSONBeat:   o.SSEJSONHeartbeat,
+		sseJSONBeat:   !o.SSECommentHeartbeatOnly,
 		wsReadLimit:   positive(o.WSReadLimit, DefaultWSReadLimit),
 		wsHandshake:   duration(o.WSHandshakeTimeout, DefaultWSHandshakeTimeout),
 		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),

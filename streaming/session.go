@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -678,27 +679,49 @@ func (s *session) onReadable(rc syscall.RawConn, buf []byte) {
 	s.consumeWS(buf[:n])
 }
 
-// heartbeat returns the task's heartbeat bytes for the session's transport.
-func (s *session) heartbeat() []byte {
+// appendHeartbeat appends the session's heartbeat to dst. The constant
+// part is built once per task and transport; the SSE JSON heartbeat's
+// eventId and createdAt are fresh each time.
+func (s *session) appendHeartbeat(dst []byte) []byte {
 	t := s.task
 	i := s.index()
+	sse := s.transport == observe.TransportSSE
+	jsonBeat := sse && s.hub.cfg.sseJSONBeat
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.beat[i] == nil {
-		hb := contracts.Heartbeat{Type: contracts.FrameHeartbeat, TaskID: t.id, Live: true}
-		if s.transport == observe.TransportSSE {
-			b := []byte(": ping\n")
-			if s.hub.cfg.sseJSONBeat {
-				b = append(b, "data: "...)
-				b = appendHeartbeatJSON(b, &hb)
-				b = append(b, '\n')
-			}
-			t.beat[i] = append(b, '\n')
-		} else {
+		switch {
+		case jsonBeat:
+			b := append([]byte(nil), `: ping`+"\n"+`data: {"type":"HEARTBEAT","taskId":`...)
+			b = contracts.AppendJSONString(b, t.id)
+			t.beat[i] = append(b, `,"eventId":"`+contracts.HeartbeatEventIDPrefix...)
+		case sse:
+			t.beat[i] = []byte(": ping\n\n")
+		default:
+			hb := contracts.Heartbeat{Type: contracts.FrameHeartbeat, TaskID: t.id, Live: true}
 			t.beat[i] = appendWSJSON(nil, func(dst []byte) []byte { return appendHeartbeatJSON(dst, &hb) })
 		}
 	}
-	return t.beat[i]
+	dst = append(dst, t.beat[i]...)
+	t.mu.Unlock()
+	if jsonBeat {
+		dst = appendSSEHeartbeatTail(dst, time.Now())
+	}
+	return dst
+}
+
+// appendSSEHeartbeatTail completes the SSE JSON heartbeat after its
+// `"eventId":"hb-`: 32 random hex digits (as a UUID4 without dashes, the
+// form of taskbridge-fastapi), createdAt and the payload.
+func appendSSEHeartbeatTail(dst []byte, now time.Time) []byte {
+	const hex = "0123456789abcdef"
+	for _, r := range [2]uint64{rand.Uint64(), rand.Uint64()} {
+		for shift := 60; shift >= 0; shift -= 4 {
+			dst = append(dst, hex[(r>>shift)&0xf])
+		}
+	}
+	dst = append(dst, `","createdAt":"`...)
+	dst = now.UTC().AppendFormat(dst, contracts.TimeLayout)
+	return append(dst, `","payload":{"live":true}}`+"\n\n"...)
 }
 
 func appendHeartbeatJSON(dst []byte, hb *contracts.Heartbeat) []byte {
@@ -811,7 +834,8 @@ func (w *out) control(ctl uint8, pong []byte) {
 		return
 	}
 	if ctl&ctlBeat != 0 {
-		w.add(w.s.heartbeat(), true)
+		w.buf = w.s.appendHeartbeat(w.buf)
+		w.data = true
 		h := w.s.hub
 		h.cfg.metrics.IncCounter(observe.MetricHeartbeats, 1, w.s.tags...)
 		h.cfg.diag.OnHeartbeat(w.s.transport, w.s.taskID)

@@ -129,33 +129,43 @@ func TestSSEEndedTaskAnswers204(t *testing.T) {
 func TestSSEHeartbeatsWhenIdle(t *testing.T) {
 	t.Parallel()
 	metrics := newCounterSink()
-	e := newEnv(t, streaming.Options{HeartbeatInterval: 30 * time.Millisecond, SSEJSONHeartbeat: true, Metrics: metrics})
+	e := newEnv(t, streaming.Options{HeartbeatInterval: 30 * time.Millisecond, Metrics: metrics})
 	e.append("t4", contracts.Started(""))
 	s := dialSSE(t, e.addr, "/sse/t4", nil)
 	_, err := s.nextEvent(wait)
 	require.NoError(t, err)
 
+	ids := map[string]bool{}
 	for range 2 {
+		before := time.Now().Add(-time.Millisecond)
 		f, err := s.next(wait)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"ping"}, f.comments)
 		assert.Empty(t, f.id, "a heartbeat must not move Last-Event-ID")
+		// The data line of taskbridge-fastapi, key for key and in its order.
+		assert.Regexp(t, `^\{"type":"HEARTBEAT","taskId":"t4","eventId":"hb-[0-9a-f]{32}","createdAt":"[^"]+","payload":\{"live":true\}\}$`, f.data)
 		frame := conformance.CheckFrame(t, []byte(f.data))
 		require.NotNil(t, frame.Heartbeat)
 		assert.Equal(t, "t4", frame.Heartbeat.TaskID)
 		assert.True(t, frame.Heartbeat.Live)
+		assert.WithinRange(t, frame.Heartbeat.CreatedAt, before, time.Now().Add(time.Millisecond))
+		assert.False(t, ids[frame.Heartbeat.EventID], "heartbeat ids are fresh each time")
+		ids[frame.Heartbeat.EventID] = true
 	}
 	assert.GreaterOrEqual(t, metrics.get(observe.MetricHeartbeats, "sse"), float64(2))
 }
 
-func TestSSECommentPingOnlyByDefault(t *testing.T) {
+func TestSSECommentHeartbeatOnly(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, streaming.Options{HeartbeatInterval: 20 * time.Millisecond})
+	e := newEnv(t, streaming.Options{HeartbeatInterval: 20 * time.Millisecond, SSECommentHeartbeatOnly: true})
 	s := dialSSE(t, e.addr, "/sse/t5", nil)
-	f, err := s.next(wait)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"ping"}, f.comments)
-	assert.Empty(t, f.data)
+	for range 2 {
+		f, err := s.next(wait)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"ping"}, f.comments)
+		assert.Empty(t, f.data)
+		assert.Empty(t, f.id)
+	}
 }
 
 func TestSSEPreambleAndHostHeaders(t *testing.T) {

@@ -206,15 +206,10 @@ func checkFrame(data []byte, bulk bool) (contracts.ServerFrame, error) {
 	if bulk {
 		return f, nil
 	}
-	schema := conformance.TaskEvent
-	switch {
-	case f.Confirmation != nil:
-		schema = conformance.SubscriptionConfirmed
-	case f.Heartbeat != nil:
-		schema = conformance.Heartbeat
-	}
-	if _, err := conformance.Validate(schema, data); err != nil {
-		return f, err
+	if schema, ok := conformance.FrameSchema(f); ok {
+		if _, err := conformance.Validate(schema, data); err != nil {
+			return f, err
+		}
 	}
 	return f, nil
 }
