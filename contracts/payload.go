@@ -16,14 +16,42 @@ func invalid(t EventType, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidPayload, t, fmt.Sprintf(format, args...))
 }
 
-// EventDraft is a validated event that has no id yet: its type and its
-// compact JSON payload. Drafts come only from the typed constructors and
-// ParseDraft, so a non-zero draft is always schema-valid; stores reject the
-// zero draft. EventDraft is immutable and safe to share.
+// EventDraft is a validated event that has no id yet: its type, its
+// compact JSON payload and, optionally, the idempotency key of its append.
+// Drafts come only from the typed constructors and ParseDraft, so a
+// non-zero draft is always schema-valid; stores reject the zero draft.
+// EventDraft is immutable and safe to share.
 type EventDraft struct {
 	typ     EventType
 	payload json.RawMessage
+	key     string
 }
+
+// WithIdempotencyKey returns a copy of d whose append carries key. An
+// EventStore holds each key it has stored for a task as long as it retains
+// the event stored with it, and answers a second append with that key to
+// that task with the event the first one stored, storing nothing (see
+// EventStore.Append). A retry of an append whose outcome is unknown (a
+// timeout, a reset connection) is therefore safe when it carries the same
+// key: whether the first attempt was applied or not, the task's log holds
+// the event once.
+//
+// The key identifies the append within its task: give every distinct event
+// its own key and every retry of one event the same key, for example a
+// random id drawn once per emit (what orchestration.Emitter does when the
+// draft has none) or a deterministic key derived from the caller's own
+// identity of the step (a workflow's activity id and a sequence number).
+// The key alone decides: a second append with a held key answers the first
+// event even when its draft differs. Keys are opaque bytes, stored with
+// their event; keep them short (well under 128 bytes). The empty key (the
+// default) means no idempotency: every such append stores a new event.
+func (d EventDraft) WithIdempotencyKey(key string) EventDraft {
+	d.key = key
+	return d
+}
+
+// IdempotencyKey returns the key set by WithIdempotencyKey, or "".
+func (d EventDraft) IdempotencyKey() string { return d.key }
 
 // Type returns the draft's event type.
 func (d EventDraft) Type() EventType { return d.typ }

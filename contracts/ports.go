@@ -67,6 +67,16 @@ type EventStore interface {
 	// Append assigns the next id of the task's stream to draft, stores it
 	// and notifies listeners. It rejects the zero draft (ErrInvalidPayload)
 	// and any append after the task's terminal event (ErrTerminal).
+	//
+	// Append is idempotent by the draft's key (EventDraft.IdempotencyKey):
+	// when the task already holds an event stored with the same non-empty
+	// key, Append stores nothing, notifies nobody and returns that event
+	// with a nil error, also after the task's terminal event (a retry of
+	// the terminal append answers the terminal event, not ErrTerminal). The
+	// check and the append are one atomic step, so of concurrent appends
+	// with one key exactly one stores. A key is held as long as the event
+	// stored with it is retained: a cap that drops the event, or the
+	// expiry of the task's log, forgets the key with it.
 	Append(ctx context.Context, taskID string, draft EventDraft) (TaskEvent, error)
 	// Read returns up to limit events with ids strictly after after (zero:
 	// from the oldest retained), in id order, and whether retention dropped

@@ -207,7 +207,7 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 	if err != nil {
 		return contracts.ActionResult{}, internal(err)
 	}
-	ev, err := d.events.Append(ctx, cmd.TaskID, draft)
+	ev, err := d.events.Append(ctx, cmd.TaskID, draft.WithIdempotencyKey(acceptedKey(cmd.SuspendID)))
 	if err != nil {
 		entry.Outcome, entry.Err = "failed", err
 		d.log.Error("task.action.append_failed", entry)
@@ -234,6 +234,12 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 	s.count(contracts.ActionStatusAccepted)
 	return s.result(cmd, contracts.ActionStatusAccepted), nil
 }
+
+// acceptedKey is the idempotency key of a suspension's
+// TASK_ACTION_ACCEPTED. The accepting request and reconciliation (which
+// restores an accept whose append failed) use the same key, so the event
+// is stored once even when both append it.
+func acceptedKey(suspendID string) string { return "action-accepted:" + suspendID }
 
 // statusConflict is the MetricActions status tag of an idempotency conflict.
 const statusConflict contracts.ActionStatus = "IDEMPOTENCY_CONFLICT"

@@ -79,10 +79,21 @@ func NewEmitter(registry contracts.TaskRegistry, events contracts.EventStore, op
 // event; INVALID_REQUEST for a zero draft. When the append succeeded but the
 // registry update failed, Emit returns the stored event together with the
 // error: the event stands.
+//
+// Every append carries an idempotency key (contracts.EventDraft
+// WithIdempotencyKey): the draft's own when the caller set one, else a
+// random key drawn once for this call. A retry of the same append with the
+// same key therefore stores nothing twice, whoever retries: the Redis
+// client after a timeout, or a caller that retries Emit with a draft that
+// carries its own key (a worker that derives keys from its own step ids
+// is safe across its own restarts too).
 func (e *Emitter) Emit(ctx context.Context, taskID string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
 	if draft.IsZero() {
 		return contracts.TaskEvent{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, contracts.ErrInvalidPayload,
 			"event draft is empty; build it with a contracts constructor")
+	}
+	if draft.IdempotencyKey() == "" {
+		draft = draft.WithIdempotencyKey(contracts.NewID())
 	}
 	ev, err := e.events.Append(ctx, taskID, draft)
 	if err != nil {

@@ -190,3 +190,28 @@ func TestEmitterRegistryFailureKeepsTheEvent(t *testing.T) {
 	assert.Len(t, h.store.all(task.TaskID), 1)
 	assert.NotEmpty(t, h.logged("task.status.update_failed"))
 }
+
+// TestEmitterIdempotencyKeys: an Emit without a key of its own stores a new
+// event each time (the Emitter draws a key per call); a caller that retries
+// with its own key stores the event once and gets the first event back.
+func TestEmitterIdempotencyKeys(t *testing.T) {
+	h := newHarness(t, orchestration.Options{})
+	task := h.seedTask(t, "alice", contracts.StatusAccepted)
+	em := orchestration.NewEmitter(h.store, h.store)
+	ctx := context.Background()
+	msg, err := contracts.Message("twice", contracts.LevelInfo)
+	require.NoError(t, err)
+	_, err = em.Emit(ctx, task.TaskID, msg)
+	require.NoError(t, err)
+	_, err = em.Emit(ctx, task.TaskID, msg)
+	require.NoError(t, err)
+	assert.Len(t, h.store.all(task.TaskID), 2, "two emits without a key are two events")
+
+	keyed := msg.WithIdempotencyKey("step-7")
+	first, err := em.Emit(ctx, task.TaskID, keyed)
+	require.NoError(t, err)
+	again, err := em.Emit(ctx, task.TaskID, keyed)
+	require.NoError(t, err)
+	assert.Equal(t, first.EventID, again.EventID, "a retry with the caller's key answers the first event")
+	assert.Len(t, h.store.all(task.TaskID), 3)
+}

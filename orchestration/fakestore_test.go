@@ -13,13 +13,15 @@ import (
 // the contracts' semantics, for tests that must not depend on a real store
 // and for failure injection (wrap it, override one method).
 type fakeStore struct {
-	mu       sync.Mutex
-	tasks    map[string]contracts.TaskRecord
-	byKey    map[string]string
-	events   map[string][]contracts.TaskEvent
-	ended    map[string]bool
-	susp     map[string]contracts.SuspensionRecord
-	receipts map[string]contracts.ActionReceipt
+	mu     sync.Mutex
+	tasks  map[string]contracts.TaskRecord
+	byKey  map[string]string
+	events map[string][]contracts.TaskEvent
+	ended  map[string]bool
+	// appendKeys maps (task, idempotency key) to the event it stored.
+	appendKeys map[string]contracts.EventID
+	susp       map[string]contracts.SuspensionRecord
+	receipts   map[string]contracts.ActionReceipt
 
 	feedMu     sync.Mutex
 	listeners  map[int]func(contracts.Change)
@@ -38,14 +40,15 @@ var (
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{
-		tasks:     map[string]contracts.TaskRecord{},
-		byKey:     map[string]string{},
-		events:    map[string][]contracts.TaskEvent{},
-		ended:     map[string]bool{},
-		susp:      map[string]contracts.SuspensionRecord{},
-		receipts:  map[string]contracts.ActionReceipt{},
-		listeners: map[int]func(contracts.Change){},
-		listening: make(chan struct{}),
+		tasks:      map[string]contracts.TaskRecord{},
+		byKey:      map[string]string{},
+		events:     map[string][]contracts.TaskEvent{},
+		ended:      map[string]bool{},
+		appendKeys: map[string]contracts.EventID{},
+		susp:       map[string]contracts.SuspensionRecord{},
+		receipts:   map[string]contracts.ActionReceipt{},
+		listeners:  map[int]func(contracts.Change){},
+		listening:  make(chan struct{}),
 	}
 }
 
@@ -140,6 +143,14 @@ func (s *fakeStore) Append(_ context.Context, taskID string, d contracts.EventDr
 		return contracts.TaskEvent{}, contracts.ErrInvalidPayload
 	}
 	s.mu.Lock()
+	if id, held := s.appendKeys[key(taskID, d.IdempotencyKey())]; held && d.IdempotencyKey() != "" {
+		for _, ev := range s.events[taskID] {
+			if ev.EventID == id {
+				s.mu.Unlock()
+				return ev, nil
+			}
+		}
+	}
 	if s.ended[taskID] {
 		s.mu.Unlock()
 		return contracts.TaskEvent{}, contracts.ErrTerminal
@@ -150,6 +161,9 @@ func (s *fakeStore) Append(_ context.Context, taskID string, d contracts.EventDr
 		CreatedAt: time.Now().UTC(), Payload: d.Payload(),
 	}
 	s.events[taskID] = append(evs, ev)
+	if k := d.IdempotencyKey(); k != "" {
+		s.appendKeys[key(taskID, k)] = ev.EventID
+	}
 	if d.Type().IsTerminal() {
 		s.ended[taskID] = true
 	}

@@ -196,7 +196,7 @@ func (s *ReconciliationService) acceptedLogged(ctx context.Context, susp contrac
 		d.log.Error("task.resume.reconcile_failed", entry)
 		return false
 	}
-	ev, err := d.events.Append(ctx, susp.TaskID, draft)
+	ev, err := d.events.Append(ctx, susp.TaskID, draft.WithIdempotencyKey(acceptedKey(susp.SuspendID)))
 	switch {
 	case errors.Is(err, contracts.ErrTerminal):
 		return true

@@ -15,3 +15,11 @@ func TestReadBatchRetention(t *testing.T) {
 		return memstore.NewEventStore(memstore.Options{MaxEventsPerTask: maxEvents})
 	})
 }
+
+// TestIdempotencyRetention checks that the cap forgets an idempotency key
+// together with its event.
+func TestIdempotencyRetention(t *testing.T) {
+	storetest.RunIdempotencyRetention(t, func(_ *testing.T, maxEvents int) contracts.EventStore {
+		return memstore.NewEventStore(memstore.Options{MaxEventsPerTask: maxEvents})
+	})
+}

@@ -63,6 +63,19 @@ type stream struct {
 	terminal contracts.EventID // id of the terminal event; zero: none yet
 	expireAt int64             // UnixNano; 0: not scheduled
 	deleted  bool              // removed from its shard; appenders retry
+
+	// Idempotency keys of the retained events: keys maps a key to its
+	// event's id; keyed lists the keyed events in id order from keyedLo,
+	// so the cap forgets a key together with its event.
+	keys    map[string]contracts.EventID
+	keyed   []keyedEvent
+	keyedLo int
+}
+
+// keyedEvent is one event appended with an idempotency key.
+type keyedEvent struct {
+	key string
+	id  contracts.EventID
 }
 
 // listener is one Listen call. Callers of fn hold mu for reading; Listen
@@ -92,6 +105,11 @@ func newEventStore(cfg config) *EventStore {
 // rejects the zero draft (contracts.ErrInvalidPayload) and any append after
 // the task's terminal event (contracts.ErrTerminal). When the task holds
 // MaxEventsPerTask events the oldest is dropped.
+//
+// A draft with an idempotency key the task holds (one stored with a
+// retained event) stores nothing and returns that event, also after the
+// terminal event; a key is forgotten when the cap drops its event or the
+// task's log expires.
 func (s *EventStore) Append(_ context.Context, taskID string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
 	if draft.IsZero() {
 		return contracts.TaskEvent{}, fmt.Errorf("memstore: append to task %q: zero draft: %w", taskID, contracts.ErrInvalidPayload)
@@ -112,6 +130,12 @@ func (s *EventStore) Append(_ context.Context, taskID string, draft contracts.Ev
 			s.remove(taskID, nowNs)
 			continue
 		}
+		key := draft.IdempotencyKey()
+		if id, held := st.keys[key]; held && key != "" {
+			ev := st.find(id)
+			st.mu.Unlock()
+			return ev, nil
+		}
 		if !st.terminal.IsZero() {
 			st.mu.Unlock()
 			return contracts.TaskEvent{}, fmt.Errorf("memstore: append %s to task %q: %w", draft.Type(), taskID, contracts.ErrTerminal)
@@ -125,6 +149,9 @@ func (s *EventStore) Append(_ context.Context, taskID string, draft contracts.Ev
 		}
 		st.last = ev.EventID
 		st.push(ev, s.cfg.maxEvents)
+		if key != "" {
+			st.remember(key, ev.EventID)
+		}
 		terminal := ev.Type.IsTerminal()
 		if terminal {
 			st.terminal = ev.EventID
@@ -336,6 +363,46 @@ func (sh *eventShard) getOrCreate(taskID string) *stream {
 	return st
 }
 
+// remember records that the event id was appended with key.
+func (st *stream) remember(key string, id contracts.EventID) {
+	if st.keys == nil {
+		st.keys = make(map[string]contracts.EventID)
+	}
+	st.keys[key] = id
+	st.keyed = append(st.keyed, keyedEvent{key: key, id: id})
+}
+
+// forget drops the keys of events at or before dropped (the cap removed
+// them), compacting the list once half of it is forgotten.
+func (st *stream) forget(dropped contracts.EventID) {
+	for st.keyedLo < len(st.keyed) && st.keyed[st.keyedLo].id.Compare(dropped) <= 0 {
+		delete(st.keys, st.keyed[st.keyedLo].key)
+		st.keyed[st.keyedLo] = keyedEvent{}
+		st.keyedLo++
+	}
+	if st.keyedLo > 0 && st.keyedLo >= len(st.keyed)-st.keyedLo {
+		n := copy(st.keyed, st.keyed[st.keyedLo:])
+		clear(st.keyed[n:])
+		st.keyed, st.keyedLo = st.keyed[:n], 0
+	}
+}
+
+// find returns the retained event with id; the caller knows it is retained
+// (its key is held).
+func (st *stream) find(id contracts.EventID) contracts.TaskEvent {
+	w := st.events[st.lo:]
+	lo, hi := 0, len(w)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if w[mid].EventID.Less(id) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return w[lo]
+}
+
 // push appends ev, dropping the oldest event when max (>0) are retained. It
 // never writes an element a reader may hold: drops only move lo, and when
 // the array is full and at least half of it is dropped, the live events are
@@ -344,6 +411,9 @@ func (st *stream) push(ev contracts.TaskEvent, max int) {
 	if max > 0 && len(st.events)-st.lo >= max {
 		st.dropped = st.events[st.lo].EventID
 		st.lo++
+		if len(st.keys) > 0 {
+			st.forget(st.dropped)
+		}
 	}
 	if len(st.events) == cap(st.events) && st.lo > 0 && st.lo >= len(st.events)-st.lo {
 		live := len(st.events) - st.lo

@@ -22,6 +22,16 @@ func TestReadBatchRetention(t *testing.T) {
 	})
 }
 
+// TestIdempotencyRetention checks that trimming forgets an idempotency key
+// together with its event.
+func TestIdempotencyRetention(t *testing.T) {
+	redisAddr(t)
+	storetest.RunIdempotencyRetention(t, func(t *testing.T, maxEvents int) contracts.EventStore {
+		s, _, _ := newStores(t, redisstore.Options{MaxEventsPerTask: int64(maxEvents)})
+		return s.Events
+	})
+}
+
 // batchFixture is a store with two tasks of three events each.
 type batchFixture struct {
 	events *redisstore.EventStore

@@ -5,10 +5,14 @@
 //
 //   - EventStore: one Redis stream per task; the stream id is the event id
 //     (contracts.EventID has the same ms-seq shape). Append is one Lua
-//     script that rejects appends after the terminal event, adds the event,
-//     trims to the per-task cap, refreshes TTLs, marks the terminal event
-//     and PUBLISHes the change, atomically. Read is XRANGE from an exclusive
-//     start with the retention gap and the end of the stream.
+//     script that answers a held idempotency key with its event, rejects
+//     appends after the terminal event, adds the event and records its
+//     key, trims to the per-task cap (forgetting the trimmed events' keys),
+//     refreshes TTLs, marks the terminal event and PUBLISHes the change,
+//     atomically; so a retry of an append that was applied after all (by
+//     go-redis after a timeout, or by the caller) stores nothing twice.
+//     Read is XRANGE from an exclusive start with the retention gap and
+//     the end of the stream.
 //   - The change feed (EventStore.Listen) holds one subscription connection
 //     per EventStore, whatever the number of listeners and clients, and
 //     tells listeners to Resync after any reconnect.

@@ -55,6 +55,14 @@ func newEventStore(client redis.UniversalClient, cfg config) *EventStore {
 // milliseconds. It returns an error wrapping contracts.ErrInvalidPayload
 // for the zero draft, contracts.ErrTerminal once the task's terminal event
 // is stored, and the Redis error otherwise.
+//
+// The idempotency key of the draft is checked and recorded in the same
+// script as the append (a hash per task, P{task}:appends, and a field of
+// the stream entry), so a retry of an append that was in fact applied (by
+// the caller, or by the Redis client after a timeout) answers the stored
+// event. The key lives as long as its event: trimming by MaxEventsPerTask
+// forgets it, and it expires with the task's other keys (ActiveTTL while
+// the task runs, TerminalTTL after it ended).
 func (s *EventStore) Append(ctx context.Context, taskID string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
 	if draft.IsZero() {
 		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: %w: zero draft", taskID, contracts.ErrInvalidPayload)
@@ -69,19 +77,25 @@ func (s *EventStore) Append(ctx context.Context, taskID string, draft contracts.
 	}
 	payload := draft.Payload()
 	res, err := appendScript.Run(ctx, s.client,
-		[]string{s.keys.events(taskID), s.keys.meta(taskID), s.keys.task(taskID)},
+		[]string{s.keys.events(taskID), s.keys.meta(taskID), s.keys.task(taskID), s.keys.appends(taskID)},
 		string(draft.Type()), created.UnixMilli(), []byte(payload), terminal,
 		s.cfg.maxEvents, s.cfg.trimSlack, ms(s.cfg.activeTTL), ms(s.cfg.terminalTTL),
-		s.keys.channel(), taskID,
+		s.keys.channel(), taskID, draft.IdempotencyKey(),
 	).StringSlice()
 	if err != nil {
 		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: %w", taskID, err)
 	}
-	if len(res) != 2 {
-		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: unexpected reply %q", taskID, res)
-	}
-	if res[0] == "terminal" {
+	switch {
+	case len(res) == 2 && res[0] == "terminal":
 		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q after its terminal event %s: %w", taskID, res[1], contracts.ErrTerminal)
+	case len(res) == 5 && res[0] == "held":
+		var ev contracts.TaskEvent
+		if err := decodeEntry(&ev, taskID, []any{res[1], res[2], res[3], res[4]}); err != nil {
+			return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: held event: %w", taskID, err)
+		}
+		return ev, nil
+	case len(res) != 2 || res[0] != "ok":
+		return contracts.TaskEvent{}, fmt.Errorf("redisstore: append to %q: unexpected reply %q", taskID, res)
 	}
 	id, err := contracts.ParseEventID(res[1])
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 //	P{<taskId>}:task        hash    task record: rec (JSON at create), status, cancel, reason, updated
 //	P{<taskId>}:events      stream  the task's events: type, createdAt (unix ms), payload (JSON)
 //	P{<taskId>}:meta        hash    terminal (id of the terminal event), trimmed (highest trimmed id)
+//	P{<taskId>}:appends     hash    idempotency key of an append -> id of the event it stored
 //	Pidem:<n>:<owner>:<crid> string task id claimed by the owner-scoped idempotency key (n = len(owner))
 //	P{susp}:<n>:<taskId>:<suspendId>  hash  suspension: rec (JSON at create), status, handoff, action, resolvedAt
 //	P{susp}:open            zset    OPEN suspensions with a deadline, scored by the deadline (unix µs)
@@ -33,6 +34,9 @@ type keys struct {
 func (k keys) task(taskID string) string   { return k.prefix + "{" + tag(taskID) + "}:task" }
 func (k keys) events(taskID string) string { return k.prefix + "{" + tag(taskID) + "}:events" }
 func (k keys) meta(taskID string) string   { return k.prefix + "{" + tag(taskID) + "}:meta" }
+func (k keys) appends(taskID string) string {
+	return k.prefix + "{" + tag(taskID) + "}:appends"
+}
 
 // tag returns the hash tag of a task's keys: the task id itself, or, when
 // the id would not survive as a tag (it holds a brace, is empty or starts

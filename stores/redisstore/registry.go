@@ -48,7 +48,7 @@ func newTaskRegistry(client redis.UniversalClient, cfg config) *TaskRegistry {
 }
 
 func (r *TaskRegistry) taskKeys(taskID string) []string {
-	return []string{r.keys.task(taskID), r.keys.events(taskID), r.keys.meta(taskID)}
+	return []string{r.keys.task(taskID), r.keys.events(taskID), r.keys.meta(taskID), r.keys.appends(taskID)}
 }
 
 // Create implements contracts.TaskRegistry. A zero CreatedAt or UpdatedAt

@@ -35,25 +35,53 @@ local function retain(meta, ks, active, final)
 end
 `
 
-// appendScript is EventStore.Append in one atomic step: it refuses appends
-// after the terminal event, adds the event (XADD *), trims the stream back
-// to the cap once it exceeds cap+slack and records the highest trimmed id,
-// marks the terminal event, applies the expiry convention and PUBLISHes
+// appendScript is EventStore.Append in one atomic step: it answers an
+// append whose idempotency key the task holds with the event stored under
+// it, refuses appends after the terminal event, adds the event (XADD *,
+// with the key as a field when there is one) and records its key, trims
+// the stream back to the cap once it exceeds cap+slack, forgetting the
+// keys of the trimmed events and recording the highest trimmed id, marks
+// the terminal event, applies the expiry convention and PUBLISHes
 // "<taskId> <eventId>" on the change channel.
 //
 // We trim here rather than with XADD MAXLEN ~ because Redis does not
 // advance XINFO's max-deleted-entry-id when it trims (checked on 7.0), and
 // the retention gap needs the exact highest trimmed id.
 //
-// KEYS: events, meta, task. ARGV: type, createdAt (unix ms), payload,
-// terminal (1/0), cap (0 = none), slack, active TTL ms, terminal TTL ms,
-// channel, taskId. Reply: {"ok", id} or {"terminal", terminal id}.
+// KEYS: events, meta, task, appends. ARGV: type, createdAt (unix ms),
+// payload, terminal (1/0), cap (0 = none), slack, active TTL ms, terminal
+// TTL ms, channel, taskId, idempotency key ("" = none). Reply: {"ok", id},
+// {"terminal", terminal id} or {"held", id, type, createdAt, payload}.
 var appendScript = redis.NewScript(retainLua + `
+local key = ARGV[11]
+if key ~= '' then
+  local held = redis.call('HGET', KEYS[4], key)
+  if held then
+    local e = redis.call('XRANGE', KEYS[1], held, held)
+    if e[1] then
+      local typ, created, payload = '', '', ''
+      local f = e[1][2]
+      for i = 1, #f, 2 do
+        if f[i] == 'type' then typ = f[i + 1]
+        elseif f[i] == 'createdAt' then created = f[i + 1]
+        elseif f[i] == 'payload' then payload = f[i + 1] end
+      end
+      return {'held', held, typ, created, payload}
+    end
+    redis.call('HDEL', KEYS[4], key)
+  end
+end
 local term = redis.call('HGET', KEYS[2], 'terminal')
 if term then
   return {'terminal', term}
 end
-local id = redis.call('XADD', KEYS[1], '*', 'type', ARGV[1], 'createdAt', ARGV[2], 'payload', ARGV[3])
+local id
+if key ~= '' then
+  id = redis.call('XADD', KEYS[1], '*', 'type', ARGV[1], 'createdAt', ARGV[2], 'payload', ARGV[3], 'key', key)
+  redis.call('HSET', KEYS[4], key, id)
+else
+  id = redis.call('XADD', KEYS[1], '*', 'type', ARGV[1], 'createdAt', ARGV[2], 'payload', ARGV[3])
+end
 local cap = tonumber(ARGV[5])
 if cap > 0 then
   local len = redis.call('XLEN', KEYS[1])
@@ -61,6 +89,12 @@ if cap > 0 then
     local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - cap)
     redis.call('XTRIM', KEYS[1], 'MAXLEN', cap)
     redis.call('HSET', KEYS[2], 'trimmed', gone[#gone][1])
+    for _, e in ipairs(gone) do
+      local f = e[2]
+      for i = 1, #f, 2 do
+        if f[i] == 'key' then redis.call('HDEL', KEYS[4], f[i + 1]) end
+      end
+    end
   end
 end
 if ARGV[4] == '1' then
@@ -101,7 +135,7 @@ return out
 `)
 
 // putTaskScript stores a new task record unless its key exists.
-// KEYS: task, events, meta. ARGV: rec, status, cancel, reason, updated,
+// KEYS: task, events, meta, appends. ARGV: rec, status, cancel, reason, updated,
 // active TTL ms, terminal TTL ms, ended (1 when the status is terminal).
 // Reply: 1 stored, 0 taken.
 var putTaskScript = redis.NewScript(retainLua + `
@@ -120,7 +154,7 @@ return 1
 // transition rule comes from Go (contracts.TaskStatus) as the terminal
 // statuses and the statuses the move is allowed from, so Lua holds no copy.
 //
-// KEYS: task, events, meta. ARGV: mode ("status" | "cancel"), next status
+// KEYS: task, events, meta, appends. ARGV: mode ("status" | "cancel"), next status
 // or reason, updated, active TTL ms, terminal TTL ms, then "T:<status>" per
 // terminal status and "F:<status>" per allowed origin.
 // Reply: {outcome, status, cancel, reason, updated, rec}; outcome is "ok",

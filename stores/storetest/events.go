@@ -19,8 +19,9 @@ import (
 // (including across digit-length changes), strictly-after reads with limits
 // and pagination, unknown tasks, rejection of the zero draft and of appends
 // after the terminal event, exactly one terminal event when 20 goroutines
-// race, EventPage.Ended, contracts.BatchReader when the store implements
-// it, and the change feed. newStore must return a fresh, empty store on
+// race, EventPage.Ended, idempotency keys (a retry with a held key answers
+// the first event, also after the terminal event), contracts.BatchReader
+// when the store implements it, and the change feed. newStore must return a fresh, empty store on
 // each call.
 func RunEventStore(t *testing.T, newStore func(t *testing.T) contracts.EventStore) {
 	t.Helper()
@@ -295,6 +296,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) contracts.EventStor
 	})
 
 	runBatchReader(t, newStore)
+	runIdempotentAppend(t, newStore)
 	runChangeFeed(t, newStore)
 }
 
