@@ -5,8 +5,10 @@
 #   make bench        micro benchmarks (go test -bench) with allocation counts
 #   make test-browser the quickstart's demo page in headless Chromium
 #   make bench-smoke  every load scenario at small N against the bridge, the
-#                     baseline and the raw server, on memory and Redis; fails
-#                     on any error, gap or duplicate (about a minute)
+#                     baseline and the raw server, on memory and Redis, plus
+#                     the multi-instance scale scenarios (two bridge
+#                     instances, a few hundred streams); fails on any error,
+#                     gap or duplicate (about a minute and a half)
 
 GO       ?= go
 # ./... skips directories starting with "_", so examples are named one by one.

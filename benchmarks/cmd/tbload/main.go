@@ -7,6 +7,7 @@
 //	go run ./benchmarks/cmd/tbload -scenario idle -sizes 1000,5000,15000
 //	go run ./benchmarks/cmd/tbload -smoke          # every scenario, small, fails on any problem
 //	scripts/with-redis.sh go run ./benchmarks/cmd/tbload -store redis -scenario many
+//	scripts/with-redis.sh go run ./benchmarks/cmd/tbload -store redis -scenario scale   # 100k streams, 6 instances
 //
 // It starts every server and every client process itself, by re-executing
 // its own binary: "tbload serve -kind raw|baseline|bridge ..." runs a
@@ -57,7 +58,7 @@ func exit(err error) {
 func run(args []string) int {
 	fs := flag.NewFlagSet("tbload", flag.ContinueOnError)
 	var (
-		scen        = fs.String("scenario", "all", "scenarios to run, comma-separated: idle, fanout, many, resume, http, or all")
+		scen        = fs.String("scenario", "all", "scenarios to run, comma-separated: idle, fanout, many, resume, http, all (these five), or scale (Redis only)")
 		targets     = fs.String("targets", "bridge,baseline,raw", "servers to measure, comma-separated")
 		store       = fs.String("store", "mem", "store of bridge and baseline: mem or redis")
 		redisAddr   = fs.String("redis-addr", os.Getenv(benchstore.RedisAddrEnv), "redis-server host:port (default $"+benchstore.RedisAddrEnv+")")
@@ -73,6 +74,10 @@ func run(args []string) int {
 		drops       = fs.Int("drops", 0, "resume: drops per subscriber")
 		sizes       = fs.String("sizes", "", "idle: connection counts, comma-separated (default 1000,5000,15000)")
 		concurrency = fs.Int("concurrency", 0, "http: connections per load (default 64)")
+		instances   = fs.Int("instances", 0, "scale: bridge instances (default: enough for -per-instance streams each)")
+		perInstance = fs.Int("per-instance", 0, "scale: most streams per bridge instance when -instances is not given (default 17000)")
+		stages      = fs.Int("stages", 0, "scale: connect stages (default 4)")
+		tuneKernel  = fs.Bool("tune-kernel", false, "scale: raise the sysctls the plan needs and the machine has too low (root; recorded in the results)")
 		failOn      = fs.Bool("fail-on-problems", false, "exit 1 when any run has a problem (always on with -smoke)")
 		serverLog   = fs.String("server-log", "", "append the servers' stderr to this file (- for stderr)")
 		quiet       = fs.Bool("q", false, "no progress lines on stderr")
@@ -88,6 +93,10 @@ func run(args []string) int {
 	cfg := scenario.DefaultConfig(exe)
 	cfg.Targets = splitList(*targets)
 	cfg.Store, cfg.RedisAddr, cfg.Strict, cfg.PerChild = *store, *redisAddr, *strict, *perChild
+	cfg.TuneKernel = *tuneKernel
+	if *perInstance > 0 {
+		cfg.PerInstance = *perInstance
+	}
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}
@@ -112,7 +121,7 @@ func run(args []string) int {
 		*failOn = true
 	} else {
 		o := scenario.Overrides{Subscribers: *subs, Tasks: *tasks, Rate: *rate, Duration: *duration,
-			Transport: *transport, Drops: *drops, Concurrency: *concurrency}
+			Transport: *transport, Drops: *drops, Concurrency: *concurrency, Instances: *instances, Stages: *stages}
 		for _, s := range splitList(*sizes) {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
@@ -133,10 +142,17 @@ func run(args []string) int {
 			}
 			specs = append(specs, ss...)
 		}
+		for _, sp := range specs {
+			if scenario.IsScale(sp.Kind) && cfg.Store != benchstore.Redis {
+				fmt.Fprintln(os.Stderr, "tbload: the scale scenarios need -store redis (the instances share one store)")
+				return 2
+			}
+		}
 	}
 
 	// A pass is one store; -smoke adds a Redis pass (bridge and baseline)
 	// when a Redis address is known and -store was not given.
+	// The scale scenarios run in the Redis pass only.
 	type pass struct {
 		store   string
 		targets []string
@@ -144,14 +160,22 @@ func run(args []string) int {
 	passes := []pass{{cfg.Store, cfg.Targets}}
 	storeSet := false
 	fs.Visit(func(fl *flag.Flag) { storeSet = storeSet || fl.Name == "store" })
-	if *smoke && !storeSet && cfg.RedisAddr != "" {
-		var withStore []string
-		for _, t := range cfg.Targets {
-			if t != report.TargetRaw {
-				withStore = append(withStore, t)
+	if *smoke && !storeSet {
+		if cfg.RedisAddr == "" {
+			if os.Getenv("CI") == "true" {
+				fmt.Fprintf(os.Stderr, "tbload: -smoke under CI needs Redis ($%s; run it through scripts/with-redis.sh)\n", benchstore.RedisAddrEnv)
+				return 1
 			}
+			fmt.Fprintf(os.Stderr, "tbload: no Redis ($%s unset): the Redis pass and the scale scenarios are skipped\n", benchstore.RedisAddrEnv)
+		} else {
+			var withStore []string
+			for _, t := range cfg.Targets {
+				if t != report.TargetRaw {
+					withStore = append(withStore, t)
+				}
+			}
+			passes = append(passes, pass{"redis", withStore})
 		}
-		passes = append(passes, pass{"redis", withStore})
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -165,7 +189,16 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "tbload:", err)
 			return 2
 		}
-		pf, err := runner.Run(ctx, specs, args, *smoke)
+		passSpecs := specs
+		if p.store != benchstore.Redis {
+			passSpecs = nil
+			for _, sp := range specs {
+				if !scenario.IsScale(sp.Kind) {
+					passSpecs = append(passSpecs, sp)
+				}
+			}
+		}
+		pf, err := runner.Run(ctx, passSpecs, args, *smoke)
 		runner.Close()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "tbload:", err)

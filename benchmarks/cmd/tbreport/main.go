@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/report"
 )
@@ -19,6 +20,7 @@ import (
 func main() {
 	readme := flag.String("readme", "", "replace the generated section of this Markdown file instead of printing")
 	micro := flag.String("micro", "", "append this go test -bench output (the micro benchmarks) as a code block")
+	beforeList := flag.String("before", "", "comma-separated results files of a run before the change (same machine), for growth targets")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: tbreport [-readme FILE] RESULTS.json...")
 		flag.PrintDefaults()
@@ -36,6 +38,17 @@ func main() {
 		}
 		files = append(files, f)
 	}
+	var before []*report.File
+	for _, path := range strings.Split(*beforeList, ",") {
+		if path = strings.TrimSpace(path); path == "" {
+			continue
+		}
+		f, err := report.ReadFile(path)
+		if err != nil {
+			fail(err)
+		}
+		before = append(before, f)
+	}
 	var microData []byte
 	if *micro != "" {
 		var err error
@@ -45,10 +58,12 @@ func main() {
 	}
 
 	var out bytes.Buffer
-	checks := report.Checks(files...)
+	checks := report.Checks(files, before)
 	checks = append(checks, report.MicroAllocCheck(bytes.NewReader(microData))...)
 	if len(checks) > 0 {
-		out.WriteString("#### Targets of issue 8, checked against the results below\n\n")
+		out.WriteString("#### Targets, checked against the results below\n\n")
+		out.WriteString("Each target is worded as the issue that set it; no tolerance is added. " +
+			"A target about growth needs two data points and reads \"not judged\" with one.\n\n")
 		report.RenderChecks(&out, checks)
 		out.WriteString("\n")
 	}

@@ -25,6 +25,9 @@ type Options struct {
 	// Heartbeat is the streams' idle heartbeat interval.
 	// Optional. Default: the streaming default (15 s).
 	Heartbeat time.Duration
+	// WSPing is the WebSocket ping interval.
+	// Optional. Default: the streaming default (30 s).
+	WSPing time.Duration
 	// BarePath serves a bare Fiber JSON handler. Required.
 	BarePath string
 }
@@ -73,7 +76,7 @@ func New(opts Options) *Server {
 		Stores:              fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
 		Executor:            holdExecutor{taskType: opts.TaskType},
 		AuthResolver:        bearerAuth,
-		Stream:              streaming.Options{HeartbeatInterval: opts.Heartbeat},
+		Stream:              streaming.Options{HeartbeatInterval: opts.Heartbeat, WSPingInterval: opts.WSPing},
 		MaintenanceInterval: -1,
 		// Every load client is the one subject Subject.
 		MaxStreamsPerSubject: -1,

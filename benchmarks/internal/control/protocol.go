@@ -25,12 +25,14 @@ type ExtraStats interface {
 
 // Stats is a point-in-time reading of a bench server.
 type Stats struct {
-	PID        int                `json:"pid"`
-	Goroutines int                `json:"goroutines"`
-	RSS        uint64             `json:"rssBytes"`
-	CPU        time.Duration      `json:"cpuNs"`
-	HeapInuse  uint64             `json:"heapInuseBytes"`
-	Extra      map[string]float64 `json:"extra,omitempty"`
+	PID        int           `json:"pid"`
+	Goroutines int           `json:"goroutines"`
+	RSS        uint64        `json:"rssBytes"`
+	CPU        time.Duration `json:"cpuNs"`
+	HeapInuse  uint64        `json:"heapInuseBytes"`
+	// FDs is how many files the process has open (-1: unknown).
+	FDs   int                `json:"fds"`
+	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
 // TasksRequest asks for Count new tasks.

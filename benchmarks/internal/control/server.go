@@ -50,6 +50,7 @@ func ReadStats(backend Backend) (Stats, error) {
 		return st, err
 	}
 	st.RSS, st.CPU = p.RSS, p.CPU
+	st.FDs = measure.CountFDs(st.PID)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st.HeapInuse = ms.HeapInuse

@@ -76,9 +76,12 @@ type Report struct {
 	Failed    int    `json:"failed,omitempty"`
 	// Behind counts subscribers still short of their expected event when
 	// the drain ended.
-	Behind int     `json:"behind,omitempty"`
-	Result *Result `json:"result,omitempty"`
-	Error  string  `json:"error,omitempty"`
+	Behind int `json:"behind,omitempty"`
+	// ErrorSamples are the first errors so far (connected reports carry
+	// them, so that a failed connect says why).
+	ErrorSamples []string `json:"errorSamples,omitempty"`
+	Result       *Result  `json:"result,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // RunChild serves the child side of the protocol: it reads Commands from
@@ -144,7 +147,11 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 				return err
 			}
 			connected, failed := ch.waitConnected(ctx)
-			if err := report(Report{Ev: "connected", Connected: connected, Failed: failed}); err != nil {
+			rep := Report{Ev: "connected", Connected: connected, Failed: failed}
+			if failed > 0 {
+				rep.ErrorSamples = ch.env.c.errorSamples()
+			}
+			if err := report(rep); err != nil {
 				return err
 			}
 		case "go":

@@ -1,6 +1,8 @@
 package loadclient
 
 import (
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,20 +82,27 @@ type counters struct {
 	heartbeats, comments, confirmations atomic.Uint64
 	reconnects, errors, protocolErrors  atomic.Uint64
 
-	samples   chan string
+	mu        sync.Mutex
+	samples   []string // the first maxErrorSamples error texts
 	latencyUs [latencyShards]measure.Histogram
 }
 
-func newCounters() *counters {
-	return &counters{samples: make(chan string, maxErrorSamples)}
-}
+func newCounters() *counters { return &counters{} }
 
 // sample keeps the first few error texts.
 func (c *counters) sample(msg string) {
-	select {
-	case c.samples <- msg:
-	default:
+	c.mu.Lock()
+	if len(c.samples) < maxErrorSamples {
+		c.samples = append(c.samples, msg)
 	}
+	c.mu.Unlock()
+}
+
+// errorSamples returns a copy of the error texts kept so far.
+func (c *counters) errorSamples() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.samples)
 }
 
 func (c *counters) fill(r *Result) {
@@ -103,15 +112,7 @@ func (c *counters) fill(r *Result) {
 	r.Reconnects = c.reconnects.Load()
 	r.Errors = c.errors.Load()
 	r.ProtocolErrors = c.protocolErrors.Load()
-	for {
-		select {
-		case s := <-c.samples:
-			r.ErrorSamples = append(r.ErrorSamples, s)
-			continue
-		default:
-		}
-		break
-	}
+	r.ErrorSamples = append(r.ErrorSamples, c.errorSamples()...)
 	r.Latency = &measure.Histogram{}
 	for i := range c.latencyUs {
 		r.Latency.Merge(&c.latencyUs[i])

@@ -114,35 +114,50 @@ func scenarioTable(s *Scenario) table {
 			}
 		}
 	default:
-		redis := false
-		for i := range s.Runs {
-			redis = redis || s.Runs[i].RedisClientsAfter > 0
-		}
-		t.head = []string{"target", "subs", "delivered", "expected", "deliveries/s", "p50 ms", "p90 ms",
-			"p99 ms", "max ms", "emit lag ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects"}
-		if redis {
-			t.head = append(t.head, "redis conns")
-		}
-		t.head = append(t.head, "status")
-		for i := range s.Runs {
-			r := &s.Runs[i]
-			cpu := secs(r.ServerCPU)
-			if r.RedisCPU > 0 {
-				cpu += " (+redis " + secs(r.RedisCPU) + ")"
-			}
-			row := []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
-				count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
-				ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), ms(uint64(time.Duration(r.EmitMaxLag) / time.Microsecond)),
-				cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
-				strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
-				strconv.FormatUint(r.Reconnects, 10)}
-			if redis {
-				row = append(row, strconv.Itoa(r.RedisClientsAfter))
-			}
-			t.rows = append(t.rows, append(row, problems(r)))
-		}
+		t = streamTable(s)
 	}
 	return t
+}
+
+// streamTable is the table of the streaming scenarios: one row per target.
+func streamTable(s *Scenario) table {
+	var t table
+	redis := false
+	for i := range s.Runs {
+		redis = redis || s.Runs[i].RedisClientsAfter > 0
+	}
+	t.head = []string{"target", "subs", "delivered", "expected", "deliveries/s", "p50 ms", "p90 ms",
+		"p99 ms", "max ms", "emit lag ms", "server CPU s", "client CPU s", "deliveries/CPU-s", "gaps", "dups", "reconnects"}
+	if redis {
+		t.head = append(t.head, "redis conns")
+	}
+	t.head = append(t.head, "status")
+	for i := range s.Runs {
+		r := &s.Runs[i]
+		cpu := secs(r.ServerCPU)
+		if r.RedisCPU > 0 {
+			cpu += " (+redis " + secs(r.RedisCPU) + ")"
+		}
+		row := []string{r.Target, strconv.Itoa(r.Connected), count(float64(r.Events)),
+			count(float64(r.Expected)), count(r.DeliveredPerSec), ms(r.LatencyUs.P50), ms(r.LatencyUs.P90),
+			ms(r.LatencyUs.P99), ms(r.LatencyUs.Max), ms(uint64(time.Duration(r.EmitMaxLag) / time.Microsecond)),
+			cpu, secs(r.ClientCPU), count(r.DeliveriesPerCPUSec),
+			strconv.FormatUint(r.Gaps, 10), strconv.FormatUint(r.Dups, 10),
+			strconv.FormatUint(r.Reconnects, 10)}
+		if redis {
+			row = append(row, strconv.Itoa(r.RedisClientsAfter))
+		}
+		t.rows = append(t.rows, append(row, problems(r)))
+	}
+	return t
+}
+
+// tables returns a scenario's tables, each with its caption.
+func tables(s *Scenario) []captioned {
+	if s.Kind == KindScale || s.Kind == KindScaleMany {
+		return scaleTables(s)
+	}
+	return []captioned{{"", scenarioTable(s)}}
 }
 
 // Title describes a scenario's parameters in one line.
@@ -154,6 +169,8 @@ func (s *Scenario) Title() string {
 		parts = append(parts, fmt.Sprintf("%d idle %s connections", p.Subscribers, p.Transport))
 	case KindHTTP:
 		parts = append(parts, fmt.Sprintf("%d connections, %s per load", p.Concurrency, time.Duration(p.Duration)))
+	case KindScale, KindScaleMany:
+		parts = append(parts, scaleTitle(p))
 	default:
 		parts = append(parts, fmt.Sprintf("%d %s subscribers on %d tasks, %g events/s per task for %s",
 			p.Subscribers, p.Transport, p.Tasks, p.Rate, time.Duration(p.Duration)))
@@ -173,7 +190,15 @@ func RenderText(w io.Writer, f *File) {
 	for i := range f.Scenarios {
 		s := &f.Scenarios[i]
 		fmt.Fprintln(w, s.Title())
-		scenarioTable(s).writeText(w)
+		for _, c := range tables(s) {
+			if c.caption != "" {
+				fmt.Fprintln(w, c.caption)
+			}
+			c.t.writeText(w)
+		}
+		for _, n := range scaleNotes(s) {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
 		for _, r := range s.Ratios {
 			fmt.Fprintf(w, "  %-50s %s (%s is better)\n", r.Name, ratio(r.Value), r.Better)
 		}
@@ -195,7 +220,21 @@ func RenderMarkdown(w io.Writer, f *File) {
 	for i := range f.Scenarios {
 		s := &f.Scenarios[i]
 		fmt.Fprintf(w, "#### %s\n\n", s.Title())
-		scenarioTable(s).writeMarkdown(w)
+		for j, c := range tables(s) {
+			if j > 0 {
+				fmt.Fprintln(w)
+			}
+			if c.caption != "" {
+				fmt.Fprintf(w, "%s\n\n", c.caption)
+			}
+			c.t.writeMarkdown(w)
+		}
+		if notes := scaleNotes(s); len(notes) > 0 {
+			fmt.Fprintln(w)
+			for _, n := range notes {
+				fmt.Fprintf(w, "- %s\n", n)
+			}
+		}
 		if len(s.Ratios) > 0 {
 			fmt.Fprintln(w)
 			for _, r := range s.Ratios {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/measure"
@@ -16,6 +17,13 @@ const (
 	KindMany   = "many"
 	KindResume = "resume"
 	KindHTTP   = "http"
+	// KindScale holds many streams over several bridge instances sharing
+	// one Redis, measures them idle, then sends one event to the task they
+	// all follow.
+	KindScale = "scale"
+	// KindScaleMany runs many tasks with a few subscribers each over
+	// several bridge instances sharing one Redis, at a rate per task.
+	KindScaleMany = "scale-many"
 )
 
 // Targets: the bridge, the handwritten baseline and the raw ceiling.
@@ -75,6 +83,10 @@ type Params struct {
 	Drops       int      `json:"drops,omitempty"`
 	Concurrency int      `json:"concurrency,omitempty"`
 	Store       string   `json:"store"`
+	// Instances and Stages are the scale scenarios': bridge processes
+	// sharing the store, and steps in which the streams connect.
+	Instances int `json:"instances,omitempty"`
+	Stages    int `json:"stages,omitempty"`
 }
 
 // Scenario is one scenario measured against each target in one run.
@@ -137,6 +149,10 @@ type Run struct {
 
 	HTTP []HTTPRun `json:"http,omitempty"`
 
+	// Scale is the scale scenarios' part: per instance, per connect stage,
+	// the machine's limits and why the run stopped short, if it did.
+	Scale *ScaleRun `json:"scale,omitempty"`
+
 	ErrorSamples []string `json:"errorSamples,omitempty"`
 	Problems     []string `json:"problems,omitempty"`
 }
@@ -169,6 +185,9 @@ func (r *Run) Check() {
 	add(r.Dups, "duplicates")
 	add(r.Missing, "missing events")
 	add(uint64(r.EmitErrors), "failed appends")
+	if r.Scale != nil && r.Scale.StopReason != "" {
+		r.Problems = append(r.Problems, "stopped at "+strconv.Itoa(r.Connected)+" streams: "+r.Scale.StopReason)
+	}
 	for _, h := range r.HTTP {
 		add(h.Errors, h.Kind+" request errors")
 		add(h.BadStatus, h.Kind+" unexpected statuses")

@@ -165,3 +165,62 @@ func TestReplaceSection(t *testing.T) {
 	_, err = ReplaceSection([]byte(EndMarker+BeginMarker), nil)
 	assert.ErrorIs(t, err, ErrNoMarkers)
 }
+
+func scaleFile() *File {
+	inst := func(streams int, rssAfter uint64, g int) InstanceRun {
+		return InstanceRun{Streams: streams, RSSBefore: 10 << 20, RSSAfter: rssAfter, GoroutinesBefore: 20, GoroutinesAfter: g,
+			RSSPerConn: float64(rssAfter-10<<20) / float64(streams), GoroutinesPerConn: float64(g-20) / float64(streams),
+			FDs: streams + 40, RedisPoolConns: 20, IdleCPU: Duration(10 * time.Millisecond), ServerCPU: Duration(300 * time.Millisecond)}
+	}
+	f := &File{Meta: Meta{Host: "vm", Cores: 2}, Scenarios: []Scenario{
+		{Name: "scale", Kind: KindScale, Params: Params{Transport: "sse+ws", Subscribers: 100_000, Tasks: 1, Store: "redis", Instances: 2, Stages: 2},
+			Runs: []Run{{Target: TargetBridge, Subscribers: 100_000, Connected: 100_000, Events: 100_000, Expected: 100_000,
+				IdleWindow: Duration(5 * time.Second), LatencyUs: measure.Summary{P50: 150_000, P99: 480_000, Max: 612_300},
+				ServerCPU: Duration(600 * time.Millisecond), RedisCPU: Duration(10 * time.Millisecond),
+				Scale: &ScaleRun{
+					Instances: []InstanceRun{inst(50_000, 10<<20+150_000*1024, 120), inst(50_000, 10<<20+160_000*1024, 130)},
+					Stages: []StageRun{{Wanted: 50_000, Connected: 50_000, ConnectTime: Duration(20 * time.Second), RSS: 100 << 20, RedisClients: 45},
+						{Wanted: 100_000, Connected: 100_000, ConnectTime: Duration(22 * time.Second), RSS: 330 << 20, RedisClients: 46}},
+					RedisClients: 46,
+					Limits:       measure.Kernel{NoFile: 20_000, NoFileHard: 20_000, PortLow: 32768, PortHigh: 60999},
+					Preflight:    []LimitCheck{{Name: "memory available (MB)", Have: 100, Need: 4687}},
+				}}}},
+		{Name: "scale-many", Kind: KindScaleMany, Params: Params{Transport: "sse+ws", Subscribers: 100_000, Tasks: 10_000, Rate: 1,
+			Duration: Duration(20 * time.Second), Store: "redis", Instances: 2, Stages: 1},
+			Runs: []Run{{Target: TargetBridge, Subscribers: 100_000, Connected: 90_000, Events: 1_800_000, Expected: 1_800_000, DeliveredPerSec: 99_000,
+				RedisClientsAfter: 47, Scale: &ScaleRun{Instances: []InstanceRun{inst(50_000, 200<<20, 90), inst(50_000, 210<<20, 95)},
+					StopReason: "memory: 100 MB of 24000 MB available"}}}},
+	}}
+	for i := range f.Scenarios {
+		for j := range f.Scenarios[i].Runs {
+			f.Scenarios[i].Runs[j].Check()
+		}
+	}
+	return f
+}
+
+func TestRenderScale(t *testing.T) {
+	var md bytes.Buffer
+	RenderMarkdown(&md, scaleFile())
+	out := md.String()
+	assert.Contains(t, out, "#### scale: 100000 sse+ws streams on one task, connected in 2 stages, then one event, over 2 bridge instances, store redis")
+	assert.Contains(t, out, "| 1 | 50000 | 3.0 | 0.002 | 50040 | 20 | 2.00 | 300.0 | ok |", "per instance: 150,000 KiB over 50,000 streams")
+	assert.Contains(t, out, "| all | 100000 | 3.1 | 0.002 | 100080 | 40 | 4.00 | 600.0 |  |")
+	assert.Contains(t, out, "| 100000 | 100000 | 0 | 22.00 | 330.0 | 0 | 46 |")
+	assert.Contains(t, out, "| 100000 | 100000 | 150.0 | 480.0 | 612.3 | 0 | 0 | 0.60 | 0.01 | ok |", "the last client's time is the maximum")
+	assert.Contains(t, out, "- Redis connections in total: 46")
+	assert.Contains(t, out, "- limit too low for the plan: memory available (MB): 100, needs 4687")
+	assert.Contains(t, out, "#### scale-many: 10000 tasks x 10 sse+ws subscribers (100000 streams), 1 events/s per task for 20s, over 2 bridge instances, store redis")
+	assert.Contains(t, out, "| bridge | 90000 | 1.80M | 1.80M | 99.0k |")
+	assert.Contains(t, out, "- stopped at 90000 of 100000 streams: memory: 100 MB of 24000 MB available")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "|") {
+			assert.True(t, strings.HasSuffix(line, "|"), "table row %q", line)
+		}
+	}
+	assert.Contains(t, strings.Join(scaleFile().Problems(), "\n"), "scale-many/bridge: stopped at 90000 streams: memory")
+
+	var txt bytes.Buffer
+	RenderText(&txt, scaleFile())
+	assert.Contains(t, txt.String(), "Connect stages (server figures summed over the instances):")
+}

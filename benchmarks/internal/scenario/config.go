@@ -10,9 +10,23 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/report"
 )
 
-// Transport value that spreads subscribers round robin over SSE, WebSocket
-// and long-poll.
-const TransportMix = "mix"
+// Transport values that spread subscribers round robin: TransportMix over
+// SSE, WebSocket and long-poll, TransportStreams over SSE and WebSocket.
+const (
+	TransportMix     = "mix"
+	TransportStreams = "sse+ws"
+)
+
+// transportsOf returns the transports a Spec.Transport value spreads over.
+func transportsOf(tr string) []string {
+	switch tr {
+	case TransportMix:
+		return []string{loadclient.TransportSSE, loadclient.TransportWS, loadclient.TransportPoll}
+	case TransportStreams:
+		return []string{loadclient.TransportSSE, loadclient.TransportWS}
+	}
+	return []string{tr}
+}
 
 // Config is how the generator runs scenarios.
 type Config struct {
@@ -45,6 +59,25 @@ type Config struct {
 	Drain time.Duration
 	// ConnectTimeout bounds the connect phase.
 	ConnectTimeout time.Duration
+	// PerInstance is the most streams one bridge instance holds in the
+	// scale scenarios when Spec.Instances is 0 (a process may hold at most
+	// about 19,900 sockets here).
+	PerInstance int
+	// ScaleHeartbeat is the heartbeat and WebSocket ping interval of the
+	// scale scenario's instances: longer than connecting and measuring
+	// take, so that the idle window lies between heartbeats.
+	ScaleHeartbeat time.Duration
+	// ScaleRedisPool is the instances' Redis pool size in the scale
+	// scenarios; 0 is go-redis's default (10 per core), what a host gets.
+	ScaleRedisPool int
+	// ScaleConnectTimeout bounds each connect stage of the scale
+	// scenarios; ScaleDrain the wait for the clients to catch up.
+	ScaleConnectTimeout, ScaleDrain time.Duration
+	// ScaleEmitWorkers is how many goroutines append in scale-many.
+	ScaleEmitWorkers int
+	// TuneKernel raises the sysctls a scale plan needs and the machine has
+	// too low (root only); the results list what changed.
+	TuneKernel bool
 	// ServerLog receives the servers' stderr; Progress the generator's
 	// progress lines.
 	ServerLog, Progress io.Writer
@@ -65,8 +98,15 @@ func DefaultConfig(exe string) Config {
 		IdleWindow:      5 * time.Second,
 		Drain:           15 * time.Second,
 		ConnectTimeout:  90 * time.Second,
-		ServerLog:       io.Discard,
-		Progress:        io.Discard,
+
+		PerInstance:         17_000,
+		ScaleHeartbeat:      10 * time.Minute,
+		ScaleConnectTimeout: 5 * time.Minute,
+		ScaleDrain:          60 * time.Second,
+		ScaleEmitWorkers:    32,
+
+		ServerLog: io.Discard,
+		Progress:  io.Discard,
 	}
 }
 
@@ -83,6 +123,11 @@ type Spec struct {
 	// Concurrency and PollTasks are the http scenario's.
 	Concurrency int
 	PollTasks   int
+	// Instances and Stages are the scale scenarios': bridge processes
+	// sharing one Redis (0: enough that none holds more than
+	// Config.PerInstance streams) and steps in which the streams connect.
+	Instances int
+	Stages    int
 }
 
 // EventsPerTask is how many events the scenario emits to each task.
@@ -90,8 +135,16 @@ func (s Spec) EventsPerTask() int {
 	return int(s.Rate*s.Duration.Seconds() + 0.5)
 }
 
-// Kinds lists the scenario kinds in run order.
+// Kinds lists the scenario kinds "all" runs, in run order.
 var Kinds = []string{report.KindIdle, report.KindFanout, report.KindMany, report.KindResume, report.KindHTTP}
+
+// ScaleKinds are the multi-instance scenarios: -scenario scale runs both,
+// on Redis only, and "all" leaves them out (a full-size run holds 100,000
+// connections and takes the whole machine for several minutes).
+var ScaleKinds = []string{report.KindScale, report.KindScaleMany}
+
+// IsScale reports whether kind is one of ScaleKinds.
+func IsScale(kind string) bool { return kind == report.KindScale || kind == report.KindScaleMany }
 
 // Overrides change the default specs from the command line; zero fields
 // keep the defaults.
@@ -104,6 +157,8 @@ type Overrides struct {
 	Drops       int
 	Sizes       []int
 	Concurrency int
+	Instances   int
+	Stages      int
 }
 
 // DefaultSpecs returns the specs of kind with the sizes, changed by
@@ -167,8 +222,20 @@ func DefaultSpecs(kind string, o Overrides) ([]Spec, error) {
 	case report.KindHTTP:
 		return []Spec{{Name: "http", Kind: kind, Concurrency: pick(o.Concurrency, 64),
 			Duration: pickD(o.Duration, 5*time.Second), PollTasks: pick(o.Tasks, 100)}}, nil
+	case report.KindScale:
+		// The streams: first all of them on one task, idle, then one event;
+		// then as many on tasks of 10 subscribers each at a rate per task.
+		n := pick(o.Subscribers, 100_000)
+		tasks := pick(o.Tasks, max(n/10, 1))
+		tr := pickS(o.Transport, TransportStreams)
+		return []Spec{
+			{Name: "scale", Kind: report.KindScale, Transport: tr, Subscribers: n, Tasks: 1,
+				Instances: o.Instances, Stages: pick(o.Stages, 4)},
+			{Name: "scale-many", Kind: report.KindScaleMany, Transport: tr, Subscribers: n, Tasks: tasks,
+				Rate: pickF(o.Rate, 1), Duration: pickD(o.Duration, 20*time.Second), Instances: o.Instances, Stages: 1},
+		}, nil
 	}
-	return nil, fmt.Errorf("scenario: unknown scenario %q (%s)", kind, strings.Join(Kinds, ", "))
+	return nil, fmt.Errorf("scenario: unknown scenario %q (%s, %s)", kind, strings.Join(Kinds, ", "), report.KindScale)
 }
 
 // SmokeSpecs returns every scenario at a small size, for bench-smoke: a
@@ -181,6 +248,10 @@ func SmokeSpecs() []Spec {
 		{Name: "many", Kind: report.KindMany, Transport: TransportMix, Subscribers: 300, Tasks: 300, Rate: 2, Duration: 2 * time.Second},
 		{Name: "resume", Kind: report.KindResume, Transport: TransportMix, Subscribers: 150, Tasks: 15, Rate: 20, Duration: 3 * time.Second, Drops: 2},
 		{Name: "http", Kind: report.KindHTTP, Concurrency: 8, Duration: time.Second, PollTasks: 10},
+		// Redis only: two instances, a few hundred streams.
+		{Name: "scale", Kind: report.KindScale, Transport: TransportStreams, Subscribers: 300, Tasks: 1, Instances: 2, Stages: 2},
+		{Name: "scale-many", Kind: report.KindScaleMany, Transport: TransportStreams, Subscribers: 300, Tasks: 30,
+			Rate: 5, Duration: 2 * time.Second, Instances: 2, Stages: 1},
 	}
 }
 
@@ -192,5 +263,7 @@ func SmokeConfig(cfg Config) Config {
 	cfg.IdleWindow = 500 * time.Millisecond
 	cfg.Drain = 10 * time.Second
 	cfg.ConnectTimeout = 30 * time.Second
+	cfg.ScaleConnectTimeout = 30 * time.Second
+	cfg.ScaleDrain = 10 * time.Second
 	return cfg
 }

@@ -23,6 +23,19 @@ type serverProc struct {
 	ready serve.Ready
 	ctl   *control.Client
 	done  chan error
+	// exitedc is closed when the process has ended; exitErr is then how.
+	exitedc chan struct{}
+	exitErr error
+}
+
+// exited reports whether the process has ended, and how.
+func (p *serverProc) exited() (bool, error) {
+	select {
+	case <-p.exitedc:
+		return true, p.exitErr
+	default:
+		return false, nil
+	}
 }
 
 // startServer starts "<exe> serve -kind target ..." and waits for its
@@ -43,7 +56,7 @@ func startServer(ctx context.Context, cfg *Config, target string, extra ...strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s server: %w", target, err)
 	}
-	p := &serverProc{cmd: cmd, done: make(chan error, 1)}
+	p := &serverProc{cmd: cmd, done: make(chan error, 1), exitedc: make(chan struct{})}
 	readyc := make(chan serve.Ready, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -54,7 +67,9 @@ func startServer(ctx context.Context, cfg *Config, target string, extra ...strin
 				sent = true
 			}
 		}
-		p.done <- cmd.Wait()
+		p.exitErr = cmd.Wait()
+		close(p.exitedc)
+		p.done <- p.exitErr
 	}()
 	timer := time.NewTimer(30 * time.Second)
 	defer timer.Stop()

@@ -55,20 +55,30 @@ func (r *Runner) Run(ctx context.Context, specs []Spec, args []string, smoke boo
 	f := &report.File{Meta: collectMeta(args, smoke)}
 	start := time.Now()
 	for _, spec := range specs {
+		if IsScale(spec.Kind) {
+			spec.Instances = r.instancesFor(spec)
+		}
 		sc := report.Scenario{Name: spec.Name, Kind: spec.Kind, Params: report.Params{
 			Transport: spec.Transport, Subscribers: spec.Subscribers, Tasks: spec.Tasks, Rate: spec.Rate,
 			Duration: report.Duration(spec.Duration), Drops: spec.Drops, Concurrency: spec.Concurrency, Store: r.cfg.Store,
+			Instances: spec.Instances, Stages: spec.Stages,
 		}}
 		for _, target := range r.cfg.Targets {
 			if spec.Kind == report.KindHTTP && target == report.TargetRaw {
 				continue // the raw server has no HTTP framework to compare
 			}
+			if IsScale(spec.Kind) && target != report.TargetBridge {
+				continue // many instances on one store: the bridge's design only
+			}
 			var run report.Run
 			var err error
 			r.logf("%s/%s: start", spec.Name, target)
-			if spec.Kind == report.KindHTTP {
+			switch {
+			case spec.Kind == report.KindHTTP:
 				run, err = r.runHTTP(ctx, spec, target)
-			} else {
+			case IsScale(spec.Kind):
+				run, err = r.runScale(ctx, spec)
+			default:
 				run, err = r.runStream(ctx, spec, target)
 			}
 			if ctx.Err() != nil {
@@ -157,10 +167,7 @@ func (r *Runner) plan(spec Spec, ids []string, addr string) []*loadclient.Assign
 	n := spec.Subscribers
 	per := max(r.cfg.PerChild, 1)
 	kids := max((n+per-1)/per, 1)
-	transports := []string{spec.Transport}
-	if spec.Transport == TransportMix {
-		transports = []string{loadclient.TransportSSE, loadclient.TransportWS, loadclient.TransportPoll}
-	}
+	transports := transportsOf(spec.Transport)
 	out := make([]*loadclient.Assignment, kids)
 	for k := range out {
 		a := &loadclient.Assignment{
@@ -191,26 +198,34 @@ func (r *Runner) plan(spec Spec, ids []string, addr string) []*loadclient.Assign
 // startChildren starts one client child per assignment and waits until they
 // connected.
 func (r *Runner) startChildren(ctx context.Context, plan []*loadclient.Assignment) (children, int, int, error) {
-	var kids children
-	for _, a := range plan {
-		c, err := startChild(&r.cfg)
-		if err != nil {
-			kids.closeAll()
-			return nil, 0, 0, err
-		}
-		kids = append(kids, c)
-		if err := c.send(loadclient.Command{Cmd: "start", Assign: a}); err != nil {
-			kids.closeAll()
-			return nil, 0, 0, err
-		}
-	}
-	reports, err := kids.awaitAll(ctx, "connected", r.cfg.ConnectTimeout+30*time.Second)
+	kids, reports, err := r.startChildrenReports(ctx, plan, r.cfg.ConnectTimeout)
 	connected, failed := 0, 0
 	for _, rep := range reports {
 		connected += rep.Connected
 		failed += rep.Failed
 	}
 	return kids, connected, failed, err
+}
+
+// startChildrenReports starts one client child per assignment and returns
+// each one's connected report, in plan order. The children connect for at
+// most connectTimeout.
+func (r *Runner) startChildrenReports(ctx context.Context, plan []*loadclient.Assignment, connectTimeout time.Duration) (children, []loadclient.Report, error) {
+	var kids children
+	for _, a := range plan {
+		c, err := startChild(&r.cfg)
+		if err != nil {
+			kids.closeAll()
+			return nil, nil, err
+		}
+		kids = append(kids, c)
+		if err := c.send(loadclient.Command{Cmd: "start", Assign: a}); err != nil {
+			kids.closeAll()
+			return nil, nil, err
+		}
+	}
+	reports, err := kids.awaitAll(ctx, "connected", connectTimeout+30*time.Second)
+	return kids, reports, err
 }
 
 // finish collects the children's merged result.

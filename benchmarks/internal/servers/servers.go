@@ -41,6 +41,7 @@ type Flags struct {
 	RedisPool   int
 	RedisPrefix string
 	Heartbeat   time.Duration
+	WSPing      time.Duration
 }
 
 func (f Flags) stores(ctx context.Context) (*benchstore.Bundle, error) {
@@ -69,7 +70,7 @@ var builders = map[string]builder{
 			return nil, nil, err
 		}
 		srv := bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType,
-			Heartbeat: f.Heartbeat, BarePath: loadclient.BarePath})
+			Heartbeat: f.Heartbeat, WSPing: f.WSPing, BarePath: loadclient.BarePath})
 		return srv, func() { st.Close() }, nil
 	},
 	Emitter: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
@@ -128,8 +129,9 @@ func Main(kind string, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.Control, "control", "127.0.0.1:0", "control endpoint address")
 	fs.StringVar(&f.RedisAddr, "redis-addr", "", "redis-server host:port (default $"+benchstore.RedisAddrEnv+")")
 	fs.StringVar(&f.RedisPrefix, "redis-prefix", "", "Redis key prefix (default: a fresh one); a separate emitter shares the server's")
-	fs.IntVar(&f.RedisPool, "redis-pool", 4096, "Redis client pool size (the baseline holds one connection per waiting subscriber)")
+	fs.IntVar(&f.RedisPool, "redis-pool", 4096, "Redis client pool size (the baseline holds one connection per waiting subscriber; 0: go-redis's default, 10 per core)")
 	fs.DurationVar(&f.Heartbeat, "heartbeat", 15*time.Second, "bridge: idle heartbeat interval")
+	fs.DurationVar(&f.WSPing, "ws-ping", 0, "bridge: WebSocket ping interval (0: the streaming default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
