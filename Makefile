@@ -2,6 +2,7 @@
 #
 #   make test         vet + race tests of every package and example (starts a
 #                     throw-away redis-server for the Redis tests)
+#   make vet          gofmt, go mod tidy -diff, go vet and staticcheck
 #   make bench        micro benchmarks (go test -bench) with allocation counts
 #   make test-browser the quickstart's demo page in headless Chromium
 #   make bench-smoke  every load scenario at small N against the bridge, the
@@ -16,13 +17,21 @@ EXAMPLES := $(wildcard _examples/*/)
 EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
 
-.PHONY: test vet fmt-check bench bench-smoke test-browser
+.PHONY: test vet tidy-check fmt-check bench bench-smoke test-browser
 
 test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
 
-vet: fmt-check
+# vet fails when go.mod/go.sum are not tidy, on go vet findings and on
+# staticcheck findings (a pinned version through go run: nothing to install).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+vet: fmt-check tidy-check
 	$(GO) vet ./... $(EXAMPLE_PKGS)
+	$(GO) run $(STATICCHECK) ./... $(EXAMPLE_PKGS)
+
+tidy-check:
+	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

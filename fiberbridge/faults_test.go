@@ -167,17 +167,22 @@ func TestSlowReaderDoesNotSlowOthers(t *testing.T) {
 			}()
 		}
 	}
-	// Healthy readers read the filler too, concurrently.
-	const filler = 120
-	readAll(filler)
-	for i := 0; i < filler; i++ {
-		send(fmt.Sprintf("%05d %s", i, big))
+	// Healthy readers read the filler too, concurrently. The server's send
+	// buffers absorb a few MiB before a stalled client's writes block, and
+	// the switch happens on the hub's goroutines after the healthy readers
+	// got the round: send rounds until both were switched (bounded: 32 MiB).
+	const round, maxFiller = 20, 2000
+	for filler := 0; diag.slow.Load() < 2; filler += round {
+		require.Less(t, filler, maxFiller, "both stalled clients fell behind (switched: %d)", diag.slow.Load())
+		readAll(round)
+		for i := range round {
+			send(fmt.Sprintf("%05d %s", filler+i, big))
+		}
+		wg.Wait()
+		for range healthy {
+			require.NoError(t, <-errs)
+		}
 	}
-	wg.Wait()
-	for range healthy {
-		require.NoError(t, <-errs)
-	}
-	require.GreaterOrEqual(t, diag.slow.Load(), int64(2), "both stalled clients fell behind")
 
 	// Now measure delivery to the healthy readers while the stalled
 	// windows stay full.

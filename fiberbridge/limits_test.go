@@ -406,13 +406,34 @@ func TestLimitWriteDeadline(t *testing.T) {
 	// Much more than the stalled sockets hold.
 	big := strings.Repeat("x", 16<<10)
 	gate := h.gates.get(id)
-	freed := func() bool {
+	// open opens one more stream of alice's: nil while her slots are taken.
+	open := func() io.Closer {
 		s2, r := h.sse(nil, "alice", id, "", nil)
 		if s2 == nil {
-			require.Equal(t, http.StatusTooManyRequests, r.Status)
+			assert.Equal(t, http.StatusTooManyRequests, r.Status)
+			return nil
+		}
+		return s2
+	}
+	freed := func() bool {
+		if s2 := open(); s2 != nil {
+			_ = s2.Close()
+			return true
+		}
+		return false
+	}
+	// bothFreed holds two new streams at once: both stalled ones are gone.
+	bothFreed := func() bool {
+		s2 := open()
+		if s2 == nil {
 			return false
 		}
-		_ = s2.Close()
+		defer s2.Close()
+		s3 := open()
+		if s3 == nil {
+			return false
+		}
+		_ = s3.Close()
 		return true
 	}
 	require.Eventually(t, func() bool {
@@ -422,7 +443,7 @@ func TestLimitWriteDeadline(t *testing.T) {
 	for range 50 {
 		gate <- big
 	}
-	require.Eventually(t, func() bool { return freed() && freed() }, hwait, 20*time.Millisecond, "both stalled streams were dropped")
+	require.Eventually(t, bothFreed, hwait, 20*time.Millisecond, "both stalled streams were dropped")
 
 	// Reading now shows complete frames and then a broken (not clean) end.
 	for {

@@ -155,9 +155,3 @@ func testContext(tb testing.TB) context.Context {
 	tb.Cleanup(cancel)
 	return ctx
 }
-
-// fakeClock is a settable clock for expiry checks.
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time          { return c.now }
-func (c *fakeClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
