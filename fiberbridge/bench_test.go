@@ -25,19 +25,17 @@ func benchApp(b *testing.B) (fasthttp.RequestHandler, string) {
 func benchAppWith(b *testing.B, mutate func(*fiberbridge.Config)) (fasthttp.RequestHandler, string) {
 	b.Helper()
 	st := memstore.New(memstore.Options{})
-	x := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
-	})
+	x := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: st}))(b)
 	x.Handle("noop", func(context.Context, *orchestration.TaskContext) (any, error) { return nil, nil })
 	cfg := fiberbridge.Config{
-		Stores:       fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+		Stores:       st,
 		Executor:     x,
 		AuthResolver: bearerAuth,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	bridge := fiberbridge.New(cfg)
+	bridge := check(fiberbridge.New(cfg))(b)
 	b.Cleanup(func() {
 		require.NoError(b, bridge.Shutdown(context.Background()))
 		require.NoError(b, x.Close(context.Background()))

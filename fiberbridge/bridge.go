@@ -56,14 +56,22 @@ type Bridge struct {
 // New validates cfg, fills its defaults, builds the services (unless
 // cfg.Services is set) and the streaming hub, and returns the Bridge. The
 // hub (and the maintenance loop of built services) run from here on: call
-// Shutdown when the bridge is no longer used. It
-// panics on a configuration that cannot work: no AuthResolver, no
-// Stores.Events, neither Services nor the other stores and an Executor, both
-// Services and an Executor, a task route without :taskId, or an invalid
-// AllowedUploadTypes entry.
-func New(cfg Config) *Bridge {
+// Shutdown when the bridge is no longer used. New does no I/O.
+//
+// The hub is the process's one waiter for long-polls and suspended
+// handlers: New hands it to the executor and to cfg.Services when they
+// can take one (UseWaiter, as orchestration.Executor and Services do), so
+// they listen to no change feed of their own.
+//
+// New returns an error for a configuration that cannot work: no
+// AuthResolver, no Stores.Events, neither Services nor the other stores and
+// an Executor, both Services and an Executor, a task route without
+// :taskId, or an invalid AllowedUploadTypes entry.
+func New(cfg Config) (*Bridge, error) {
 	cfg = configDefault(cfg)
-	cfg.validate()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	b := &Bridge{
 		cfg:     cfg,
 		log:     observe.NewLogger(cfg.Logger).With(observe.Entry{Transport: observe.TransportHTTP}),
@@ -74,34 +82,66 @@ func New(cfg Config) *Bridge {
 		m, _ := parseMediaRange(t) // validated
 		b.allowed = append(b.allowed, m)
 	}
-	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.startHub()
+	hub, err := b.newHub()
+	if err != nil {
+		return nil, err
+	}
 
 	b.services = cfg.Services
 	if b.services == nil {
 		s, err := orchestration.NewServices(orchestration.Options{
-			Registry:    cfg.Stores.Tasks,
-			Events:      cfg.Stores.Events,
-			Suspensions: cfg.Stores.Suspensions,
-			Receipts:    cfg.Stores.Receipts,
-			Executor:    cfg.Executor,
-			Ownership:   cfg.Ownership,
-			Waiter:      b.hub,
-			Logger:      observe.NewLogger(cfg.Logger),
-			Metrics:     cfg.Metrics,
-			Clock:       cfg.Clock,
+			Stores:    cfg.Stores,
+			Executor:  cfg.Executor,
+			Ownership: cfg.Ownership,
+			Waiter:    hub,
+			Logger:    cfg.Logger,
+			Metrics:   cfg.Metrics,
+			Clock:     cfg.Clock,
 		})
 		if err != nil {
-			_ = b.Shutdown(context.Background()) // stop the hub started above
-			panic(fmt.Sprintf("taskbridge: fiberbridge.New: %v", err))
+			return nil, fmt.Errorf("taskbridge: fiberbridge.New: %w", err)
 		}
 		b.services = s
 		b.ownsServices = true
-		if cfg.MaintenanceInterval >= 0 {
-			b.startMaintenance(cfg.MaintenanceInterval)
-		}
 	}
-	return b
+	if cfg.Services != nil {
+		cfg.Services.UseWaiter(hub)
+	}
+	shareWaiter(cfg.Executor, hub)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.runHub(hub)
+	if b.ownsServices && cfg.MaintenanceInterval >= 0 {
+		b.startMaintenance(cfg.MaintenanceInterval)
+	}
+	return b, nil
+}
+
+// waiterUser is an executor that can wait on the bridge's hub instead of a
+// change-feed listener of its own (orchestration.Executor).
+type waiterUser interface {
+	UseWaiter(orchestration.Waiter)
+}
+
+// executorWrapper is an executor that wraps another, such as
+// redisstore.CancelRelay.
+type executorWrapper interface {
+	Unwrap() contracts.Executor
+}
+
+// shareWaiter gives w to ex, or to the executor ex wraps, when it takes
+// one.
+func shareWaiter(ex contracts.Executor, w orchestration.Waiter) {
+	for depth := 0; ex != nil && depth < 8; depth++ {
+		if u, ok := ex.(waiterUser); ok {
+			u.UseWaiter(w)
+			return
+		}
+		wr, ok := ex.(executorWrapper)
+		if !ok {
+			return
+		}
+		ex = wr.Unwrap()
+	}
 }
 
 // startMaintenance runs the services' retention and reconciliation until
@@ -118,6 +158,14 @@ func (b *Bridge) startMaintenance(every time.Duration) {
 // Services returns the services the bridge uses by default (built by New or
 // given in Config.Services).
 func (b *Bridge) Services() *orchestration.Services { return b.services }
+
+// Waiter returns the bridge's streaming hub as an orchestration.Waiter, for
+// services a host builds itself (per-tenant services given with
+// SetServices): orchestration.Services.UseWaiter(bridge.Waiter()) keeps the
+// process at one change-feed listener. After Shutdown the hub wakes no one
+// any more; services and executors that took it turn to a listener of
+// their own.
+func (b *Bridge) Waiter() orchestration.Waiter { return b.hub }
 
 // Register mounts the configured routes on router (an app, a group or a
 // prefix). Each route is one handler that runs the locals middleware steps

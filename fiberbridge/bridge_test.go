@@ -25,18 +25,25 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 )
 
+// check(f())(t) returns f's value, failing the test on f's error.
+func check[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		require.NoError(t, err)
+		return v
+	}
+}
+
 // memConfig returns a Config on fresh in-memory stores with a test
 // executor; the executor is closed at cleanup.
 func memConfig(t testing.TB) fiberbridge.Config {
 	t.Helper()
 	st := memstore.New(memstore.Options{})
-	x := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
-	})
+	x := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: st}))(t)
 	x.Handle("noop", func(context.Context, *orchestration.TaskContext) (any, error) { return nil, nil })
 	t.Cleanup(func() { require.NoError(t, x.Close(context.Background())) })
 	return fiberbridge.Config{
-		Stores:       fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+		Stores:       st,
 		Executor:     x,
 		AuthResolver: bearerAuth,
 	}
@@ -45,17 +52,16 @@ func memConfig(t testing.TB) fiberbridge.Config {
 // newBridge builds a bridge that is shut down at cleanup.
 func newBridge(t testing.TB, cfg fiberbridge.Config) *fiberbridge.Bridge {
 	t.Helper()
-	b := fiberbridge.New(cfg)
+	b := check(fiberbridge.New(cfg))(t)
 	t.Cleanup(func() { require.NoError(t, b.Shutdown(context.Background())) })
 	return b
 }
 
-func TestNewPanicsOnImpossibleConfigs(t *testing.T) {
+func TestNewRejectsImpossibleConfigs(t *testing.T) {
 	t.Parallel()
 	base := memConfig(t)
 	services, err := orchestration.NewServices(orchestration.Options{
-		Registry: base.Stores.Tasks, Events: base.Stores.Events, Suspensions: base.Stores.Suspensions,
-		Receipts: base.Stores.Receipts, Executor: base.Executor,
+		Stores: base.Stores, Executor: base.Executor,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, services.Close(context.Background())) })
@@ -82,35 +88,24 @@ func TestNewPanicsOnImpossibleConfigs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
 			tc.mutate(&cfg)
-			assert.PanicsWithValue(t, panicText(t, cfg), func() { fiberbridge.New(cfg) })
-			assert.Contains(t, panicText(t, cfg), tc.want)
+			b, err := fiberbridge.New(cfg)
+			assert.Nil(t, b)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "taskbridge: fiberbridge.New: "), err.Error())
 		})
 	}
-}
-
-// panicText returns New's panic value for cfg.
-func panicText(t *testing.T, cfg fiberbridge.Config) (text string) {
-	t.Helper()
-	defer func() {
-		r := recover()
-		require.NotNil(t, r, "New must panic")
-		text = r.(string)
-	}()
-	b := fiberbridge.New(cfg)
-	_ = b.Shutdown(context.Background())
-	return ""
 }
 
 func TestHostServicesAndDisabledRoutes(t *testing.T) {
 	t.Parallel()
 	base := memConfig(t)
 	services, err := orchestration.NewServices(orchestration.Options{
-		Registry: base.Stores.Tasks, Events: base.Stores.Events, Suspensions: base.Stores.Suspensions,
-		Receipts: base.Stores.Receipts, Executor: base.Executor,
+		Stores: base.Stores, Executor: base.Executor,
 	})
 	require.NoError(t, err)
 	cfg := fiberbridge.Config{
-		Services: services, Stores: fiberbridge.Stores{Events: base.Stores.Events}, AuthResolver: bearerAuth,
+		Services: services, Stores: contracts.Stores{Events: base.Stores.Events}, AuthResolver: bearerAuth,
 		Routes: fiberbridge.Routes{Health: fiberbridge.Disabled, Ready: fiberbridge.Disabled},
 	}
 	b := newBridge(t, cfg)
@@ -211,8 +206,7 @@ func TestPerRequestServicesAndAuth(t *testing.T) {
 
 	// A tenant whose services deny every creation.
 	tenant, err := orchestration.NewServices(orchestration.Options{
-		Registry: cfg.Stores.Tasks, Events: cfg.Stores.Events, Suspensions: cfg.Stores.Suspensions,
-		Receipts: cfg.Stores.Receipts, Executor: cfg.Executor, Ownership: denyAll{},
+		Stores: cfg.Stores, Executor: cfg.Executor, Ownership: denyAll{},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, tenant.Close(context.Background())) })

@@ -15,16 +15,6 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
-// Stores are the four stores the bridge builds its services from when
-// Config.Services is nil. Events is always required: the streaming hub reads
-// and watches it for SSE and WebSocket delivery.
-type Stores struct {
-	Tasks       contracts.TaskRegistry
-	Events      contracts.EventStore
-	Suspensions contracts.SuspensionStore
-	Receipts    contracts.ActionReceiptStore
-}
-
 // Routes are the paths Register mounts, relative to the router it is given.
 // A task route must contain the ":taskId" parameter and may contain others
 // of the host (for example "/projects/:projectId/tasks/:taskId/events"). An
@@ -88,8 +78,8 @@ const (
 )
 
 // Config configures a Bridge. Zero fields take their defaults (see
-// ConfigDefault); New validates the result and panics on a configuration
-// that cannot work.
+// ConfigDefault); New validates the result and returns an error for a
+// configuration that cannot work.
 type Config struct {
 	// Next skips the bridge's middleware and handlers for a request when it
 	// returns true; the request continues with c.Next().
@@ -106,9 +96,10 @@ type Config struct {
 	// Optional. Default: built from Stores and Executor.
 	Services *orchestration.Services
 
-	// Stores are the stores. Stores.Events is required (the streaming hub
-	// reads it); the other three are required when Services is nil.
-	Stores Stores
+	// Stores are the stores (memstore.New or redisstore.New returns them).
+	// Stores.Events is required (the streaming hub reads it); the others
+	// are required when Services is nil.
+	Stores contracts.Stores
 
 	// Executor runs tasks; required when Services is nil, must be nil
 	// otherwise. The bridge does not close it: the host owns it.
@@ -336,40 +327,31 @@ func configDefault(cfg Config) Config {
 	return cfg
 }
 
-// validate panics on a configuration that cannot work.
-func (cfg *Config) validate() {
-	fail := func(format string, args ...any) {
-		panic("taskbridge: fiberbridge.New: " + fmt.Sprintf(format, args...))
+// validate returns an error for a configuration that cannot work.
+func (cfg *Config) validate() error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("taskbridge: fiberbridge.New: "+format, args...)
 	}
 	if cfg.AuthResolver == nil {
-		fail("AuthResolver is required")
+		return fail("AuthResolver is required")
 	}
 	if cfg.Stores.Events == nil {
-		fail("Stores.Events is required (the streaming hub reads it)")
+		return fail("Stores.Events is required (the streaming hub reads it)")
 	}
 	if cfg.Services != nil {
 		if cfg.Executor != nil {
-			fail("set either Services or Stores and Executor, not both")
+			return fail("set either Services or Stores and Executor, not both")
 		}
 		if cfg.Ownership != nil {
-			fail("Ownership is used only when the bridge builds the services; set it on the Services instead")
+			return fail("Ownership is used only when the bridge builds the services; set it on the Services instead")
 		}
 	} else {
-		var missing []string
-		if cfg.Stores.Tasks == nil {
-			missing = append(missing, "Stores.Tasks")
-		}
-		if cfg.Stores.Suspensions == nil {
-			missing = append(missing, "Stores.Suspensions")
-		}
-		if cfg.Stores.Receipts == nil {
-			missing = append(missing, "Stores.Receipts")
-		}
+		missing := cfg.Stores.Missing()
 		if cfg.Executor == nil {
 			missing = append(missing, "Executor")
 		}
 		if len(missing) > 0 {
-			fail("without Services, %s must be set", strings.Join(missing, ", "))
+			return fail("without Services, %s must be set", strings.Join(missing, ", "))
 		}
 	}
 	r := cfg.Routes
@@ -379,7 +361,7 @@ func (cfg *Config) validate() {
 		{"SubmitAction", r.SubmitAction},
 	} {
 		if p.path != Disabled && !strings.HasPrefix(p.path, "/") {
-			fail("Routes.%s %q must start with /", p.name, p.path)
+			return fail("Routes.%s %q must start with /", p.name, p.path)
 		}
 	}
 	for _, p := range []struct{ name, path string }{
@@ -387,14 +369,15 @@ func (cfg *Config) validate() {
 		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction},
 	} {
 		if p.path != Disabled && !hasParam(p.path, TaskIDParam) {
-			fail("Routes.%s %q must contain the :%s parameter", p.name, p.path, TaskIDParam)
+			return fail("Routes.%s %q must contain the :%s parameter", p.name, p.path, TaskIDParam)
 		}
 	}
 	for _, t := range cfg.AllowedUploadTypes {
 		if _, err := parseMediaRange(t); err != nil {
-			fail("AllowedUploadTypes: %v", err)
+			return fail("AllowedUploadTypes: %v", err)
 		}
 	}
+	return nil
 }
 
 // hasParam reports whether a Fiber route path has the parameter :name (a

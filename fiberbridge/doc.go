@@ -5,8 +5,11 @@
 // A host builds one Bridge with New at boot, registers it on its app, a group
 // or a prefix with Register, and calls Shutdown before shutting the app down:
 //
-//	bridge := fiberbridge.New(fiberbridge.Config{
-//		Stores:       fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+//	stores := memstore.New(memstore.Options{})
+//	executor, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+//	...
+//	bridge, err := fiberbridge.New(fiberbridge.Config{
+//		Stores:       stores,
 //		Executor:     executor,
 //		AuthResolver: resolveBearer,
 //	})

@@ -27,16 +27,16 @@ func ExampleMetricsHandler() {
 	metrics := prom.MustNew(registry)
 
 	stores := memstore.New(memstore.Options{})
-	executor := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: observe.NewLogger(logger), Metrics: metrics,
+	executor, err := orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores: stores, Logger: logger, Metrics: metrics, // the same two for the executor
 	})
+	if err != nil {
+		panic(err)
+	}
 	executor.Handle("noop", func(context.Context, *orchestration.TaskContext) (any, error) { return struct{}{}, nil })
 
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:       stores,
 		Executor:     executor,
 		AuthResolver: apiKeyAuth,
 		Logger:       logger,  // zap
@@ -44,6 +44,9 @@ func ExampleMetricsHandler() {
 		Readiness: observe.NewComposite(2*time.Second,
 			observe.NamedProbe{Name: "executor", Probe: observe.ExecutorProbe(executor)}),
 	})
+	if err != nil {
+		panic(err)
+	}
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})
 	bridge.Register(app)
 	app.Get("/metrics", fiberbridge.MetricsHandler(prom.Handler(registry))) // opt-in

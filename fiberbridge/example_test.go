@@ -31,9 +31,10 @@ func apiKeyAuth(c *fiber.Ctx) (contracts.AuthContext, error) {
 // create a task and long-poll its events.
 func Example() {
 	stores := memstore.New(memstore.Options{})
-	executor := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	executor, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+	if err != nil {
+		panic(err)
+	}
 	executor.Handle("greet", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
 		var in struct {
 			Name string `json:"name"`
@@ -44,13 +45,14 @@ func Example() {
 		return map[string]string{"greeting": "hello " + in.Name}, nil
 	})
 
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:       stores,
 		Executor:     executor,
 		AuthResolver: apiKeyAuth,
 	})
+	if err != nil {
+		panic(err)
+	}
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})
 	bridge.Register(app)
 
@@ -104,17 +106,19 @@ func Example() {
 // c.Locals.
 func Example_manualAssembly() {
 	stores := memstore.New(memstore.Options{})
-	executor := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	executor, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+	if err != nil {
+		panic(err)
+	}
 	executor.Handle("noop", func(context.Context, *orchestration.TaskContext) (any, error) { return nil, nil })
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:       stores,
 		Executor:     executor,
 		AuthResolver: apiKeyAuth,
 	})
+	if err != nil {
+		panic(err)
+	}
 
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})
 	api := app.Group("/tenants/:tenant", bridge.Middleware())

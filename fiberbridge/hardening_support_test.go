@@ -98,7 +98,7 @@ type hsrv struct {
 	t      testing.TB
 	srv    *e2etest.Server
 	bridge *fiberbridge.Bridge
-	stores *memstore.Stores
+	stores contracts.Stores
 	events *faultyEvents
 	exec   *orchestration.Executor
 	gates  *gates
@@ -116,9 +116,9 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 	if o.fresh {
 		h.client.Transport = &http.Transport{DisableKeepAlives: true}
 	}
-	h.exec = orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: h.events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	withFaults := stores
+	withFaults.Events = h.events
+	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: withFaults}))(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -131,9 +131,7 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 		h.exec.Handle(name, fn)
 	}
 	cfg := fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: h.events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+		Stores:              withFaults,
 		Executor:            h.exec,
 		AuthResolver:        bearerAuth,
 		MaintenanceInterval: -1,
@@ -141,7 +139,7 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 	if o.bridge != nil {
 		o.bridge(&cfg)
 	}
-	h.bridge = fiberbridge.New(cfg)
+	h.bridge = check(fiberbridge.New(cfg))(t)
 	appCfg := fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true}
 	if o.app != nil {
 		o.app(&appCfg)

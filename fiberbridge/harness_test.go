@@ -66,7 +66,7 @@ type harness struct {
 	addr   string
 	app    *fiber.App
 	bridge *fiberbridge.Bridge
-	stores *memstore.Stores
+	stores contracts.Stores
 	exec   *orchestration.Executor
 	client *http.Client
 	gates  *gates
@@ -140,23 +140,19 @@ func startHarnessWith(t testing.TB, mutate func(*fiberbridge.Config), mount func
 	t.Helper()
 	stores := memstore.New(memstore.Options{})
 	h := &harness{t: t, stores: stores, gates: &gates{m: map[string]chan string{}}, served: make(chan error, 1)}
-	h.exec = orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores}))(t)
 	for name, fn := range testHandlers(h.gates) {
 		h.exec.Handle(name, fn)
 	}
 	cfg := fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+		Stores:       stores,
 		Executor:     h.exec,
 		AuthResolver: bearerAuth,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h.bridge = fiberbridge.New(cfg)
+	h.bridge = check(fiberbridge.New(cfg))(t)
 	h.app = fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	h.bridge.Register(h.app)
 	if mount != nil {

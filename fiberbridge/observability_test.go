@@ -94,6 +94,7 @@ func TestLogsCarryStableFields(t *testing.T) {
 		internal  = string(observe.TransportInternal)
 		fTask     = observe.FieldTaskID
 		fReq      = observe.FieldClientRequestID
+		fAct      = observe.FieldClientActionID
 		fUser     = observe.FieldUserID
 		fTr       = observe.FieldTransport
 		fOutcome  = observe.FieldOutcome
@@ -176,9 +177,9 @@ func TestLogsCarryStableFields(t *testing.T) {
 		{"foreign poll (service)", logWant{"task.access.denied", zapcore.WarnLevel, map[string]any{
 			fTask: taskID, fUser: "bob", fTr: internal}}},
 		{"action (route)", logWant{"http.task.action", infoLevel, map[string]any{
-			fTask: taskID, fReq: "act-1", fUser: "alice", fTr: http_, fOutcome: string(contracts.ActionStatusAccepted)}}},
+			fTask: taskID, fAct: "act-1", fUser: "alice", fTr: http_, fOutcome: string(contracts.ActionStatusAccepted)}}},
 		{"action (service)", logWant{"task.action.accepted", infoLevel, map[string]any{
-			fTask: taskID, fReq: "act-1", fUser: "alice", fTr: internal, fOutcome: "accepted", fEvent: present,
+			fTask: taskID, fAct: "act-1", fUser: "alice", fTr: internal, fOutcome: "accepted", fEvent: present,
 			fDetails: map[string]any{"suspendId": susp.SuspendID}}}},
 		{"WS subscribe", logWant{"stream opened", infoLevel, map[string]any{
 			fTask: taskID, fUser: "alice", fTr: string(observe.TransportWS)}}},

@@ -165,10 +165,9 @@ func TestReadyExecutorProbe(t *testing.T) {
 	var exec *orchestration.Executor
 	h := startHarness(t, func(cfg *fiberbridge.Config) {
 		st := cfg.Stores
-		exec = orchestration.NewExecutor(orchestration.ExecutorOptions{
-			Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
-			MaxConcurrent: 1, QueueSize: 1,
-		})
+		exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{
+			Stores: st, MaxConcurrent: 1, QueueSize: 1,
+		}))(t)
 		exec.Handle("test.block", func(ctx context.Context, _ *orchestration.TaskContext) (any, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()

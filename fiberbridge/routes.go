@@ -210,7 +210,7 @@ func (b *Bridge) submitAction(c *fiber.Ctx, s *orchestration.Services, auth cont
 	if res.Status == contracts.ActionStatusDeduplicated {
 		status = http.StatusOK
 	}
-	b.log.Info("http.task.action", observe.Entry{TaskID: taskID, ClientRequestID: res.ClientActionID,
+	b.log.Info("http.task.action", observe.Entry{TaskID: taskID, ClientActionID: res.ClientActionID,
 		UserID: auth.Subject, Outcome: string(res.Status)})
 	return writeJSON(c, status, res)
 }

@@ -22,11 +22,11 @@ const (
 	paramLastEventID  = "lastEventId"
 )
 
-// startHub builds the streaming hub and runs it until Shutdown.
-func (b *Bridge) startHub() {
+// newHub builds the streaming hub.
+func (b *Bridge) newHub() (*streaming.Hub, error) {
 	opts := b.cfg.Stream
 	if opts.Logger == nil {
-		opts.Logger = observe.NewLogger(b.cfg.Logger)
+		opts.Logger = b.cfg.Logger
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = b.cfg.Metrics
@@ -40,13 +40,22 @@ func (b *Bridge) startHub() {
 	}
 	b.replayLimit = min(b.replayLimit, orchestration.MaxPageLimit)
 	opts.ReplayBatchSize = b.replayLimit
-	b.hub = streaming.NewHub(b.cfg.Stores.Events, opts)
+	hub, err := streaming.NewHub(b.cfg.Stores.Events, opts)
+	if err != nil {
+		return nil, err
+	}
 	b.wsConfig = streaming.WebSocketConfig(websocket.Config{
 		Origins:        b.cfg.WebSocketOrigins,
 		RecoverHandler: b.recoverWebSocket,
 	})
+	return hub, nil
+}
+
+// runHub runs the hub until Shutdown.
+func (b *Bridge) runHub(hub *streaming.Hub) {
+	b.hub = hub
 	b.hubDone = make(chan struct{})
-	go func() {
+	go func() { // owned by the bridge: Shutdown stops the hub and waits for hubDone
 		defer close(b.hubDone)
 		err := b.hub.Run(context.Background())
 		if err != nil && !errors.Is(err, context.Canceled) {

@@ -23,7 +23,7 @@ func TestDisabledLevelsDoNotAllocate(t *testing.T) {
 	l := infoLogger()
 	child := l.With(observe.Entry{TaskID: "t1", UserID: "u1", Transport: observe.TransportWS})
 	e := fullEntry()
-	diag := observe.NewLoggingDiagnostics(l)
+	diag := observe.NewLoggingDiagnostics(zap.New(discardCore{min: zapcore.InfoLevel}))
 	id := contracts.EventID{Ms: 1700000000000, Seq: 3}
 	var sink observe.MetricsSink = observe.NopMetrics{}
 

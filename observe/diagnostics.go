@@ -1,8 +1,10 @@
 package observe
 
 import (
-	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
 
 // TransportDiagnosticsSink receives the streaming runtime's lifecycle hooks.
@@ -51,13 +53,10 @@ type LoggingDiagnostics struct {
 
 var _ TransportDiagnosticsSink = (*LoggingDiagnostics)(nil)
 
-// NewLoggingDiagnostics returns a LoggingDiagnostics writing to l (a nil l
+// NewLoggingDiagnostics returns a LoggingDiagnostics writing to z (a nil z
 // discards everything).
-func NewLoggingDiagnostics(l *Logger) *LoggingDiagnostics {
-	if l == nil {
-		l = NopLogger()
-	}
-	return &LoggingDiagnostics{log: l}
+func NewLoggingDiagnostics(z *zap.Logger) *LoggingDiagnostics {
+	return &LoggingDiagnostics{log: NewLogger(z)}
 }
 
 // Diagnostics log messages.

@@ -6,7 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -80,8 +82,8 @@ func TestLoggingDiagnostics(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			l, logs := observed(t, zapcore.DebugLevel)
-			tt.call(observe.NewLoggingDiagnostics(l))
+			core, logs := observer.New(zapcore.DebugLevel)
+			tt.call(observe.NewLoggingDiagnostics(zap.New(core)))
 			all := logs.AllUntimed()
 			require.Len(t, all, 1)
 			assert.Equal(t, tt.level, all[0].Level)
@@ -89,8 +91,8 @@ func TestLoggingDiagnostics(t *testing.T) {
 			assert.Equal(t, tt.fields, all[0].ContextMap())
 
 			// One level above: the line is dropped.
-			quiet, none := observed(t, tt.level+1)
-			tt.call(observe.NewLoggingDiagnostics(quiet))
+			quiet, none := observer.New(tt.level + 1)
+			tt.call(observe.NewLoggingDiagnostics(zap.New(quiet)))
 			assert.Zero(t, none.Len())
 		})
 	}

@@ -23,6 +23,7 @@ const (
 	FieldTaskID          = "taskId"
 	FieldEventID         = "eventId"
 	FieldClientRequestID = "clientRequestId"
+	FieldClientActionID  = "clientActionId"
 	FieldUserID          = "userId"
 	FieldTransport       = "transport"
 	FieldOutcome         = "outcome"
@@ -39,6 +40,7 @@ type Entry struct {
 	TaskID          string
 	EventID         string
 	ClientRequestID string
+	ClientActionID  string
 	UserID          string
 	Transport       Transport
 	Outcome         string
@@ -58,17 +60,24 @@ type Entry struct {
 // A Logger is immutable and safe for concurrent use; With derives children
 // that share the underlying zap core.
 type Logger struct {
-	z     *zap.Logger
-	bound *Entry // fields bound by With; nil for a root Logger
+	z     *zap.Logger // the given logger, skipping the Logger's own frames
+	raw   *zap.Logger // the given logger, for Zap
+	bound *Entry      // fields bound by With; nil for a root Logger
 }
 
-// NewLogger returns a Logger writing to z; a nil z gives a no-op Logger. This
-// is the one-line zap hook-up: observe.NewLogger(myZapLogger).
+// callerSkip is the number of the Logger's own frames between the code
+// that logs and zap's Check (Debug/Info/Warn/Error, then log), so a line's
+// caller is the library code that logged it.
+const callerSkip = 2
+
+// NewLogger returns a Logger writing to z; a nil z gives a no-op Logger.
+// Lines name as their caller the code that called Debug, Info, Warn or
+// Error (when z records callers).
 func NewLogger(z *zap.Logger) *Logger {
 	if z == nil {
 		return NopLogger()
 	}
-	return &Logger{z: z}
+	return &Logger{z: z.WithOptions(zap.AddCallerSkip(callerSkip)), raw: z}
 }
 
 var nopLogger = &Logger{}
@@ -86,9 +95,9 @@ func (l *Logger) Zap() *zap.Logger {
 		return zap.NewNop()
 	}
 	if l.bound == nil {
-		return l.z
+		return l.raw
 	}
-	return l.z.With(l.bound.fields(make([]zap.Field, 0, l.bound.count()))...)
+	return l.raw.With(l.bound.fields(make([]zap.Field, 0, l.bound.count()))...)
 }
 
 // Enabled reports whether lvl would be written; check it before building an
@@ -114,7 +123,7 @@ func (l *Logger) With(e Entry) *Logger {
 	if l.bound != nil {
 		merged = l.bound.merge(&e)
 	}
-	return &Logger{z: l.z, bound: &merged}
+	return &Logger{z: l.z, raw: l.raw, bound: &merged}
 }
 
 // Debug logs e at Debug level: per-event, per-delivery and heartbeat lines.
@@ -150,7 +159,7 @@ func (l *Logger) log(lvl zapcore.Level, msg string, e *Entry) {
 // count returns how many fields e writes.
 func (e *Entry) count() int {
 	n := 0
-	for _, s := range [...]string{e.TaskID, e.EventID, e.ClientRequestID, e.UserID, string(e.Transport), e.Outcome} {
+	for _, s := range [...]string{e.TaskID, e.EventID, e.ClientRequestID, e.ClientActionID, e.UserID, string(e.Transport), e.Outcome} {
 		if s != "" {
 			n++
 		}
@@ -176,6 +185,9 @@ func (b *Entry) merge(over *Entry) Entry {
 	if over.ClientRequestID != "" {
 		m.ClientRequestID = over.ClientRequestID
 	}
+	if over.ClientActionID != "" {
+		m.ClientActionID = over.ClientActionID
+	}
 	if over.UserID != "" {
 		m.UserID = over.UserID
 	}
@@ -199,6 +211,7 @@ func (e *Entry) fields(dst []zap.Field) []zap.Field {
 	dst = appendString(dst, FieldTaskID, e.TaskID)
 	dst = appendString(dst, FieldEventID, e.EventID)
 	dst = appendString(dst, FieldClientRequestID, e.ClientRequestID)
+	dst = appendString(dst, FieldClientActionID, e.ClientActionID)
 	dst = appendString(dst, FieldUserID, e.UserID)
 	dst = appendString(dst, FieldTransport, string(e.Transport))
 	dst = appendString(dst, FieldOutcome, e.Outcome)

@@ -2,6 +2,7 @@ package observe_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -173,4 +174,30 @@ func TestLoggerWithReplacesDetailsAndErr(t *testing.T) {
 	require.Len(t, all, 2)
 	assert.Equal(t, map[string]any{"details": map[string]any{"a": 1}, "error": "bound"}, all[0].ContextMap())
 	assert.Equal(t, map[string]any{"details": map[string]any{"b": 2}, "error": "line"}, all[1].ContextMap())
+}
+
+// TestLoggerCallerIsTheCodeThatLogged: with zap.AddCaller, a line names the
+// function that called Debug/Info/Warn/Error (here this test file), through
+// With children too, not the Logger's own file.
+func TestLoggerCallerIsTheCodeThatLogged(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := observe.NewLogger(zap.New(core, zap.AddCaller()))
+	l.Info("root", observe.Entry{})
+	l.With(observe.Entry{TaskID: "t"}).Warn("child", observe.Entry{})
+	l.Zap().Info("zap")
+	require.Equal(t, 3, logs.Len())
+	for _, e := range logs.AllUntimed() {
+		require.True(t, e.Caller.Defined, e.Message)
+		assert.True(t, strings.HasSuffix(e.Caller.File, "observe/logger_test.go"), "%s: caller %s", e.Message, e.Caller)
+	}
+}
+
+// TestLoggerClientActionID: an action's id has a field of its own.
+func TestLoggerClientActionID(t *testing.T) {
+	t.Parallel()
+	l, logs := observed(t, zapcore.InfoLevel)
+	l.Info("action", observe.Entry{ClientActionID: "a1"})
+	require.Equal(t, 1, logs.Len())
+	assert.Equal(t, map[string]any{observe.FieldClientActionID: "a1"}, logs.All()[0].ContextMap())
 }

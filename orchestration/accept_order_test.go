@@ -67,9 +67,10 @@ func TestSuspendedHandlerResumesOnlyAfterTheAcceptEvent(t *testing.T) {
 	barrier(t, fw, stores.Events)
 
 	susp := &countingSuspensions{SuspensionStore: stores.Suspensions}
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: susp, Receipts: stores.Receipts, Waiter: fw,
-	})
+	exec := must(orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores: contracts.Stores{Tasks: stores.Tasks, Events: stores.Events, Suspensions: susp, Receipts: stores.Receipts},
+		Waiter: fw,
+	}))(t)
 	defer func() { require.NoError(t, exec.Close(context.Background())) }()
 	exec.Handle("ask", func(ctx context.Context, tc *orchestration.TaskContext) (any, error) {
 		act, err := tc.Suspend(ctx, orchestration.SuspendSpec{ReasonCode: "R", AllowedActions: []string{"ok"}})
@@ -80,7 +81,7 @@ func TestSuspendedHandlerResumesOnlyAfterTheAcceptEvent(t *testing.T) {
 	})
 	receipts := &pausingReceipts{ActionReceiptStore: stores.Receipts, saved: make(chan struct{}), release: make(chan struct{})}
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: receipts,
+		Stores:   contracts.Stores{Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: receipts},
 		Executor: exec,
 	})
 	require.NoError(t, err)

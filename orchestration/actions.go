@@ -122,7 +122,7 @@ func (s *ActionService) checkReceipt(ctx context.Context, cmd contracts.SubmitAc
 	}
 	s.count(statusConflict)
 	s.d.log.Warn("task.action.conflict", observe.Entry{
-		TaskID: cmd.TaskID, ClientRequestID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
+		TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
 		Transport: observe.TransportInternal, Outcome: "conflict",
 	})
 	return "", true, bridgeerr.New(bridgeerr.CodeIdempotencyConflict,
@@ -165,7 +165,7 @@ func (s *ActionService) loser(ctx context.Context, cmd contracts.SubmitActionCom
 	}
 	s.count(status)
 	s.d.log.Info("task.action.rejected", observe.Entry{
-		TaskID: cmd.TaskID, ClientRequestID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
+		TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
 		Transport: observe.TransportInternal, Outcome: string(status),
 		Details: map[string]any{"suspendId": cmd.SuspendID},
 	})
@@ -176,7 +176,7 @@ func (s *ActionService) loser(ctx context.Context, cmd contracts.SubmitActionCom
 func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCommand, won contracts.SuspensionRecord) (contracts.ActionResult, error) {
 	d := s.d
 	entry := observe.Entry{
-		TaskID: cmd.TaskID, ClientRequestID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
+		TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
 		Transport: observe.TransportInternal, Details: map[string]any{"suspendId": cmd.SuspendID},
 	}
 	now := d.clock()

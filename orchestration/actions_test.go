@@ -378,7 +378,7 @@ func TestActionAppendFailure(t *testing.T) {
 	t.Run("task ended meanwhile", func(t *testing.T) {
 		store := newFakeStore()
 		hook := &recordingHook{}
-		h := newHarnessOn(t, store, orchestration.Options{Events: failingEvents{store, contracts.ErrTerminal}, Resume: hook})
+		h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Events: failingEvents{store, contracts.ErrTerminal}}, Resume: hook})
 		task := h.seedTask(t, "alice", contracts.StatusRunning)
 		susp := h.openSuspension(t, task, time.Time{})
 		_, err := h.svc.Actions.Submit(context.Background(), actionCmd("alice", susp, "a1", "approve", ""))
@@ -389,7 +389,7 @@ func TestActionAppendFailure(t *testing.T) {
 	})
 	t.Run("store failure", func(t *testing.T) {
 		store := newFakeStore()
-		h := newHarnessOn(t, store, orchestration.Options{Events: failingEvents{store, errors.New("io")}})
+		h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Events: failingEvents{store, errors.New("io")}}})
 		task := h.seedTask(t, "alice", contracts.StatusRunning)
 		susp := h.openSuspension(t, task, time.Time{})
 		_, err := h.svc.Actions.Submit(context.Background(), actionCmd("alice", susp, "a1", "approve", ""))

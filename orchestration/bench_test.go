@@ -16,11 +16,11 @@ type nopExecutor struct{}
 func (nopExecutor) Submit(context.Context, contracts.TaskRecord) error { return nil }
 func (nopExecutor) Cancel(context.Context, contracts.TaskRecord) error { return nil }
 
-func benchServices(b *testing.B, exec contracts.Executor) (*memstore.Stores, *orchestration.Services) {
+func benchServices(b *testing.B, exec contracts.Executor) (contracts.Stores, *orchestration.Services) {
 	b.Helper()
 	stores := memstore.New(memstore.Options{})
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec,
 	})
 	if err != nil {
@@ -121,9 +121,11 @@ func BenchmarkFeedWaiter(b *testing.B) {
 // progress event, COMPLETED, over memstore.
 func BenchmarkExecutorRun(b *testing.B) {
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, MaxConcurrent: 4, QueueSize: 1 << 16,
-	})
+	exec := must(orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores:        stores,
+		MaxConcurrent: 4,
+		QueueSize:     1 << 16,
+	}))(b)
 	finished := make(chan struct{}, 1<<16)
 	exec.Handle("job", func(ctx context.Context, tc *orchestration.TaskContext) (any, error) {
 		err := tc.Progress(ctx, 50, "", "")
@@ -131,7 +133,7 @@ func BenchmarkExecutorRun(b *testing.B) {
 		return "ok", err
 	})
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec,
 	})
 	if err != nil {

@@ -56,7 +56,7 @@ func TestCancel(t *testing.T) {
 func TestCancelRaceToTerminal(t *testing.T) {
 	store := newFakeStore()
 	reg := failingRegistry{fakeStore: store, cancelErr: contracts.ErrTerminal}
-	h := newHarnessOn(t, store, orchestration.Options{Registry: reg})
+	h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Tasks: reg}})
 	task := h.seedTask(t, "alice", contracts.StatusRunning)
 	res, err := h.svc.Cancellation.Cancel(context.Background(), contracts.CancelTaskCommand{Auth: auth("alice"), TaskID: task.TaskID})
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestCancelRaceToTerminal(t *testing.T) {
 func TestCancelFailures(t *testing.T) {
 	t.Run("registry", func(t *testing.T) {
 		store := newFakeStore()
-		h := newHarnessOn(t, store, orchestration.Options{Registry: failingRegistry{fakeStore: store, cancelErr: errors.New("io")}})
+		h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Tasks: failingRegistry{fakeStore: store, cancelErr: errors.New("io")}}})
 		task := h.seedTask(t, "alice", contracts.StatusRunning)
 		_, err := h.svc.Cancellation.Cancel(context.Background(), contracts.CancelTaskCommand{Auth: auth("alice"), TaskID: task.TaskID})
 		requireCode(t, err, bridgeerr.CodeInternal)

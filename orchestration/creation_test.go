@@ -298,7 +298,7 @@ func TestCreateConcurrentIdenticalMakeOneTask(t *testing.T) {
 
 func TestCreateRegistryFailureIsInternal(t *testing.T) {
 	store := newFakeStore()
-	h := newHarness(t, orchestration.Options{Registry: failingRegistry{fakeStore: store, createErr: errors.New("disk full")}, Events: store})
+	h := newHarness(t, orchestration.Options{Stores: contracts.Stores{Tasks: failingRegistry{fakeStore: store, createErr: errors.New("disk full")}, Events: store}})
 	_, err := h.svc.Creation.Create(context.Background(), createCmd("alice", "r1", "t", `{}`))
 	be := requireCode(t, err, bridgeerr.CodeInternal)
 	assert.Equal(t, "internal error", be.Envelope(time.Now()).Message)

@@ -3,7 +3,11 @@ package orchestration
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
@@ -31,44 +35,44 @@ type Emitter struct {
 	clock       func() time.Time
 }
 
-// EmitterOption configures an Emitter.
-type EmitterOption func(*Emitter)
-
-// WithSuspensions gives the Emitter the suspension store that Suspend needs.
-func WithSuspensions(s contracts.SuspensionStore) EmitterOption {
-	return func(e *Emitter) { e.suspensions = s }
+// EmitterOptions configures NewEmitter.
+type EmitterOptions struct {
+	// Stores are the stores the emitter writes to. Stores.Tasks and
+	// Stores.Events are required; Stores.Suspensions is needed by Suspend
+	// only (without it Suspend returns an error); Stores.Receipts is not
+	// used.
+	Stores contracts.Stores
+	// Logger receives structured logs. Optional. Default: zap.NewNop().
+	Logger *zap.Logger
+	// Clock stamps suspensions. Optional. Default: time.Now.
+	Clock func() time.Time
 }
 
-// WithEmitterLogger sets the Emitter's logger. Default: observe.NopLogger().
-func WithEmitterLogger(l *observe.Logger) EmitterOption {
-	return func(e *Emitter) {
-		if l != nil {
-			e.log = l
-		}
+// NewEmitter returns an Emitter over opts.Stores. It returns an error when
+// Stores.Tasks or Stores.Events is missing.
+func NewEmitter(opts EmitterOptions) (*Emitter, error) {
+	var missing []string
+	if opts.Stores.Tasks == nil {
+		missing = append(missing, "Stores.Tasks")
 	}
+	if opts.Stores.Events == nil {
+		missing = append(missing, "Stores.Events")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("taskbridge: orchestration.NewEmitter: %s must be set", strings.Join(missing, ", "))
+	}
+	return newEmitter(opts.Stores.Tasks, opts.Stores.Events, opts.Stores.Suspensions,
+		observe.NewLogger(opts.Logger), opts.Clock), nil
 }
 
-// WithEmitterClock sets the Emitter's clock (suspension timestamps).
-// Default: time.Now.
-func WithEmitterClock(clock func() time.Time) EmitterOption {
-	return func(e *Emitter) {
-		if clock != nil {
-			e.clock = clock
-		}
+// newEmitter is NewEmitter for the services and the executor, which share
+// their logger. suspensions may be nil, clock nil means time.Now.
+func newEmitter(registry contracts.TaskRegistry, events contracts.EventStore, suspensions contracts.SuspensionStore,
+	log *observe.Logger, clock func() time.Time) *Emitter {
+	if clock == nil {
+		clock = time.Now
 	}
-}
-
-// NewEmitter returns an Emitter over registry and events. It panics when
-// either is nil (a wiring error).
-func NewEmitter(registry contracts.TaskRegistry, events contracts.EventStore, opts ...EmitterOption) *Emitter {
-	if registry == nil || events == nil {
-		panic("orchestration: NewEmitter needs a registry and an event store")
-	}
-	e := &Emitter{registry: registry, events: events, log: observe.NopLogger(), clock: time.Now}
-	for _, o := range opts {
-		o(e)
-	}
-	return e
+	return &Emitter{registry: registry, events: events, suspensions: suspensions, log: log, clock: clock}
 }
 
 // Emit appends draft to the task's stream and moves the registry status:
@@ -190,7 +194,7 @@ func (e *Emitter) Cancelled(ctx context.Context, taskID, reason, message string)
 // append fails (e.g. the task is terminal) the suspension is resolved
 // CANCELLED. It returns the stored record. An external worker learns of the
 // accepted action from TASK_ACTION_ACCEPTED on the stream or by reading the
-// record and receipt. It needs WithSuspensions.
+// record and receipt. It needs EmitterOptions.Stores.Suspensions.
 func (e *Emitter) Suspend(ctx context.Context, taskID string, spec SuspendSpec) (contracts.SuspensionRecord, error) {
 	rec, _, err := e.suspend(ctx, taskID, contracts.NewID(), spec)
 	return rec, err

@@ -44,7 +44,7 @@ func TestEmitterStatusFollowsEvents(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, orchestration.Options{})
 			task := h.seedTask(t, "alice", contracts.StatusAccepted)
-			em := orchestration.NewEmitter(h.store, h.store)
+			em := newEmitter(t, h.store, h.store, nil, nil)
 			for i, d := range tt.drafts {
 				ev, err := em.Emit(context.Background(), task.TaskID, d)
 				require.NoError(t, err)
@@ -60,7 +60,7 @@ func TestEmitterStatusFollowsEvents(t *testing.T) {
 func TestEmitterAfterTerminal(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusAccepted)
-	em := orchestration.NewEmitter(h.store, h.store)
+	em := newEmitter(t, h.store, h.store, nil, nil)
 	_, err := em.Complete(context.Background(), task.TaskID, map[string]any{"n": 1})
 	require.NoError(t, err)
 	_, err = em.Progress(context.Background(), task.TaskID, 50, "", "")
@@ -77,7 +77,7 @@ func TestEmitterAfterTerminal(t *testing.T) {
 func TestEmitterRejectsInvalidDrafts(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusAccepted)
-	em := orchestration.NewEmitter(h.store, h.store)
+	em := newEmitter(t, h.store, h.store, nil, nil)
 	_, err := em.Emit(context.Background(), task.TaskID, contracts.EventDraft{})
 	requireCode(t, err, bridgeerr.CodeInvalidRequest)
 	_, err = em.Progress(context.Background(), task.TaskID, 101, "", "")
@@ -94,7 +94,7 @@ func TestEmitterRejectsInvalidDrafts(t *testing.T) {
 func TestEmitterSuspend(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusRunning)
-	em := orchestration.NewEmitter(h.store, h.store, orchestration.WithSuspensions(suspensionStore{h.store}))
+	em := newEmitter(t, h.store, h.store, suspensionStore{h.store}, nil)
 	expires := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	rec, err := em.Suspend(context.Background(), task.TaskID, orchestration.SuspendSpec{
 		ReasonCode: "NEEDS_REVIEW", AllowedActions: []string{"approve"}, ExpiresAt: expires,
@@ -129,10 +129,10 @@ func TestEmitterSuspendRefusals(t *testing.T) {
 
 	t.Run("without a suspension store", func(t *testing.T) {
 		task := h.seedTask(t, "alice", contracts.StatusRunning)
-		_, err := orchestration.NewEmitter(h.store, h.store).Suspend(context.Background(), task.TaskID, spec)
+		_, err := newEmitter(t, h.store, h.store, nil, nil).Suspend(context.Background(), task.TaskID, spec)
 		require.Error(t, err)
 	})
-	em := orchestration.NewEmitter(h.store, h.store, orchestration.WithSuspensions(suspensionStore{h.store}))
+	em := newEmitter(t, h.store, h.store, suspensionStore{h.store}, nil)
 	t.Run("invalid spec", func(t *testing.T) {
 		task := h.seedTask(t, "alice", contracts.StatusRunning)
 		_, err := em.Suspend(context.Background(), task.TaskID, orchestration.SuspendSpec{ReasonCode: "R"})
@@ -168,9 +168,11 @@ func TestEmitterSuspendRefusals(t *testing.T) {
 	})
 }
 
-func TestNewEmitterPanicsWithoutStores(t *testing.T) {
-	assert.Panics(t, func() { orchestration.NewEmitter(nil, newFakeStore()) })
-	assert.Panics(t, func() { orchestration.NewEmitter(newFakeStore(), nil) })
+func TestNewEmitterNeedsStores(t *testing.T) {
+	_, err := orchestration.NewEmitter(orchestration.EmitterOptions{Stores: contracts.Stores{Events: newFakeStore()}})
+	require.ErrorContains(t, err, "Stores.Tasks must be set")
+	_, err = orchestration.NewEmitter(orchestration.EmitterOptions{Stores: contracts.Stores{Tasks: newFakeStore()}})
+	require.ErrorContains(t, err, "Stores.Events must be set")
 }
 
 // failingStatus makes UpdateStatus fail.
@@ -183,7 +185,7 @@ func (failingStatus) UpdateStatus(context.Context, string, contracts.TaskStatus)
 func TestEmitterRegistryFailureKeepsTheEvent(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusAccepted)
-	em := orchestration.NewEmitter(failingStatus{h.store}, h.store, orchestration.WithEmitterLogger(h.log))
+	em := newEmitter(t, failingStatus{h.store}, h.store, nil, h.log)
 	ev, err := em.Started(context.Background(), task.TaskID, "go")
 	requireCode(t, err, bridgeerr.CodeInternal)
 	assert.Equal(t, contracts.EventStarted, ev.Type, "the appended event is returned with the error")

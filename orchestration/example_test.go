@@ -37,9 +37,10 @@ func follow(ctx context.Context, svc *orchestration.Services, owner contracts.Au
 func ExampleExecutor() {
 	ctx := context.Background()
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+	if err != nil {
+		panic(err)
+	}
 	defer exec.Close(ctx)
 	exec.Handle("resize", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
 		var in struct {
@@ -57,7 +58,7 @@ func ExampleExecutor() {
 	})
 
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec,
 	})
 	if err != nil {
@@ -90,9 +91,10 @@ func ExampleExecutor() {
 func ExampleTaskContext_Suspend() {
 	ctx := context.Background()
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+	if err != nil {
+		panic(err)
+	}
 	defer exec.Close(ctx)
 	exec.Handle("publish", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
 		act, err := task.Suspend(ctx, orchestration.SuspendSpec{
@@ -107,7 +109,7 @@ func ExampleTaskContext_Suspend() {
 		return map[string]any{"approvedBy": act.ActorID, "note": act.Payload}, nil
 	})
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec,
 	})
 	if err != nil {
@@ -172,7 +174,7 @@ func ExampleEmitter() {
 	stores := memstore.New(memstore.Options{})
 	queue := make(queueExecutor, 1)
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: queue,
 	})
 	if err != nil {
@@ -187,7 +189,10 @@ func ExampleEmitter() {
 
 	// The worker (in another process, sharing the stores).
 	task := <-queue
-	em := orchestration.NewEmitter(stores.Tasks, stores.Events)
+	em, err := orchestration.NewEmitter(orchestration.EmitterOptions{Stores: stores})
+	if err != nil {
+		panic(err)
+	}
 	em.Progress(ctx, task.TaskID, 40, "reading", "")
 	em.Complete(ctx, task.TaskID, map[string]string{"text": "hello"})
 	_, err = em.Message(ctx, task.TaskID, "too late", contracts.LevelInfo)

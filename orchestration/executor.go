@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -87,19 +90,20 @@ const (
 	DefaultQueueSize = 1024
 )
 
-// ExecutorOptions configures NewExecutor. Registry and Events are required.
+// ExecutorOptions configures NewExecutor. Stores is required; every other
+// field has a default.
 type ExecutorOptions struct {
-	// Registry stores task records. Required.
-	Registry contracts.TaskRegistry
-	// Events is the event log. Required.
-	Events contracts.EventStore
-	// Suspensions and Receipts are needed by TaskContext.Suspend only.
-	// Optional: without them Suspend returns an error.
-	Suspensions contracts.SuspensionStore
-	Receipts    contracts.ActionReceiptStore
+	// Stores are the stores the executor's tasks work on (task records,
+	// events, and the suspensions and receipts of TaskContext.Suspend).
+	// Required: every field must be set (memstore.New and redisstore.New
+	// return such a bundle).
+	Stores contracts.Stores
 	// Waiter wakes a suspended handler when another process accepts its
-	// action (TASK_ACTION_ACCEPTED is appended). Optional. Default: a
-	// FeedWaiter on Events that the executor runs and Close stops.
+	// action (TASK_ACTION_ACCEPTED is appended). Optional. Default: the
+	// waiter given later with UseWaiter (fiberbridge.New gives its
+	// streaming hub, so the process keeps one change-feed listener), or
+	// else a FeedWaiter on Stores.Events that the executor starts at the
+	// first suspension and Close stops.
 	Waiter Waiter
 	// MaxConcurrent is the number of workers. Optional. Default:
 	// DefaultMaxConcurrent.
@@ -107,8 +111,8 @@ type ExecutorOptions struct {
 	// QueueSize bounds the tasks waiting for a worker; Submit fails with
 	// ErrQueueFull beyond it. Optional. Default: DefaultQueueSize.
 	QueueSize int
-	// Logger receives structured logs. Optional. Default: observe.NopLogger().
-	Logger *observe.Logger
+	// Logger receives structured logs. Optional. Default: zap.NewNop().
+	Logger *zap.Logger
 	// Metrics receives counters. Optional. Default: observe.NopMetrics{}.
 	Metrics observe.MetricsSink
 	// Clock returns the current time. Optional. Default: time.Now.
@@ -132,7 +136,7 @@ type Executor struct {
 	events      contracts.EventStore
 	suspensions contracts.SuspensionStore
 	receipts    contracts.ActionReceiptStore
-	waiter      Waiter
+	waiter      *waiterSlot
 	emitter     *Emitter
 	log         *observe.Logger
 	metrics     observe.MetricsSink
@@ -148,8 +152,6 @@ type Executor struct {
 	queue       chan *run
 	stop        chan struct{}
 	workers     sync.WaitGroup
-	stopWaiter  context.CancelFunc
-	waiterDone  <-chan struct{}
 	closeOnce   sync.Once
 	workersDone chan struct{}
 }
@@ -190,28 +192,26 @@ type run struct {
 // errCancelRequested is the cause of a run's context on Cancel.
 var errCancelRequested = errors.New("taskbridge: task cancellation requested")
 
-// NewExecutor returns an Executor with its workers started. It panics when
-// Registry or Events is missing (a wiring error). Call Close to stop it.
-func NewExecutor(opts ExecutorOptions) *Executor {
-	if opts.Registry == nil || opts.Events == nil {
-		panic("orchestration: NewExecutor needs Registry and Events")
+// NewExecutor returns an Executor with its workers started; call Close to
+// stop them. It returns an error when a store of opts.Stores is missing. It
+// does no I/O: a default waiter subscribes to the change feed at the first
+// suspension.
+func NewExecutor(opts ExecutorOptions) (*Executor, error) {
+	if missing := opts.Stores.Missing(); len(missing) > 0 {
+		return nil, fmt.Errorf("taskbridge: orchestration.NewExecutor: %s must be set", strings.Join(missing, ", "))
 	}
 	e := &Executor{
-		registry:    opts.Registry,
-		events:      opts.Events,
-		suspensions: opts.Suspensions,
-		receipts:    opts.Receipts,
-		waiter:      opts.Waiter,
-		log:         opts.Logger,
+		registry:    opts.Stores.Tasks,
+		events:      opts.Stores.Events,
+		suspensions: opts.Stores.Suspensions,
+		receipts:    opts.Stores.Receipts,
+		log:         observe.NewLogger(opts.Logger),
 		metrics:     opts.Metrics,
 		clock:       opts.Clock,
 		handlers:    make(map[string]Handler),
 		runs:        make(map[string]*run),
 		stop:        make(chan struct{}),
 		workersDone: make(chan struct{}),
-	}
-	if e.log == nil {
-		e.log = observe.NopLogger()
 	}
 	if e.metrics == nil {
 		e.metrics = observe.NopMetrics{}
@@ -228,25 +228,26 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 		size = DefaultQueueSize
 	}
 	e.queue = make(chan *run, size)
-	e.emitter = NewEmitter(e.registry, e.events,
-		WithSuspensions(e.suspensions), WithEmitterLogger(e.log), WithEmitterClock(e.clock))
-	if e.waiter == nil {
-		fw := NewFeedWaiter(e.events)
-		e.waiter = fw
-		ctx, cancel := context.WithCancel(context.Background())
-		e.stopWaiter = cancel
-		e.waiterDone = fw.startInBackground(ctx, func(err error) {
-			e.log.Error("executor.waiter.stopped", observe.Entry{
-				Transport: observe.TransportInternal, Outcome: "failed", Err: err,
-			})
+	e.emitter = newEmitter(e.registry, e.events, e.suspensions, e.log, e.clock)
+	e.waiter = newWaiterSlot(e.events, opts.Waiter, func(err error) {
+		e.log.Error("executor.waiter.stopped", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
 		})
-	}
+	})
 	e.workers.Add(workers)
 	for range workers {
-		go e.worker()
+		go e.worker() // owned by e: Close stops them
 	}
-	return e
+	return e, nil
 }
+
+// UseWaiter makes w the waiter of suspended handlers from now on, in place
+// of ExecutorOptions.Waiter's default, so the executor shares a waiter the
+// process runs anyway (fiberbridge.New calls it with its streaming hub).
+// A FeedWaiter the executor had started is stopped; handlers waiting on it
+// re-read and wait on w. UseWaiter is a no-op when ExecutorOptions.Waiter
+// was set, or after Close.
+func (e *Executor) UseWaiter(w Waiter) { e.waiter.use(w) }
 
 // Handle registers h for taskType. Register every handler before the
 // executor receives tasks. It panics on an empty type, a nil handler or a
@@ -432,10 +433,7 @@ func (e *Executor) Close(ctx context.Context) error {
 		close(e.stop)
 		go func() {
 			e.workers.Wait()
-			if e.stopWaiter != nil {
-				e.stopWaiter()
-				<-e.waiterDone
-			}
+			e.waiter.close()
 			close(e.workersDone)
 		}()
 	})

@@ -25,7 +25,7 @@ import (
 
 // execHarness is an Executor and the Services over memstore.
 type execHarness struct {
-	stores  *memstore.Stores
+	stores  contracts.Stores
 	exec    *orchestration.Executor
 	svc     *orchestration.Services
 	metrics *observe.MemoryMetrics
@@ -39,21 +39,18 @@ func newExecHarness(t testing.TB, opts orchestration.ExecutorOptions, handlers m
 	h := &execHarness{stores: memstore.New(memstore.Options{}), metrics: observe.NewMemoryMetrics()}
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logs = logs
-	log := observe.NewLogger(zap.New(core))
-	opts.Registry, opts.Events = h.stores.Tasks, h.stores.Events
-	opts.Suspensions, opts.Receipts = h.stores.Suspensions, h.stores.Receipts
+	log := zap.New(core)
+	opts.Stores = h.stores
 	opts.Logger, opts.Metrics = log, h.metrics
-	h.exec = orchestration.NewExecutor(opts)
+	h.exec = must(orchestration.NewExecutor(opts))(t)
 	for typ, fn := range handlers {
 		h.exec.Handle(typ, fn)
 	}
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: h.stores.Tasks, Events: h.stores.Events, Suspensions: h.stores.Suspensions,
-		Receipts: h.stores.Receipts, Executor: h.exec, Logger: log, Metrics: h.metrics,
+		Stores: h.stores, Executor: h.exec, Logger: log, Metrics: h.metrics,
 	})
 	require.NoError(t, err)
 	h.svc = svc
-	barrier(t, svc.Waiter().(*orchestration.FeedWaiter), h.stores.Events)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -422,9 +419,9 @@ func TestExecutorSuspendWokenByAnotherProcess(t *testing.T) {
 	}()
 	barrier(t, fw, stores.Events)
 
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts, Waiter: fw,
-	})
+	exec := must(orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores: stores, Waiter: fw,
+	}))(t)
 	defer func() { require.NoError(t, exec.Close(context.Background())) }()
 	exec.Handle("ask", func(ctx context.Context, tc *orchestration.TaskContext) (any, error) {
 		act, err := tc.Suspend(ctx, orchestration.SuspendSpec{ReasonCode: "R", AllowedActions: []string{"ok"}})
@@ -435,7 +432,7 @@ func TestExecutorSuspendWokenByAnotherProcess(t *testing.T) {
 	})
 	hooked := &recordingHook{}
 	remote, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec, Resume: hooked,
 	})
 	require.NoError(t, err)
@@ -673,25 +670,15 @@ func TestExecutorRegistration(t *testing.T) {
 
 	err = h.exec.Submit(context.Background(), contracts.TaskRecord{TaskID: "x", TaskType: "zzz"})
 	assert.ErrorIs(t, err, orchestration.ErrUnknownTaskType)
-	assert.Panics(t, func() { orchestration.NewExecutor(orchestration.ExecutorOptions{}) })
 }
 
-func TestExecutorSuspendNeedsStores(t *testing.T) {
+func TestNewExecutorNeedsStores(t *testing.T) {
+	_, err := orchestration.NewExecutor(orchestration.ExecutorOptions{})
+	require.ErrorContains(t, err, "Stores.Tasks, Stores.Events, Stores.Suspensions, Stores.Receipts must be set")
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{Registry: stores.Tasks, Events: stores.Events})
-	defer func() { require.NoError(t, exec.Close(context.Background())) }()
-	got := make(chan error, 1)
-	exec.Handle("ask", func(ctx context.Context, tc *orchestration.TaskContext) (any, error) {
-		_, err := tc.Suspend(ctx, orchestration.SuspendSpec{ReasonCode: "R", AllowedActions: []string{"x"}})
-		got <- err
-		return nil, err
-	})
-	task := contracts.TaskRecord{TaskID: contracts.NewID(), OwnerID: "alice", ClientRequestID: "r", TaskType: "ask",
-		Status: contracts.StatusAccepted, Input: json.RawMessage(`{}`)}
-	_, _, err := stores.Tasks.Create(context.Background(), task)
-	require.NoError(t, err)
-	require.NoError(t, exec.Submit(context.Background(), task))
-	assert.Error(t, recv(t, got, "suspend"))
+	stores.Receipts = nil
+	_, err = orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+	require.ErrorContains(t, err, "Stores.Receipts must be set")
 }
 
 func TestExecutorCancelUnknownTaskIsNoop(t *testing.T) {

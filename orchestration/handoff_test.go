@@ -40,7 +40,7 @@ func TestReconcileRestoresLostActionAccepted(t *testing.T) {
 	now.Store(time.Now().UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	hook := &recordingHook{}
-	h := newHarnessOn(t, store, orchestration.Options{Events: events, Resume: hook, Clock: clock})
+	h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Events: events}, Resume: hook, Clock: clock})
 	task := h.seedTask(t, "alice", contracts.StatusRunning)
 	susp := h.openSuspension(t, task, time.Time{})
 	ctx := context.Background()

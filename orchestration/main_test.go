@@ -67,7 +67,25 @@ type harness struct {
 	exec    *recordingExecutor
 	metrics *observe.MemoryMetrics
 	logs    *observer.ObservedLogs
-	log     *observe.Logger
+	log     *zap.Logger
+}
+
+// must(f())(t) returns f's value, failing the test on f's error.
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		require.NoError(t, err)
+		return v
+	}
+}
+
+// newEmitter returns an Emitter over registry and events (and suspensions,
+// when given).
+func newEmitter(t testing.TB, registry contracts.TaskRegistry, events contracts.EventStore,
+	suspensions contracts.SuspensionStore, log *zap.Logger) *orchestration.Emitter {
+	t.Helper()
+	return must(orchestration.NewEmitter(orchestration.EmitterOptions{
+		Stores: contracts.Stores{Tasks: registry, Events: events, Suspensions: suspensions}, Logger: log}))(t)
 }
 
 // newHarness builds services over a fresh fakeStore; fields of opts that are
@@ -83,18 +101,18 @@ func newHarnessOn(t testing.TB, store *fakeStore, opts orchestration.Options) *h
 	t.Helper()
 	h := &harness{store: store, metrics: observe.NewMemoryMetrics()}
 	core, logs := observer.New(zapcore.DebugLevel)
-	h.logs, h.log = logs, observe.NewLogger(zap.New(core))
-	if opts.Registry == nil {
-		opts.Registry = h.store
+	h.logs, h.log = logs, zap.New(core)
+	if opts.Stores.Tasks == nil {
+		opts.Stores.Tasks = h.store
 	}
-	if opts.Events == nil {
-		opts.Events = h.store
+	if opts.Stores.Events == nil {
+		opts.Stores.Events = h.store
 	}
-	if opts.Suspensions == nil {
-		opts.Suspensions = suspensionStore{h.store}
+	if opts.Stores.Suspensions == nil {
+		opts.Stores.Suspensions = suspensionStore{h.store}
 	}
-	if opts.Receipts == nil {
-		opts.Receipts = receiptStore{h.store}
+	if opts.Stores.Receipts == nil {
+		opts.Stores.Receipts = receiptStore{h.store}
 	}
 	if opts.Executor == nil {
 		h.exec = &recordingExecutor{}

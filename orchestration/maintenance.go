@@ -61,7 +61,7 @@ func (s *ReconciliationService) ReconcilePending(ctx context.Context) (int, erro
 func (s *ReconciliationService) reconcile(ctx context.Context, susp contracts.SuspensionRecord) bool {
 	d := s.d
 	entry := observe.Entry{
-		TaskID: susp.TaskID, ClientRequestID: susp.SuccessfulActionID, Transport: observe.TransportInternal,
+		TaskID: susp.TaskID, ClientActionID: susp.SuccessfulActionID, Transport: observe.TransportInternal,
 		Details: map[string]any{"suspendId": susp.SuspendID},
 	}
 	if susp.SuccessfulActionID == "" {

@@ -37,7 +37,7 @@ type plainSuspensions struct{ contracts.SuspensionStore }
 
 func TestMaintenanceWithoutSuspensionMaintenance(t *testing.T) {
 	store := newFakeStore()
-	h := newHarnessOn(t, store, orchestration.Options{Suspensions: plainSuspensions{suspensionStore{store}}})
+	h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Suspensions: plainSuspensions{suspensionStore{store}}}})
 	task := h.seedTask(t, "alice", contracts.StatusRunning)
 	h.openSuspension(t, task, time.Now().Add(-time.Second))
 	counts, err := h.svc.Retention.Prune(context.Background())
@@ -80,7 +80,7 @@ func TestRunMaintenance(t *testing.T) {
 	store := newFakeStore()
 	rc := &countingReceipts{receiptStore: receiptStore{store}, swept: make(chan struct{})}
 	hook := &recordingHook{}
-	h := newHarnessOn(t, store, orchestration.Options{Receipts: rc, Resume: hook})
+	h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Receipts: rc}, Resume: hook})
 	task := h.seedTask(t, "alice", contracts.StatusRunning)
 	s := h.openSuspension(t, task, time.Time{})
 	hook.fail.Store(true)
@@ -101,20 +101,19 @@ func TestRunMaintenance(t *testing.T) {
 
 func TestNewServicesRequiresStores(t *testing.T) {
 	_, err := orchestration.NewServices(orchestration.Options{})
-	require.Error(t, err)
+	require.ErrorContains(t, err, "Stores.Tasks, Stores.Events, Stores.Suspensions, Stores.Receipts, Executor must be set")
 	store := newFakeStore()
-	_, err = orchestration.NewServices(orchestration.Options{Registry: store, Events: store})
-	require.Error(t, err)
+	_, err = orchestration.NewServices(orchestration.Options{Stores: contracts.Stores{Tasks: store, Events: store}})
+	require.ErrorContains(t, err, "Stores.Suspensions, Stores.Receipts, Executor must be set")
 }
 
 func TestServicesCloseIsIdempotent(t *testing.T) {
 	store := newFakeStore()
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: store, Events: store, Suspensions: suspensionStore{store}, Receipts: receiptStore{store},
+		Stores:   contracts.Stores{Tasks: store, Events: store, Suspensions: suspensionStore{store}, Receipts: receiptStore{store}},
 		Executor: &recordingExecutor{},
 	})
 	require.NoError(t, err)
-	require.NotNil(t, svc.Waiter())
 	require.NoError(t, svc.Close(context.Background()))
 	require.NoError(t, svc.Close(context.Background()))
 }

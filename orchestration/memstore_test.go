@@ -17,10 +17,10 @@ import (
 
 // The concurrency rules again, over the real in-memory stores.
 
-func memServices(t testing.TB, stores *memstore.Stores, exec contracts.Executor, hook orchestration.ResumeHook) *orchestration.Services {
+func memServices(t testing.TB, stores contracts.Stores, exec contracts.Executor, hook orchestration.ResumeHook) *orchestration.Services {
 	t.Helper()
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: exec, Resume: hook,
 	})
 	require.NoError(t, err)
@@ -64,7 +64,7 @@ func TestMemstoreConcurrentActions(t *testing.T) {
 	svc := memServices(t, stores, &recordingExecutor{}, hook)
 	created, err := svc.Creation.Create(context.Background(), createCmd("alice", "r", "t", ""))
 	require.NoError(t, err)
-	em := orchestration.NewEmitter(stores.Tasks, stores.Events, orchestration.WithSuspensions(stores.Suspensions))
+	em := newEmitter(t, stores.Tasks, stores.Events, stores.Suspensions, nil)
 	susp, err := em.Suspend(context.Background(), created.TaskID, orchestration.SuspendSpec{ReasonCode: "R", AllowedActions: []string{"go"}})
 	require.NoError(t, err)
 

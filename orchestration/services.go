@@ -3,8 +3,12 @@ package orchestration
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
@@ -15,19 +19,15 @@ import (
 // when Options.ReceiptTTL is zero.
 const DefaultReceiptTTL = 24 * time.Hour
 
-// Options wires the services. Registry, Events, Suspensions, Receipts and
-// Executor are required; every other field has a default.
+// Options wires the services. Stores and Executor are required; every
+// other field has a default.
 type Options struct {
-	// Registry stores task records. Required.
-	Registry contracts.TaskRegistry
-	// Events is the per-task event log. Required.
-	Events contracts.EventStore
-	// Suspensions stores suspensions. Required. When it also implements
+	// Stores are the stores the services work on. Required: every field
+	// must be set (memstore.New and redisstore.New return such a bundle).
+	// When Stores.Suspensions also implements
 	// contracts.SuspensionMaintenance, reconciliation and suspension expiry
 	// use it; otherwise they are skipped with a logged note.
-	Suspensions contracts.SuspensionStore
-	// Receipts stores action receipts. Required.
-	Receipts contracts.ActionReceiptStore
+	Stores contracts.Stores
 	// Executor runs tasks. Required. When it implements TaskTypeRegistry,
 	// creation rejects unknown task types; when it implements ResumeHook and
 	// Resume is nil, it is the resume hook.
@@ -36,13 +36,15 @@ type Options struct {
 	// Optional. Default: SubjectOwnership{}.
 	Ownership contracts.OwnershipPolicy
 	// Waiter wakes long-polls when a task's events change.
-	// Optional. Default: a FeedWaiter on Events, run and stopped by Services.
+	// Optional. Default: the waiter given later with UseWaiter, or else a
+	// FeedWaiter on Stores.Events started at the first waiting poll and
+	// stopped by Close.
 	Waiter Waiter
 	// Resume is called after an action is accepted.
 	// Optional. Default: Executor when it implements ResumeHook, else a no-op.
 	Resume ResumeHook
-	// Logger receives structured logs. Optional. Default: observe.NopLogger().
-	Logger *observe.Logger
+	// Logger receives structured logs. Optional. Default: zap.NewNop().
+	Logger *zap.Logger
 	// Metrics receives counters. Optional. Default: observe.NopMetrics{}.
 	Metrics observe.MetricsSink
 	// Clock returns the current time. Optional. Default: time.Now.
@@ -60,7 +62,7 @@ type deps struct {
 	receipts    contracts.ActionReceiptStore
 	executor    contracts.Executor
 	ownership   contracts.OwnershipPolicy
-	waiter      Waiter
+	waiter      *waiterSlot
 	resume      ResumeHook
 	log         *observe.Logger
 	metrics     observe.MetricsSink
@@ -90,7 +92,8 @@ func (d *deps) maintenance() (contracts.SuspensionMaintenance, bool) {
 // Services is the service layer built by NewServices: one service per use
 // case, all sharing the same stores, executor and sinks. Services and each of
 // its services are safe for concurrent use. Services owns the goroutine of
-// the default FeedWaiter (when Options.Waiter is nil); Close stops it.
+// its default FeedWaiter (started at the first waiting poll when no waiter
+// was given); Close stops it.
 type Services struct {
 	Creation       *CreationService
 	Polling        *PollingService
@@ -100,47 +103,30 @@ type Services struct {
 	Reconciliation *ReconciliationService
 	Retention      *RetentionService
 
-	d         *deps
-	stop      context.CancelFunc
-	done      <-chan struct{}
-	closeOnce sync.Once
+	d *deps
 }
 
 // NewServices validates opts, fills defaults and builds the services. It
-// returns an error when a required dependency is missing. When opts.Waiter
-// is nil it starts a FeedWaiter on opts.Events in a goroutine that
-// Services.Close stops; call Close when the services are no longer used.
+// returns an error when a store or the executor is missing. It does no I/O
+// and starts no goroutine; call Close when the services are no longer used.
 func NewServices(opts Options) (*Services, error) {
-	var missing []string
-	if opts.Registry == nil {
-		missing = append(missing, "Registry")
-	}
-	if opts.Events == nil {
-		missing = append(missing, "Events")
-	}
-	if opts.Suspensions == nil {
-		missing = append(missing, "Suspensions")
-	}
-	if opts.Receipts == nil {
-		missing = append(missing, "Receipts")
-	}
+	missing := opts.Stores.Missing()
 	if opts.Executor == nil {
 		missing = append(missing, "Executor")
 	}
 	if len(missing) > 0 {
-		return nil, bridgeerr.New(bridgeerr.CodeInternal, "orchestration: missing required options").
-			WithDetails(map[string]any{"missing": missing})
+		return nil, fmt.Errorf("taskbridge: orchestration.NewServices: %s must be set", strings.Join(missing, ", "))
 	}
+	st := opts.Stores
 	d := &deps{
-		registry:    opts.Registry,
-		events:      opts.Events,
-		suspensions: opts.Suspensions,
-		receipts:    opts.Receipts,
+		registry:    st.Tasks,
+		events:      st.Events,
+		suspensions: st.Suspensions,
+		receipts:    st.Receipts,
 		executor:    opts.Executor,
 		ownership:   opts.Ownership,
-		waiter:      opts.Waiter,
 		resume:      opts.Resume,
-		log:         opts.Logger,
+		log:         observe.NewLogger(opts.Logger),
 		metrics:     opts.Metrics,
 		clock:       opts.Clock,
 		receiptTTL:  opts.ReceiptTTL,
@@ -155,9 +141,6 @@ func NewServices(opts Options) (*Services, error) {
 			d.resume = nopResume{}
 		}
 	}
-	if d.log == nil {
-		d.log = observe.NopLogger()
-	}
 	if d.metrics == nil {
 		d.metrics = observe.NopMetrics{}
 	}
@@ -167,10 +150,13 @@ func NewServices(opts Options) (*Services, error) {
 	if d.receiptTTL <= 0 {
 		d.receiptTTL = DefaultReceiptTTL
 	}
-	d.emitter = NewEmitter(d.registry, d.events,
-		WithSuspensions(d.suspensions), WithEmitterLogger(d.log), WithEmitterClock(d.clock))
-
-	s := &Services{
+	d.emitter = newEmitter(d.registry, d.events, d.suspensions, d.log, d.clock)
+	d.waiter = newWaiterSlot(d.events, opts.Waiter, func(err error) {
+		d.log.Error("orchestration.waiter.stopped", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+		})
+	})
+	return &Services{
 		Creation:       &CreationService{d: d},
 		Polling:        &PollingService{d: d},
 		Cancellation:   &CancellationService{d: d},
@@ -179,39 +165,24 @@ func NewServices(opts Options) (*Services, error) {
 		Reconciliation: &ReconciliationService{d: d},
 		Retention:      &RetentionService{d: d},
 		d:              d,
-	}
-	if d.waiter == nil {
-		fw := NewFeedWaiter(d.events)
-		d.waiter = fw
-		ctx, cancel := context.WithCancel(context.Background())
-		s.stop = cancel
-		s.done = fw.startInBackground(ctx, func(err error) {
-			d.log.Error("orchestration.waiter.stopped", observe.Entry{
-				Transport: observe.TransportInternal, Outcome: "failed", Err: err,
-			})
-		})
-	}
-	return s, nil
+	}, nil
 }
 
-// Waiter returns the Waiter the services use (the default FeedWaiter when
-// none was given), so a host can share it, e.g. with an Executor.
-func (s *Services) Waiter() Waiter { return s.d.waiter }
+// UseWaiter makes w the waiter of long-polls from now on, in place of
+// Options.Waiter's default, so the services share a waiter the process runs
+// anyway (fiberbridge.New calls it with its streaming hub). A FeedWaiter
+// the services had started is stopped; polls waiting on it re-read and
+// wait on w. UseWaiter is a no-op when Options.Waiter was set, or after
+// Close.
+func (s *Services) UseWaiter(w Waiter) { s.d.waiter.use(w) }
 
-// Close stops the goroutines Services started (the default FeedWaiter) and
-// waits for them, or returns ctx.Err() if ctx ends first. It is idempotent
-// and does not close the stores or the executor, which the host owns.
+// Close stops the goroutine Services started (its default FeedWaiter) and
+// waits for it. It is idempotent and does not close the stores or the
+// executor, which the host owns. ctx is accepted for symmetry with the
+// other Close methods; stopping the waiter does not block on I/O.
 func (s *Services) Close(ctx context.Context) error {
-	if s.stop == nil {
-		return nil
-	}
-	s.closeOnce.Do(s.stop)
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	s.d.waiter.close()
+	return nil
 }
 
 // DefaultMaintenanceInterval is RunMaintenance's period when every <= 0.

@@ -33,7 +33,7 @@ func TestSubscriptionAuthorize(t *testing.T) {
 
 func TestSubscriptionAuthorizeStoreFailureIsInternal(t *testing.T) {
 	store := newFakeStore()
-	h := newHarnessOn(t, store, orchestration.Options{Registry: failingRegistry{fakeStore: store, getErr: errors.New("conn reset")}})
+	h := newHarnessOn(t, store, orchestration.Options{Stores: contracts.Stores{Tasks: failingRegistry{fakeStore: store, getErr: errors.New("conn reset")}}})
 	_, err := h.svc.Subscription.Authorize(context.Background(), auth("alice"), "x")
 	requireCode(t, err, bridgeerr.CodeInternal)
 }

@@ -98,13 +98,9 @@ func (tc *TaskContext) checkLive() error {
 // Resume (called in-process by the action service) signals it directly, and
 // for actions accepted by another process over shared stores it re-reads
 // the suspension whenever the task's events change (TASK_ACTION_ACCEPTED is
-// appended on acceptance). It needs ExecutorOptions.Suspensions and
-// Receipts.
+// appended on acceptance).
 func (tc *TaskContext) Suspend(ctx context.Context, spec SuspendSpec) (AcceptedAction, error) {
 	e, r := tc.e, tc.r
-	if e.suspensions == nil || e.receipts == nil {
-		return AcceptedAction{}, errors.New("taskbridge: Suspend needs ExecutorOptions.Suspensions and Receipts")
-	}
 	if err := tc.checkLive(); err != nil {
 		return AcceptedAction{}, err
 	}
@@ -143,7 +139,7 @@ func (tc *TaskContext) Suspend(ctx context.Context, spec SuspendSpec) (AcceptedA
 			release()
 			if err == nil {
 				entry.Outcome, entry.EventID = "resumed", ""
-				entry.ClientRequestID = act.ClientActionID
+				entry.ClientActionID = act.ClientActionID
 				e.log.Info("task.run.resumed", entry)
 			}
 			return act, err

@@ -3,7 +3,6 @@ package orchestration
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
@@ -45,34 +44,6 @@ var _ Waiter = (*FeedWaiter)(nil)
 func NewFeedWaiter(feed contracts.ChangeFeed) *FeedWaiter {
 	return &FeedWaiter{feed: feed, watches: make(map[string]map[*watch]struct{}), started: make(chan struct{})}
 }
-
-// startInBackground runs w.Run(ctx) in a new goroutine, calling onErr with
-// an error other than ctx's, and returns once the feed has announced its
-// subscription (contracts.ChangeFeed's first Resync), so that no change
-// after it returns is missed. The returned channel is closed when Run has
-// returned.
-func (w *FeedWaiter) startInBackground(ctx context.Context, onErr func(error)) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-			onErr(err)
-		}
-	}()
-	// A feed that does not announce its subscription (a host's own
-	// ChangeFeed predating that rule) must not block construction forever.
-	t := time.NewTimer(subscribeWait)
-	defer t.Stop()
-	select {
-	case <-w.started:
-	case <-t.C:
-	}
-	return done
-}
-
-// subscribeWait bounds how long startInBackground waits for the feed's
-// first Resync.
-const subscribeWait = 5 * time.Second
 
 // Run listens to the feed until ctx ends and returns the feed's error
 // (ctx.Err() after cancellation). When it returns, open watches are closed,
@@ -152,4 +123,139 @@ func (w *FeedWaiter) watching() int {
 		n += len(set)
 	}
 	return n
+}
+
+// stoppable is a Waiter that can stop for good, such as the streaming hub
+// once its bridge shut down: Done is closed then, and its Watch channels
+// are closed at once from then on.
+type stoppable interface {
+	Done() <-chan struct{}
+}
+
+// waiterSlot is the waiter of an Executor or of Services: the one their
+// options gave (fixed), or one given later by use (a waiter the process
+// runs anyway, such as the streaming hub), or else a FeedWaiter on the
+// event store's change feed that the slot starts at the first Watch and
+// close stops. A given waiter that stops (stoppable) is replaced by the
+// slot's own FeedWaiter at the next Watch, so waiters never spin on a dead
+// one. It is safe for concurrent use.
+type waiterSlot struct {
+	feed  contracts.ChangeFeed
+	onErr func(error) // reports the own FeedWaiter's failure
+
+	mu     sync.RWMutex // guards the fields below; held while a watch registers
+	w      Waiter       // nil until given or started
+	done   <-chan struct{}
+	fixed  bool
+	own    *FeedWaiter
+	stop   context.CancelFunc
+	ended  chan struct{} // closed when the own FeedWaiter's Run returned
+	closed bool
+}
+
+var _ Waiter = (*waiterSlot)(nil)
+
+func newWaiterSlot(feed contracts.ChangeFeed, fixed Waiter, onErr func(error)) *waiterSlot {
+	s := &waiterSlot{feed: feed, onErr: onErr}
+	if fixed != nil {
+		s.w, s.fixed = fixed, true
+		s.done = doneOf(fixed)
+	}
+	return s
+}
+
+func doneOf(w Waiter) <-chan struct{} {
+	if st, ok := w.(stoppable); ok {
+		return st.Done()
+	}
+	return nil
+}
+
+// live reports whether s.w is set and has not stopped; s.mu is held.
+func (s *waiterSlot) live() bool {
+	if s.w == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Watch implements Waiter. The watch registers under the slot's lock, so
+// a switch of waiters (use) cannot slip between choosing a waiter and
+// registering on it: the old waiter's watches are all woken when it stops.
+func (s *waiterSlot) Watch(taskID string) (<-chan struct{}, func()) {
+	s.mu.RLock()
+	if s.live() || (s.closed && s.w != nil) {
+		defer s.mu.RUnlock()
+		return s.w.Watch(taskID)
+	}
+	s.mu.RUnlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live() && !s.closed {
+		s.startOwn()
+	}
+	if s.w == nil { // closed before any watch: nothing will ever wake it
+		return make(chan struct{}), func() {}
+	}
+	return s.w.Watch(taskID)
+}
+
+// startOwn starts the slot's FeedWaiter; s.mu is held. A watch made before
+// the feed is subscribed is woken by the feed's first Resync, so nothing
+// waits for the subscription.
+func (s *waiterSlot) startOwn() {
+	fw := NewFeedWaiter(s.feed)
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() { // owned by the slot: close (or use) cancels ctx and waits for ended
+		defer close(ended)
+		if err := fw.Run(ctx); err != nil && ctx.Err() == nil {
+			s.onErr(err)
+		}
+	}()
+	s.w, s.done, s.fixed = fw, nil, false
+	s.own, s.stop, s.ended = fw, cancel, ended
+}
+
+// use makes w the waiter unless the options fixed one, a live one was
+// given already, or the slot is closed. A FeedWaiter the slot had started
+// is stopped: its watches are woken and register again, on w.
+func (s *waiterSlot) use(w Waiter) {
+	if w == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.fixed || (s.live() && s.own == nil) {
+		s.mu.Unlock()
+		return
+	}
+	stop, ended := s.stop, s.ended
+	s.w, s.done = w, doneOf(w)
+	s.own, s.stop, s.ended = nil, nil, nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-ended
+	}
+}
+
+// close stops the slot's own FeedWaiter, if it started one, and waits for
+// it. Watches made afterwards on it are never woken; a given waiter is left
+// to its owner. It is idempotent.
+func (s *waiterSlot) close() {
+	s.mu.Lock()
+	s.closed = true
+	stop, ended := s.stop, s.ended
+	s.stop, s.ended = nil, nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-ended
+	}
 }

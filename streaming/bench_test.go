@@ -100,7 +100,10 @@ type fanoutRig struct {
 
 func newFanoutRig(tb testing.TB, n int, transport observe.Transport) *fanoutRig {
 	tb.Helper()
-	h := NewHub(memstore.NewEventStore(memstore.Options{}), Options{HeartbeatInterval: -1, WSPingInterval: -1, QueueSize: 64})
+	h, err := NewHub(memstore.NewEventStore(memstore.Options{}), Options{HeartbeatInterval: -1, WSPingInterval: -1, QueueSize: 64})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	r := &fanoutRig{hub: h, next: 1}
 	for range n {
 		s := h.newSession(transport, "bench", contracts.EventID{})
@@ -212,7 +215,10 @@ func benchWrite(b *testing.B, tr observe.Transport, frames int, coalesce bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := NewHub(memstore.NewEventStore(memstore.Options{}), Options{})
+	h, err := NewHub(memstore.NewEventStore(memstore.Options{}), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	s := h.newSession(tr, "bench", contracts.EventID{})
 	s.attach(conn)
 	s.chunked = tr == observe.TransportSSE

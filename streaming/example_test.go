@@ -65,7 +65,10 @@ func exampleServer(hub *streaming.Hub) (addr string, stop func()) {
 // after the terminal event.
 func ExampleHub_ServeSSE() {
 	events := memstore.NewEventStore(memstore.Options{})
-	hub := streaming.NewHub(events, streaming.Options{})
+	hub, err := streaming.NewHub(events, streaming.Options{})
+	if err != nil {
+		panic(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)
@@ -107,7 +110,10 @@ func ExampleHub_ServeSSE() {
 // replay, and close 1000 after the terminal event.
 func ExampleHub_AttachWebSocket() {
 	events := memstore.NewEventStore(memstore.Options{})
-	hub := streaming.NewHub(events, streaming.Options{})
+	hub, err := streaming.NewHub(events, streaming.Options{})
+	if err != nil {
+		panic(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)

@@ -192,7 +192,9 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		store = cfg.wrap(counting)
 	}
 	e := &env{t: t, mem: mem, store: counting, events: store, runDone: make(chan error, 1)}
-	e.hub = streaming.NewHub(store, opts)
+	hub, err := streaming.NewHub(store, opts)
+	require.NoError(t, err)
+	e.hub = hub
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.runDone <- e.hub.Run(ctx) }()

@@ -40,6 +40,7 @@ type Hub struct {
 	started   bool
 	runCancel context.CancelFunc
 	runDone   chan struct{} // closed when Run returns
+	stopped   chan struct{} // closed when closed is set (Done)
 	poller    *poller       // watches detached connections while Run runs
 
 	connMu  sync.Mutex // guards conns, drained
@@ -66,20 +67,22 @@ var (
 	readTagsReplay  = []observe.Tag{{Key: observe.TagReason, Value: reasonReplay}}
 )
 
-// NewHub returns a hub reading from events, configured by opts. It starts no
-// goroutine: the owner calls Run.
-func NewHub(events contracts.EventStore, opts Options) *Hub {
+// NewHub returns a hub reading from events, configured by opts, or an error
+// when events is nil. It does no I/O and starts no goroutine: the owner
+// calls Run.
+func NewHub(events contracts.EventStore, opts Options) (*Hub, error) {
 	if events == nil {
-		panic("taskbridge: streaming.NewHub needs an EventStore")
+		return nil, errors.New("taskbridge: streaming.NewHub: the event store is nil")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		events: events,
-		cfg:    opts.config(),
-		ctx:    ctx,
-		cancel: cancel,
-		tasks:  make(map[string]*taskState),
-		conns:  make(map[*session]struct{}),
+		events:  events,
+		cfg:     opts.config(),
+		ctx:     ctx,
+		cancel:  cancel,
+		tasks:   make(map[string]*taskState),
+		conns:   make(map[*session]struct{}),
+		stopped: make(chan struct{}),
 	}
 	if br, ok := events.(contracts.BatchReader); ok && h.cfg.readBatch > 1 {
 		h.batch = br
@@ -90,7 +93,7 @@ func NewHub(events contracts.EventStore, opts Options) *Hub {
 	h.queue.kick = make(chan struct{}, 1)
 	h.wheel = newWheel(h.cfg)
 	h.writers = newWriters()
-	return h
+	return h, nil
 }
 
 // Run listens to the store's change feed and runs the hub's fan-out
@@ -193,6 +196,9 @@ func (h *Hub) currentPoller() *poller {
 // closeStreams marks the hub closed and asks every open stream to end.
 func (h *Hub) closeStreams(code int, reason string) []*session {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.stopped)
+	}
 	h.closed = true
 	var watchers []chan struct{}
 	for _, t := range h.tasks {
@@ -279,6 +285,12 @@ func (h *Hub) drain(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// Done returns a channel that is closed once the hub has stopped: Shutdown
+// was called, or Run returned. From then on the channels Watch returns are
+// closed at once, so a long-lived waiter sharing the hub (an executor's
+// suspended handlers) turns to a waiter of its own.
+func (h *Hub) Done() <-chan struct{} { return h.stopped }
 
 // OpenStreams returns the number of open SSE and WebSocket connections,
 // including WebSockets still in their subscribe handshake.

@@ -235,13 +235,15 @@ func TestFeedFailureEndsStreams(t *testing.T) {
 
 func TestRunOnce(t *testing.T) {
 	t.Parallel()
-	h := streaming.NewHub(memstore.NewEventStore(memstore.Options{}), streaming.Options{})
+	h, err := streaming.NewHub(memstore.NewEventStore(memstore.Options{}), streaming.Options{})
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, h.Run(ctx), context.Canceled)
 	assert.ErrorIs(t, h.Run(context.Background()), streaming.ErrHubClosed, "Run may be called once")
 
-	h2 := streaming.NewHub(memstore.NewEventStore(memstore.Options{}), streaming.Options{})
+	h2, err := streaming.NewHub(memstore.NewEventStore(memstore.Options{}), streaming.Options{})
+	require.NoError(t, err)
 	require.NoError(t, h2.Shutdown(context.Background()))
 	assert.ErrorIs(t, h2.Run(context.Background()), streaming.ErrHubClosed)
 }

@@ -178,13 +178,13 @@ func TestLongPollWokenByEventDuringItsRead(t *testing.T) {
 		gate.EventStore = s
 		return gate
 	}))
-	registry := memstore.NewTaskRegistry(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{Registry: registry, Events: gate, Waiter: e.hub})
+	stores := memstore.New(memstore.Options{})
+	registry := stores.Tasks
+	stores.Events = gate
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Waiter: e.hub})
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = exec.Close(context.Background()) })
-	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: registry, Events: gate, Executor: exec, Waiter: e.hub,
-		Suspensions: memstore.NewSuspensionStore(memstore.Options{}), Receipts: memstore.NewReceiptStore(memstore.Options{}),
-	})
+	svc, err := orchestration.NewServices(orchestration.Options{Stores: stores, Executor: exec, Waiter: e.hub})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = svc.Close(context.Background()) })
 	ctx := context.Background()

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
@@ -115,8 +117,8 @@ type Options struct {
 
 	// Logger receives lifecycle lines (Info), denials (Warn), failures
 	// (Error) and per-delivery lines (Debug).
-	// Optional. Default: a no-op logger.
-	Logger *observe.Logger
+	// Optional. Default: zap.NewNop().
+	Logger *zap.Logger
 
 	// Metrics receives the runtime's counters, gauges and histograms.
 	// Optional. Default: observe.NopMetrics.
@@ -196,7 +198,7 @@ func (o Options) config() config {
 		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),
 		wsPongTimeout: duration(o.WSPongTimeout, DefaultWSPongTimeout),
 		retryBudget:   duration(o.StoreRetryBudget, DefaultStoreRetryBudget),
-		log:           o.Logger,
+		log:           observe.NewLogger(o.Logger),
 		metrics:       o.Metrics,
 		diag:          o.Diagnostics,
 	}
@@ -208,9 +210,6 @@ func (o Options) config() config {
 	}
 	if c.wsPongTimeout == 0 {
 		c.wsPongTimeout = DefaultWSPongTimeout
-	}
-	if c.log == nil {
-		c.log = observe.NopLogger()
 	}
 	if c.metrics == nil {
 		c.metrics = observe.NopMetrics{}

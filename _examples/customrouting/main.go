@@ -50,7 +50,6 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
-	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 )
@@ -147,23 +146,25 @@ type app struct {
 // newApp builds the host app: its middleware, its own routes, the project
 // group with the bridge's handler group, and the hand-assembled internal
 // group.
-func newApp(log *zap.Logger) *app {
+func newApp(log *zap.Logger) (*app, error) {
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: observe.NewLogger(log),
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	demo.Register(exec)
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:             stores,
 		Executor:           exec,
 		AuthResolver:       resolveAuth,
 		CreatePreprocessor: demo.ValidateInput,
 		Routes:             projectRoutes,
 		Logger:             log,
 	})
+	if err != nil {
+		_ = exec.Close(context.Background())
+		return nil, err
+	}
 
 	f := fiber.New(fiber.Config{ErrorHandler: hostErrorHandler, DisableStartupMessage: true})
 	f.Use(recover.New(), requestid.New())
@@ -185,7 +186,7 @@ func newApp(log *zap.Logger) *app {
 	internal.Post("/tasks", bridge.CreateTaskHandler())
 	internal.Get("/tasks/:taskId/events", bridge.PollEventsHandler())
 	internal.Get("/tasks/:taskId/events/stream", bridge.StreamEventsHandler())
-	return &app{fiber: f, bridge: bridge, exec: exec}
+	return &app{fiber: f, bridge: bridge, exec: exec}, nil
 }
 
 // shutdown ends the streams and long-polls, then the app, then the
@@ -196,10 +197,12 @@ func (a *app) shutdown(ctx context.Context) error {
 
 // serve serves on ln until ctx ends, then shuts down within 10 s.
 func serve(ctx context.Context, ln net.Listener, log *zap.Logger) error {
-	a := newApp(log)
+	a, err := newApp(log)
+	if err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.fiber.Listener(ln) }()
-	var err error
 	select {
 	case err = <-served:
 	case <-ctx.Done():

@@ -61,7 +61,11 @@ func run(opts options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(opts, log)
+	srv, err := newServer(opts, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ln) }()
 

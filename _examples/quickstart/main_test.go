@@ -53,7 +53,8 @@ func startWith(t *testing.T, log *zap.Logger) *quickstart {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := newServer(options{addr: ln.Addr().String(), heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}, log)
+	srv, err := newServer(options{addr: ln.Addr().String(), heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}, log)
+	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ln) }()
 	q := &quickstart{t: t, srv: srv, addr: ln.Addr().String(), client: &http.Client{Timeout: 30 * time.Second}}
@@ -379,7 +380,8 @@ func TestParseOptions(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := newServer(options{heartbeat: time.Second, logLevel: zapcore.InfoLevel}, zaptest.NewLogger(t))
+	srv, err := newServer(options{heartbeat: time.Second, logLevel: zapcore.InfoLevel}, zaptest.NewLogger(t))
+	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- srv.serve(ln) }()
 	addr := ln.Addr().String()

@@ -112,23 +112,21 @@ type server struct {
 // probeTimeout bounds each readiness probe.
 const probeTimeout = 2 * time.Second
 
-// newServer wires everything; nothing runs until serve.
-func newServer(opts options, log *zap.Logger) *server {
+// newServer wires everything; nothing serves until serve.
+func newServer(opts options, log *zap.Logger) (*server, error) {
 	// Prometheus: the Go runtime and process collectors next to TaskBridge's.
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := prom.MustNew(registry)
 
 	stores := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: observe.NewLogger(log), Metrics: metrics,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
 	demo.Register(exec)
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:             stores,
 		Executor:           exec,
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
@@ -140,6 +138,10 @@ func newServer(opts options, log *zap.Logger) *server {
 		Readiness: observe.NewComposite(probeTimeout,
 			observe.NamedProbe{Name: "executor", Probe: observe.ExecutorProbe(exec)}),
 	})
+	if err != nil {
+		_ = exec.Close(context.Background())
+		return nil, err
+	}
 	app := fiber.New(fiber.Config{
 		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
 		DisableStartupMessage: true,
@@ -147,7 +149,7 @@ func newServer(opts options, log *zap.Logger) *server {
 	bridge.Register(app)
 	app.Get("/metrics", fiberbridge.MetricsHandler(prom.Handler(registry))) // Prometheus text format
 	web.Register(app)                                                       // the live demo page at /
-	return &server{app: app, bridge: bridge, exec: exec, registry: registry, log: log}
+	return &server{app: app, bridge: bridge, exec: exec, registry: registry, log: log}, nil
 }
 
 // serve serves on ln until shutdown.

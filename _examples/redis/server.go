@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
@@ -120,7 +121,7 @@ func redisOptions(addr string) (*redis.Options, error) {
 // it), and the bridge on a Fiber app.
 type server struct {
 	client *redis.Client
-	stores *redisstore.Stores
+	stores contracts.Stores
 	relay  *redisstore.CancelRelay
 	bridge *fiberbridge.Bridge
 	app    *fiber.App
@@ -143,29 +144,41 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 		return nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
 	}
 
-	olog := observe.NewLogger(log)
-	sopts := redisstore.Options{KeyPrefix: opts.prefix, Logger: olog}
-	stores := redisstore.New(client, sopts)
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: olog,
-	})
+	sopts := redisstore.Options{KeyPrefix: opts.prefix, Logger: log}
+	stores, err := redisstore.New(client, sopts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
 	demo.Register(exec)
 	// The executor cancels only the tasks it runs; the relay carries a
 	// cancel request made on any instance to the one running the task.
-	relay := redisstore.NewCancelRelay(client, sopts, stores.Tasks, exec)
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	relay, err := redisstore.NewCancelRelay(client, sopts, stores.Tasks, exec)
+	if err != nil {
+		_ = exec.Close(ctx)
+		_ = client.Close()
+		return nil, err
+	}
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:             stores,
 		Executor:           relay,
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
 		Readiness: observe.NewComposite(probeTimeout,
-			observe.NamedProbe{Name: "redis", Probe: stores.Probe(probeTimeout)}),
+			observe.NamedProbe{Name: "redis", Probe: redisstore.NewProbe(client, probeTimeout)}),
 		Logger: log,
 	})
+	if err != nil {
+		_ = relay.Close(ctx)
+		_ = client.Close()
+		return nil, err
+	}
 	app := fiber.New(fiber.Config{
 		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
 		DisableStartupMessage: true,

@@ -85,8 +85,11 @@ var servers = []struct {
 	build func(b *testing.B) serve.Server
 }{
 	{"bridge", func(b *testing.B) serve.Server {
-		st := openMem(b)
-		return bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType, BarePath: loadclient.BarePath})
+		srv, err := bridgeserver.New(bridgeserver.Options{Stores: openMem(b), TaskType: loadclient.BenchTaskType, BarePath: loadclient.BarePath})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return srv
 	}},
 	{"baseline", func(b *testing.B) serve.Server {
 		return baseline.New(baseline.Options{Stores: openMem(b), TaskType: loadclient.BenchTaskType})

@@ -13,8 +13,9 @@
 // events; older ones are dropped and a Read whose cursor is older than the
 // oldest retained event reports EventPage.RetentionGap.
 //
-// Build the four stores with New so that they share one clock and learn of
-// terminal tasks from each other: the registry (a terminal status) and the
+// Build the four stores with New, which returns them as the contracts.Stores
+// bundle that fiberbridge.Config and the executor take, so that they share
+// one clock and learn of terminal tasks from each other: the registry (a terminal status) and the
 // event store (a terminal event) tell the others, and every store forgets
 // the task's data TerminalTTL later. Stores built one by one with their own
 // constructors expire only what they see themselves.

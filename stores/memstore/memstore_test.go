@@ -33,10 +33,12 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("Bundle", func(t *testing.T) {
 		storetest.RunAll(t, storetest.Factory{
-			Tasks:       func(*testing.T) contracts.TaskRegistry { return memstore.New(memstore.Options{}).Tasks },
-			Events:      func(*testing.T) contracts.EventStore { return memstore.New(memstore.Options{}).Events },
-			Suspensions: func(*testing.T) storetest.SuspensionStore { return memstore.New(memstore.Options{}).Suspensions },
-			Receipts:    func(*testing.T) contracts.ActionReceiptStore { return memstore.New(memstore.Options{}).Receipts },
+			Tasks:  func(*testing.T) contracts.TaskRegistry { return memstore.New(memstore.Options{}).Tasks },
+			Events: func(*testing.T) contracts.EventStore { return memstore.New(memstore.Options{}).Events },
+			Suspensions: func(*testing.T) storetest.SuspensionStore {
+				return memstore.New(memstore.Options{}).Suspensions.(storetest.SuspensionStore)
+			},
+			Receipts: func(*testing.T) contracts.ActionReceiptStore { return memstore.New(memstore.Options{}).Receipts },
 			EventsWithClock: func(_ *testing.T, clock func() time.Time) contracts.EventStore {
 				return memstore.New(memstore.Options{Clock: clock}).Events
 			},

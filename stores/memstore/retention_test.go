@@ -272,15 +272,16 @@ func TestTerminalTasksExpire(t *testing.T) {
 	_, _, err = st.Receipts.Save(ctx, contracts.ActionReceipt{TaskID: "live", ClientActionID: "a"})
 	require.NoError(t, err)
 
-	tasks, keys := st.Tasks.len()
+	cs := concrete(st)
+	tasks, keys := cs.Tasks.len()
 	assert.Equal(t, 1, tasks, "only the live task is left")
 	assert.Equal(t, 1, keys)
-	assert.Equal(t, 1, st.Events.len())
-	assert.Equal(t, 1, st.Suspensions.len())
-	receipts, _ := st.Receipts.len()
+	assert.Equal(t, 1, cs.Events.len())
+	assert.Equal(t, 1, cs.Suspensions.len())
+	receipts, _ := cs.Receipts.len()
 	assert.Equal(t, 1, receipts)
-	for name, q := range map[string]*expiryQueue{"tasks": &st.Tasks.exp, "events": &st.Events.exp,
-		"suspensions": &st.Suspensions.exp, "receipts": &st.Receipts.exp} {
+	for name, q := range map[string]*expiryQueue{"tasks": &cs.Tasks.exp, "events": &cs.Events.exp,
+		"suspensions": &cs.Suspensions.exp, "receipts": &cs.Receipts.exp} {
 		assert.Zero(t, q.len(), "%s expiry queue is drained", name)
 	}
 
@@ -427,4 +428,17 @@ func TestExpiryBehindALaterDeadline(t *testing.T) {
 	tasks, _ = reg.len()
 	assert.Equal(t, 1, tasks, "the write swept the later deadline too")
 	assert.Zero(t, reg.exp.len())
+}
+
+// concreteStores are the stores of a bundle New returned, by their types.
+type concreteStores struct {
+	Tasks       *TaskRegistry
+	Events      *EventStore
+	Suspensions *SuspensionStore
+	Receipts    *ReceiptStore
+}
+
+func concrete(s contracts.Stores) concreteStores {
+	return concreteStores{Tasks: s.Tasks.(*TaskRegistry), Events: s.Events.(*EventStore),
+		Suspensions: s.Suspensions.(*SuspensionStore), Receipts: s.Receipts.(*ReceiptStore)}
 }

@@ -1,27 +1,22 @@
 package memstore
 
-// Stores bundles the four in-memory stores built by New. They share one
-// configuration and are linked for retention: when the registry records a
-// terminal status or the event store a terminal event, every store forgets
-// that task's data Options.TerminalTTL later. The fields are set once and
-// safe for concurrent use.
-type Stores struct {
-	Tasks       *TaskRegistry
-	Events      *EventStore
-	Suspensions *SuspensionStore
-	Receipts    *ReceiptStore
-}
+import "github.com/taskbridge/taskbridge-fiber/contracts"
 
-// New returns the four stores configured by opts and linked for retention.
-func New(opts Options) *Stores {
+// New returns the four in-memory stores configured by opts, as the bundle
+// the bridge and the executor take. They share one configuration and are
+// linked for retention: when the registry records a terminal status or the
+// event store a terminal event, every store forgets that task's data
+// Options.TerminalTTL later. The stores are safe for concurrent use; they
+// start no goroutine and need no closing.
+//
+// The stores are a *TaskRegistry, an *EventStore, a *SuspensionStore and a
+// *ReceiptStore; the event store also implements contracts.BatchReader and
+// the suspension store contracts.SuspensionMaintenance.
+func New(opts Options) contracts.Stores {
 	cfg := opts.config()
 	cfg.link = &linker{}
-	s := &Stores{
-		Tasks:       newTaskRegistry(cfg),
-		Events:      newEventStore(cfg),
-		Suspensions: newSuspensionStore(cfg),
-		Receipts:    newReceiptStore(cfg),
-	}
-	cfg.link.hooks = []terminalHook{s.Tasks, s.Events, s.Suspensions, s.Receipts}
-	return s
+	tasks, events := newTaskRegistry(cfg), newEventStore(cfg)
+	suspensions, receipts := newSuspensionStore(cfg), newReceiptStore(cfg)
+	cfg.link.hooks = []terminalHook{tasks, events, suspensions, receipts}
+	return contracts.Stores{Tasks: tasks, Events: events, Suspensions: suspensions, Receipts: receipts}
 }

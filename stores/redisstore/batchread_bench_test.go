@@ -29,7 +29,7 @@ func benchReads(b *testing.B, tasks int) (*redisstore.EventStore, []contracts.Re
 		require.NoError(b, err)
 		reqs[i] = contracts.ReadRequest{TaskID: id, After: first.EventID, Limit: 100}
 	}
-	return s.Events, reqs
+	return s.Events.(*redisstore.EventStore), reqs
 }
 
 // BenchmarkRead is the fan-out read of one task's newest event, one

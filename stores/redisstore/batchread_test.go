@@ -43,7 +43,7 @@ type batchFixture struct {
 func newBatchFixture(t *testing.T) *batchFixture {
 	t.Helper()
 	s, c, prefix := newStores(t, redisstore.Options{})
-	f := &batchFixture{events: s.Events, client: c, prefix: prefix}
+	f := &batchFixture{events: s.Events.(*redisstore.EventStore), client: c, prefix: prefix}
 	ctx := testContext(t)
 	for i := range 3 {
 		ev, err := s.Events.Append(ctx, "task-a", must(t)(contracts.Progress(float64(i), "", "")))

@@ -63,7 +63,7 @@ type node struct {
 	tb     testing.TB
 	name   string
 	addr   string
-	stores *redisstore.Stores
+	stores contracts.Stores
 	exec   *orchestration.Executor
 	bridge *fiberbridge.Bridge
 	app    *fiber.App
@@ -79,12 +79,8 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 	tb.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(core).With(zap.String("node", name))
-	olog := observe.NewLogger(log)
-	stores := redisstore.New(cfg.client, redisstore.Options{KeyPrefix: cfg.prefix, Logger: olog, FeedPingInterval: cfg.feedPing})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: olog,
-	})
+	stores := check(redisstore.New(cfg.client, redisstore.Options{KeyPrefix: cfg.prefix, Logger: log, FeedPingInterval: cfg.feedPing}))(tb)
+	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log}))(tb)
 	if cfg.steps != nil {
 		exec.Handle(stepsType, cfg.steps.run)
 	}
@@ -92,20 +88,18 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 	if probe == 0 {
 		probe = time.Second
 	}
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge := check(fiberbridge.New(fiberbridge.Config{
+		Stores:              stores,
 		Executor:            exec,
 		AuthResolver:        bearerAuth,
-		Readiness:           observe.NewComposite(probe, observe.NamedProbe{Name: "redis", Probe: stores.Probe(probe)}),
+		Readiness:           observe.NewComposite(probe, observe.NamedProbe{Name: "redis", Probe: redisstore.NewProbe(cfg.client, probe)}),
 		MaintenanceInterval: -1, // no background store traffic besides what a test does
 		// The fan-out tests and benchmarks subscribe up to 1,000 streams with one token.
 		MaxStreamsPerSubject: -1,
 		Stream:               streaming.Options{HeartbeatInterval: time.Second},
 		Logger:               log,
 		Metrics:              cfg.metrics,
-	})
+	}))(tb)
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -311,7 +305,7 @@ func awaitStep(tb testing.TB, ctx context.Context, done <-chan error) {
 
 // storedIDs returns the ids of every event of taskID in the store, in
 // order.
-func storedIDs(tb testing.TB, ctx context.Context, events *redisstore.EventStore, taskID string) []string {
+func storedIDs(tb testing.TB, ctx context.Context, events contracts.EventStore, taskID string) []string {
 	tb.Helper()
 	var ids []string
 	var cursor contracts.EventID

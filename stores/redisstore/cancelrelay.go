@@ -112,13 +112,17 @@ var (
 // closes it after Close); opts are the stores' Options: the channel is
 // derived from KeyPrefix, silence on the subscription is pinged after
 // FeedPingInterval, and the relay logs through Logger. tasks is the shared
-// task registry. It panics when client, tasks or local is nil or
-// opts.KeyPrefix contains '{' or '}' (wiring errors, caught at boot).
-func NewCancelRelay(client redis.UniversalClient, opts Options, tasks contracts.TaskRegistry, local LocalExecutor) *CancelRelay {
+// task registry. It returns an error when client, tasks or local is nil or
+// opts.KeyPrefix contains '{' or '}'; it does no I/O itself (the
+// subscription is made by the goroutine it starts, which Close stops).
+func NewCancelRelay(client redis.UniversalClient, opts Options, tasks contracts.TaskRegistry, local LocalExecutor) (*CancelRelay, error) {
 	if client == nil || tasks == nil || local == nil {
-		panic("redisstore: NewCancelRelay needs a client, a task registry and a local executor")
+		return nil, errors.New("taskbridge: redisstore.NewCancelRelay needs a client, a task registry and a local executor")
 	}
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	r := &CancelRelay{
 		client:  client,
@@ -131,9 +135,14 @@ func NewCancelRelay(client redis.UniversalClient, opts Options, tasks contracts.
 		done:    make(chan struct{}),
 	}
 	r.lister, _ = local.(RunningTaskLister)
-	go r.run(ctx)
-	return r
+	go r.run(ctx) // owned by r: Close stops it
+	return r, nil
 }
+
+// Unwrap returns the local executor the relay wraps (fiberbridge.New
+// reaches it through Unwrap to share its streaming hub as the executor's
+// waiter).
+func (r *CancelRelay) Unwrap() contracts.Executor { return r.local }
 
 // Channel returns the name of the channel the relay publishes on and
 // subscribes to.

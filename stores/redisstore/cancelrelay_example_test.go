@@ -23,18 +23,27 @@ func ExampleNewCancelRelay() {
 	// relay in front of it, and the services (or a fiberbridge.Config)
 	// given the relay as their executor.
 	instance := func() (*orchestration.Services, func()) {
-		stores := redisstore.New(client, opts)
-		exec := orchestration.NewExecutor(orchestration.ExecutorOptions{Registry: stores.Tasks, Events: stores.Events})
+		stores, err := redisstore.New(client, opts)
+		if err != nil {
+			panic(err)
+		}
+		exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+		if err != nil {
+			panic(err)
+		}
 		exec.Handle("wait", func(ctx context.Context, _ *orchestration.TaskContext) (any, error) {
 			started <- struct{}{}
 			<-ctx.Done() // cancelled, wherever the request arrived
 			return nil, ctx.Err()
 		})
-		relay := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
-		svc, _ := orchestration.NewServices(orchestration.Options{
-			Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-			Executor: relay,
-		})
+		relay, err := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
+		if err != nil {
+			panic(err)
+		}
+		svc, err := orchestration.NewServices(orchestration.Options{Stores: stores, Executor: relay})
+		if err != nil {
+			panic(err)
+		}
 		return svc, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

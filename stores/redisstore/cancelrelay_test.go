@@ -75,7 +75,7 @@ func runApproval(ctx context.Context, task *orchestration.TaskContext) (any, err
 // its own client, an in-process executor behind a cancel relay, and the
 // services using the relay as their executor.
 type relayInstance struct {
-	stores *redisstore.Stores
+	stores contracts.Stores
 	exec   *orchestration.Executor
 	relay  *redisstore.CancelRelay
 	svc    *orchestration.Services
@@ -94,22 +94,19 @@ type relayInstanceConfig struct {
 func startRelayInstance(tb testing.TB, cfg relayInstanceConfig) *relayInstance {
 	tb.Helper()
 	client := newClient(tb)
-	log := observe.NewLogger(zaptest.NewLogger(tb))
+	log := zaptest.NewLogger(tb)
 	opts := redisstore.Options{KeyPrefix: cfg.prefix, Logger: log}
-	stores := redisstore.New(client, opts)
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Logger: log,
-	})
+	stores := check(redisstore.New(client, opts))(tb)
+	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log}))(tb)
 	in := &relayInstance{stores: stores, exec: exec, hold: newHolder()}
 	exec.Handle(holdType, in.hold.run)
 	relayClient := cfg.relayClient
 	if relayClient == nil {
 		relayClient = client
 	}
-	in.relay = redisstore.NewCancelRelay(relayClient, opts, stores.Tasks, exec)
+	in.relay = check(redisstore.NewCancelRelay(relayClient, opts, stores.Tasks, exec))(tb)
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
+		Stores:   stores,
 		Executor: in.relay, Logger: log,
 	})
 	require.NoError(tb, err)
@@ -461,22 +458,17 @@ func TestCancelRelayKeepsExecutorRoles(t *testing.T) {
 	ctx := testContext(t)
 	client := newClient(t)
 	opts := redisstore.Options{KeyPrefix: uniquePrefix(t, client)}
-	stores := redisstore.New(client, opts)
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		Waiter: deafWaiter{},
-	})
+	stores := check(redisstore.New(client, opts))(t)
+	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Waiter: deafWaiter{}}))(t)
 	exec.Handle(approvalType, runApproval)
-	relay := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	relay := check(redisstore.NewCancelRelay(client, opts, stores.Tasks, exec))(t)
+	bridge := check(fiberbridge.New(fiberbridge.Config{
+		Stores:              stores,
 		Executor:            relay,
 		AuthResolver:        bearerAuth,
 		Readiness:           observe.NewComposite(time.Second, observe.NamedProbe{Name: "executor", Probe: observe.ExecutorProbe(relay)}),
 		MaintenanceInterval: -1,
-	})
+	}))(t)
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

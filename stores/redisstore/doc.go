@@ -28,8 +28,9 @@
 // every relay cancels the task locally when its record says so, and after
 // every (re)subscription it sweeps the tasks its executor runs:
 //
-//	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{Registry: stores.Tasks, Events: stores.Events})
-//	relay := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
+//	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
+//	...
+//	relay, err := redisstore.NewCancelRelay(client, opts, stores.Tasks, exec)
 //	cfg.Executor = relay // fiberbridge.Config; relay.Close(ctx) at shutdown closes both
 //
 // Every key carries a Redis Cluster hash tag so that each script touches

@@ -33,13 +33,6 @@ var (
 	_ contracts.ChangeFeed = (*EventStore)(nil)
 )
 
-// NewEventStore returns an EventStore on client. The host owns client and
-// closes it after every Listen call has returned. It panics if
-// opts.KeyPrefix contains '{' or '}'.
-func NewEventStore(client redis.UniversalClient, opts Options) *EventStore {
-	return newEventStore(client, newConfig(opts))
-}
-
 func newEventStore(client redis.UniversalClient, cfg config) *EventStore {
 	k := keys{prefix: cfg.prefix}
 	return &EventStore{

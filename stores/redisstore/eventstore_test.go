@@ -204,7 +204,7 @@ func TestRetentionGap(t *testing.T) {
 	}
 
 	t.Run("unbounded", func(t *testing.T) {
-		u := redisstore.NewEventStore(c, redisstore.Options{KeyPrefix: prefix + "u:", MaxEventsPerTask: -1})
+		u := check(redisstore.New(c, redisstore.Options{KeyPrefix: prefix + "u:", MaxEventsPerTask: -1}))(t).Events
 		for i := range 40 {
 			_, err := u.Append(ctx, "t", contracts.Started(fmt.Sprint(i)))
 			require.NoError(t, err)
@@ -356,7 +356,7 @@ func TestRedisErrorsAreWrapped(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	c := newClient(t)
-	s := redisstore.New(c, redisstore.Options{KeyPrefix: uniquePrefix(t, newClient(t))})
+	s := check(redisstore.New(c, redisstore.Options{KeyPrefix: uniquePrefix(t, newClient(t))}))(t)
 	require.NoError(t, c.Close())
 
 	_, err := s.Events.Append(ctx, "t", contracts.Started(""))
@@ -375,15 +375,15 @@ func TestRedisErrorsAreWrapped(t *testing.T) {
 	assert.ErrorIs(t, s.Suspensions.Create(ctx, contracts.SuspensionRecord{TaskID: "t", SuspendID: "s"}), redis.ErrClosed)
 	_, _, err = s.Suspensions.Resolve(ctx, "t", "s", contracts.Resolution{Status: contracts.SuspensionResolved})
 	assert.ErrorIs(t, err, redis.ErrClosed)
-	_, err = s.Suspensions.PendingHandoffs(ctx, 0)
+	_, err = s.Suspensions.(contracts.SuspensionMaintenance).PendingHandoffs(ctx, 0)
 	assert.ErrorIs(t, err, redis.ErrClosed)
-	_, err = s.Suspensions.ExpireOpen(ctx, time.Now())
+	_, err = s.Suspensions.(contracts.SuspensionMaintenance).ExpireOpen(ctx, time.Now())
 	assert.ErrorIs(t, err, redis.ErrClosed)
 	_, _, err = s.Receipts.Save(ctx, contracts.ActionReceipt{TaskID: "t", ClientActionID: "a"})
 	assert.ErrorIs(t, err, redis.ErrClosed)
 	_, err = s.Receipts.DeleteExpired(ctx, time.Now())
 	assert.ErrorIs(t, err, redis.ErrClosed)
-	assert.Error(t, s.Probe(time.Second).Check(ctx))
+	assert.Error(t, redisstore.NewProbe(c, time.Second).Check(ctx))
 }
 
 // TestCallsEndWithTheirContext: a cancelled context fails the call instead

@@ -41,7 +41,10 @@ func exampleClient() (*redis.Client, string, func()) {
 func ExampleNew() {
 	client, prefix, done := exampleClient()
 	defer done()
-	stores := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
+	stores, err := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
+	if err != nil {
+		panic(err)
+	}
 	ctx := context.Background()
 
 	req := contracts.TaskRecord{
@@ -75,13 +78,17 @@ func ExampleNew() {
 	// ended: true
 }
 
-// The change feed: one subscription per EventStore. The first listener of
+// The change feed: one subscription per Listen call. The first listener of
 // a store is told to resync once the subscription is up, because changes
 // made before that were not seen.
 func ExampleEventStore_Listen() {
 	client, prefix, done := exampleClient()
 	defer done()
-	events := redisstore.NewEventStore(client, redisstore.Options{KeyPrefix: prefix})
+	stores, err := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
+	if err != nil {
+		panic(err)
+	}
+	events := stores.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	changes := make(chan contracts.Change, 16)
 	stopped := make(chan error, 1)
@@ -109,11 +116,10 @@ func ExampleEventStore_Listen() {
 }
 
 // A readiness probe for the composite /ready check.
-func ExampleStores_Probe() {
-	client, prefix, done := exampleClient()
+func ExampleNewProbe() {
+	client, _, done := exampleClient()
 	defer done()
-	stores := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
-	probe := stores.Probe(500 * time.Millisecond)
+	probe := redisstore.NewProbe(client, 500*time.Millisecond)
 	fmt.Println(probe.Check(context.Background()))
 	fmt.Println(probe.CheckReadiness(context.Background()))
 	// Output:

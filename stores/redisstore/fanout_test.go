@@ -15,7 +15,6 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
-	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
 // readMetrics counts the bridge's store reads by reason (fanout, catchup,
@@ -76,7 +75,7 @@ func commandCalls(tb testing.TB, c redis.UniversalClient) map[string]int {
 
 // seedTask creates a task owned by owner with TASK_STARTED, as a worker
 // elsewhere would, without an executor run.
-func seedTask(tb testing.TB, ctx context.Context, s *redisstore.Stores) string {
+func seedTask(tb testing.TB, ctx context.Context, s contracts.Stores) string {
 	tb.Helper()
 	id := contracts.NewID()
 	_, _, err := s.Tasks.Create(ctx, contracts.TaskRecord{TaskID: id, OwnerID: owner, ClientRequestID: id,

@@ -19,7 +19,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
-	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
@@ -125,15 +124,17 @@ func faultClient(tb testing.TB, addr string) *redis.Client {
 
 // faultStores returns stores on a private server with a fast feed health
 // check, and the observer of their log.
-func faultStores(tb testing.TB, srv *server) (*redisstore.Stores, *observer.ObservedLogs) {
+// The probe PINGs through the stores' client.
+func faultStores(tb testing.TB, srv *server) (contracts.Stores, *redisstore.Probe, *observer.ObservedLogs) {
 	tb.Helper()
 	core, logs := observer.New(zap.WarnLevel)
-	s := redisstore.New(faultClient(tb, srv.addr()), redisstore.Options{
+	client := faultClient(tb, srv.addr())
+	s := check(redisstore.New(client, redisstore.Options{
 		KeyPrefix:        "fault:",
 		FeedPingInterval: 100 * time.Millisecond,
-		Logger:           observe.NewLogger(zap.New(core)),
-	})
-	return s, logs
+		Logger:           zap.New(core),
+	}))(tb)
+	return s, redisstore.NewProbe(client, 250*time.Millisecond), logs
 }
 
 func feedLost(logs *observer.ObservedLogs) int {
@@ -148,12 +149,11 @@ func TestFaultPause(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := startServer(t)
-	s, logs := faultStores(t, srv)
+	s, probe, logs := faultStores(t, srv)
 	rec, _ := listen(t, s.Events)
 	awaitLive(t, ctx, s.Events, rec)
 	resyncs := rec.resyncs()
 
-	probe := s.Probe(250 * time.Millisecond)
 	require.NoError(t, probe.Check(ctx))
 	// A probe on a client that ignores context deadlines and would wait
 	// ten seconds for a reply must still answer within its own timeout.
@@ -213,11 +213,10 @@ func TestFaultKillRestart(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := startServer(t)
-	s, logs := faultStores(t, srv)
+	s, probe, logs := faultStores(t, srv)
 	rec, _ := listen(t, s.Events)
 	awaitLive(t, ctx, s.Events, rec)
 	resyncs := rec.resyncs()
-	probe := s.Probe(250 * time.Millisecond)
 
 	_, err := s.Events.Append(ctx, "old", contracts.Started(""))
 	require.NoError(t, err)
@@ -264,7 +263,7 @@ func TestFaultListenEndsWhileDown(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := startServer(t)
-	s, logs := faultStores(t, srv)
+	s, _, logs := faultStores(t, srv)
 	rec, stop := listen(t, s.Events)
 	awaitLive(t, ctx, s.Events, rec)
 

@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
-	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
@@ -89,7 +88,7 @@ func (r *recorder) waitFor(tb testing.TB, ctx context.Context, what string, cond
 
 // listen runs store.Listen on a goroutine that the returned stop function
 // cancels and joins (also at cleanup); stop reports Listen's error.
-func listen(tb testing.TB, store *redisstore.EventStore) (*recorder, func() error) {
+func listen(tb testing.TB, store contracts.EventStore) (*recorder, func() error) {
 	tb.Helper()
 	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -118,7 +117,7 @@ func listen(tb testing.TB, store *redisstore.EventStore) (*recorder, func() erro
 
 // awaitLive appends probe events through via until rec receives one: the
 // subscription is then demonstrably up.
-func awaitLive(tb testing.TB, ctx context.Context, via *redisstore.EventStore, recs ...*recorder) {
+func awaitLive(tb testing.TB, ctx context.Context, via contracts.EventStore, recs ...*recorder) {
 	tb.Helper()
 	probe := fmt.Sprintf("probe-%p", recs[0])
 	for _, rec := range recs {
@@ -199,7 +198,7 @@ func TestFeedAcrossInstances(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	a, _, p := newStores(t, redisstore.Options{})
-	b := redisstore.NewEventStore(newClient(t), redisstore.Options{KeyPrefix: p})
+	b := check(redisstore.New(newClient(t), redisstore.Options{KeyPrefix: p}))(t).Events
 	rec, _ := listen(t, b)
 	awaitLive(t, ctx, a.Events, rec)
 
@@ -237,7 +236,7 @@ func TestFeedIgnoresMalformedNotices(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	core, logs := observer.New(zap.WarnLevel)
-	s, c, p := newStores(t, redisstore.Options{Logger: observe.NewLogger(zap.New(core))})
+	s, c, p := newStores(t, redisstore.Options{Logger: zap.New(core)})
 	rec, _ := listen(t, s.Events)
 	awaitLive(t, ctx, s.Events, rec)
 	for _, msg := range []string{"", "no-id", "task not-an-id", " 1-1"} {
@@ -293,7 +292,7 @@ func TestListenEndsWhenClientCloses(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	c := newClient(t)
-	events := redisstore.NewEventStore(c, redisstore.Options{KeyPrefix: uniquePrefix(t, newClient(t))})
+	events := check(redisstore.New(c, redisstore.Options{KeyPrefix: uniquePrefix(t, newClient(t))}))(t).Events
 	rec := newRecorder()
 	done := make(chan error, 1)
 	go func() { done <- events.Listen(ctx, rec.record) }()

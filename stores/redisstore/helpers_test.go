@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
@@ -141,11 +142,20 @@ func keysUnder(tb testing.TB, c redis.UniversalClient, prefix string) []string {
 }
 
 // newStores returns stores on the shared server under a fresh prefix.
-func newStores(tb testing.TB, opts redisstore.Options) (*redisstore.Stores, *redis.Client, string) {
+func newStores(tb testing.TB, opts redisstore.Options) (contracts.Stores, *redis.Client, string) {
 	tb.Helper()
 	c := newClient(tb)
 	opts.KeyPrefix = uniquePrefix(tb, c)
-	return redisstore.New(c, opts), c, opts.KeyPrefix
+	return check(redisstore.New(c, opts))(tb), c, opts.KeyPrefix
+}
+
+// check(f())(tb) returns f's value, failing the test on f's error.
+func check[T any](v T, err error) func(testing.TB) T {
+	return func(tb testing.TB) T {
+		tb.Helper()
+		require.NoError(tb, err)
+		return v
+	}
 }
 
 // testContext ends with the test or after 15 seconds.

@@ -78,7 +78,8 @@ func TestMemberRoundTrip(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := newConfig(Options{})
+	c, err := newConfig(Options{})
+	require.NoError(t, err)
 	assert.Equal(t, DefaultKeyPrefix, c.prefix)
 	assert.EqualValues(t, DefaultMaxEventsPerTask, c.maxEvents)
 	assert.EqualValues(t, DefaultMaxEventsPerTask/16, c.trimSlack)
@@ -87,13 +88,18 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, DefaultReceiptTTL, c.receiptTTL)
 	assert.Equal(t, DefaultFeedPingInterval, c.pingEvery)
 
-	off := newConfig(Options{MaxEventsPerTask: -1, ActiveTTL: -1, TerminalTTL: -1, ReceiptTTL: -1})
+	off, err := newConfig(Options{MaxEventsPerTask: -1, ActiveTTL: -1, TerminalTTL: -1, ReceiptTTL: -1})
+	require.NoError(t, err)
 	assert.Zero(t, off.maxEvents)
 	assert.Zero(t, off.activeTTL)
 	assert.Zero(t, off.terminalTTL)
 	assert.Zero(t, off.receiptTTL)
-	assert.EqualValues(t, 1, newConfig(Options{MaxEventsPerTask: 3}).trimSlack)
+	three, err := newConfig(Options{MaxEventsPerTask: 3})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, three.trimSlack)
 
-	assert.Panics(t, func() { newConfig(Options{KeyPrefix: "bad{"}) })
-	assert.Panics(t, func() { newConfig(Options{KeyPrefix: "bad}"}) })
+	for _, bad := range []string{"bad{", "bad}"} {
+		_, err = newConfig(Options{KeyPrefix: bad})
+		assert.ErrorContains(t, err, "must not contain '{' or '}'", bad)
+	}
 }

@@ -1,10 +1,12 @@
 package redisstore
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
@@ -58,8 +60,8 @@ type Options struct {
 	// Optional. Default: time.Now.
 	Clock func() time.Time
 	// Logger receives the stores' operational log lines (change-feed
-	// reconnects, dropped notices). Optional. Default: observe.NopLogger().
-	Logger *observe.Logger
+	// reconnects, dropped notices). Optional. Default: zap.NewNop().
+	Logger *zap.Logger
 	// FeedPingInterval is how long the change feed's subscription may stay
 	// silent before it pings Redis; a ping left unanswered for as long again
 	// drops the connection and opens a new one (followed by a Resync).
@@ -92,7 +94,9 @@ func ttlOrDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-func newConfig(opts Options) config {
+// newConfig applies the defaults to opts; it fails on a KeyPrefix with a
+// brace.
+func newConfig(opts Options) (config, error) {
 	c := config{
 		prefix:      opts.KeyPrefix,
 		maxEvents:   opts.MaxEventsPerTask,
@@ -100,14 +104,14 @@ func newConfig(opts Options) config {
 		terminalTTL: ttlOrDefault(opts.TerminalTTL, DefaultTerminalTTL),
 		receiptTTL:  ttlOrDefault(opts.ReceiptTTL, DefaultReceiptTTL),
 		clock:       opts.Clock,
-		log:         opts.Logger,
+		log:         observe.NewLogger(opts.Logger),
 		pingEvery:   opts.FeedPingInterval,
 	}
 	if c.prefix == "" {
 		c.prefix = DefaultKeyPrefix
 	}
 	if strings.ContainsAny(c.prefix, "{}") {
-		panic("redisstore: KeyPrefix must not contain '{' or '}': " + c.prefix)
+		return config{}, fmt.Errorf("taskbridge: redisstore: KeyPrefix %q must not contain '{' or '}'", c.prefix)
 	}
 	switch {
 	case c.maxEvents < 0:
@@ -121,13 +125,10 @@ func newConfig(opts Options) config {
 	if c.clock == nil {
 		c.clock = time.Now
 	}
-	if c.log == nil {
-		c.log = observe.NopLogger()
-	}
 	if c.pingEvery <= 0 {
 		c.pingEvery = DefaultFeedPingInterval
 	}
-	return c
+	return c, nil
 }
 
 // now returns the clock's time without its monotonic reading, so stored

@@ -34,9 +34,6 @@ func NewProbe(client redis.UniversalClient, timeout time.Duration) *Probe {
 	return &Probe{client: client, timeout: timeout}
 }
 
-// Probe returns a readiness Probe on the stores' client.
-func (s *Stores) Probe(timeout time.Duration) *Probe { return NewProbe(s.client, timeout) }
-
 // errProbeTimeout reports a PING that did not answer within the timeout.
 var errProbeTimeout = errors.New("redisstore: redis did not answer PING in time")
 

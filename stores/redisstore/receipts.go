@@ -35,12 +35,6 @@ type ReceiptStore struct {
 
 var _ contracts.ActionReceiptStore = (*ReceiptStore)(nil)
 
-// NewReceiptStore returns a ReceiptStore on client. It panics if
-// opts.KeyPrefix contains '{' or '}'.
-func NewReceiptStore(client redis.UniversalClient, opts Options) *ReceiptStore {
-	return newReceiptStore(client, newConfig(opts))
-}
-
 func newReceiptStore(client redis.UniversalClient, cfg config) *ReceiptStore {
 	return &ReceiptStore{client: client, cfg: cfg, keys: keys{prefix: cfg.prefix}}
 }

@@ -37,12 +37,6 @@ type TaskRegistry struct {
 
 var _ contracts.TaskRegistry = (*TaskRegistry)(nil)
 
-// NewTaskRegistry returns a TaskRegistry on client. It panics if
-// opts.KeyPrefix contains '{' or '}'.
-func NewTaskRegistry(client redis.UniversalClient, opts Options) *TaskRegistry {
-	return newTaskRegistry(client, newConfig(opts))
-}
-
 func newTaskRegistry(client redis.UniversalClient, cfg config) *TaskRegistry {
 	return &TaskRegistry{client: client, cfg: cfg, keys: keys{prefix: cfg.prefix}}
 }

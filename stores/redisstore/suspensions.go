@@ -47,12 +47,6 @@ var (
 	_ contracts.SuspensionMaintenance = (*SuspensionStore)(nil)
 )
 
-// NewSuspensionStore returns a SuspensionStore on client. It panics if
-// opts.KeyPrefix contains '{' or '}'.
-func NewSuspensionStore(client redis.UniversalClient, opts Options) *SuspensionStore {
-	return newSuspensionStore(client, newConfig(opts))
-}
-
 func newSuspensionStore(client redis.UniversalClient, cfg config) *SuspensionStore {
 	return &SuspensionStore{client: client, cfg: cfg, keys: keys{prefix: cfg.prefix}}
 }

@@ -78,7 +78,7 @@ func TestPendingHandoffsDropsExpiredEntries(t *testing.T) {
 		require.True(t, ok)
 	}
 	require.NoError(t, c.Del(ctx, p+"{susp}:4:task:s1").Err()) // as if its TTL ran out
-	pending, err := s.Suspensions.PendingHandoffs(ctx, 0)
+	pending, err := s.Suspensions.(contracts.SuspensionMaintenance).PendingHandoffs(ctx, 0)
 	require.NoError(t, err)
 	require.Len(t, pending, 1)
 	assert.Equal(t, "s2", pending[0].SuspendID)
@@ -105,7 +105,7 @@ func TestExpireOpenInBatches(t *testing.T) {
 	require.True(t, ok)
 
 	cut := base.Add(due * time.Second)
-	n, err := s.Suspensions.ExpireOpen(ctx, cut)
+	n, err := s.Suspensions.(contracts.SuspensionMaintenance).ExpireOpen(ctx, cut)
 	require.NoError(t, err)
 	assert.Equal(t, due, n)
 	got, err := s.Suspensions.Get(ctx, "t7", "s")
@@ -119,7 +119,7 @@ func TestExpireOpenInBatches(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"5:later:s"}, left)
 
-	n, err = s.Suspensions.ExpireOpen(ctx, cut)
+	n, err = s.Suspensions.(contracts.SuspensionMaintenance).ExpireOpen(ctx, cut)
 	require.NoError(t, err)
 	assert.Zero(t, n)
 }

@@ -115,12 +115,11 @@ type runner struct {
 func newRunner(t *testing.T) *runner {
 	t.Helper()
 	st := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: st})
+	require.NoError(t, err)
 	demo.Register(exec)
 	svc, err := orchestration.NewServices(orchestration.Options{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts, Executor: exec,
+		Stores: st, Executor: exec,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -234,14 +233,15 @@ func TestHandlers(t *testing.T) {
 // create command the way the bridge's CreatePreprocessor does.
 func Example() {
 	st := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: st})
+	if err != nil {
+		panic(err)
+	}
 	defer func() { _ = exec.Close(context.Background()) }()
 	demo.Register(exec)
 	fmt.Println(exec.TaskTypes())
 
-	err := demo.ValidateInput(nil, &contracts.CreateTaskCommand{
+	err = demo.ValidateInput(nil, &contracts.CreateTaskCommand{
 		TaskType: demo.TypeProgress, Input: json.RawMessage(`{"steps":5000}`),
 	})
 	fmt.Println(err)

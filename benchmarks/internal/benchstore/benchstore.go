@@ -42,11 +42,8 @@ func NewKeyPrefix() string {
 
 // Bundle is an open set of stores. Close releases the Redis client.
 type Bundle struct {
-	Kind        string
-	Tasks       contracts.TaskRegistry
-	Events      contracts.EventStore
-	Suspensions contracts.SuspensionStore
-	Receipts    contracts.ActionReceiptStore
+	Kind string
+	contracts.Stores
 	// Redis is the client (nil for Memory) and KeyPrefix the prefix of
 	// every key the stores write.
 	Redis     *redis.Client
@@ -57,8 +54,7 @@ type Bundle struct {
 func Open(ctx context.Context, opts Options) (*Bundle, error) {
 	switch opts.Kind {
 	case "", Memory:
-		s := memstore.New(memstore.Options{})
-		return &Bundle{Kind: Memory, Tasks: s.Tasks, Events: s.Events, Suspensions: s.Suspensions, Receipts: s.Receipts}, nil
+		return &Bundle{Kind: Memory, Stores: memstore.New(memstore.Options{})}, nil
 	case Redis:
 		addr := opts.RedisAddr
 		if addr == "" {
@@ -83,9 +79,12 @@ func Open(ctx context.Context, opts Options) (*Bundle, error) {
 		if prefix == "" {
 			prefix = NewKeyPrefix()
 		}
-		s := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
-		return &Bundle{Kind: Redis, Tasks: s.Tasks, Events: s.Events, Suspensions: s.Suspensions,
-			Receipts: s.Receipts, Redis: client, KeyPrefix: prefix}, nil
+		s, err := redisstore.New(client, redisstore.Options{KeyPrefix: prefix})
+		if err != nil {
+			client.Close()
+			return nil, fmt.Errorf("benchstore: %w", err)
+		}
+		return &Bundle{Kind: Redis, Stores: s, Redis: client, KeyPrefix: prefix}, nil
 	}
 	return nil, fmt.Errorf("benchstore: unknown store %q (mem or redis)", opts.Kind)
 }

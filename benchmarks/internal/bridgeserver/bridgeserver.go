@@ -69,11 +69,11 @@ func bearerAuth(c *fiber.Ctx) (contracts.AuthContext, error) {
 }
 
 // New builds the bench bridge.
-func New(opts Options) *Server {
+func New(opts Options) (*Server, error) {
 	st := opts.Stores
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: fiberbridge.ErrorHandler})
-	b := fiberbridge.New(fiberbridge.Config{
-		Stores:              fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+	b, err := fiberbridge.New(fiberbridge.Config{
+		Stores:              st.Stores,
 		Executor:            holdExecutor{taskType: opts.TaskType},
 		AuthResolver:        bearerAuth,
 		Stream:              streaming.Options{HeartbeatInterval: opts.Heartbeat, WSPingInterval: opts.WSPing},
@@ -81,11 +81,19 @@ func New(opts Options) *Server {
 		// Every load client is the one subject Subject.
 		MaxStreamsPerSubject: -1,
 	})
+	if err != nil {
+		return nil, err
+	}
+	emitter, err := orchestration.NewEmitter(orchestration.EmitterOptions{Stores: st.Stores})
+	if err != nil {
+		_ = b.Shutdown(context.Background())
+		return nil, err
+	}
 	b.Register(app)
 	app.Get(opts.BarePath, func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"taskId": "0123456789abcdef0123456789abcdef", "status": "RUNNING", "deduplicated": false})
 	})
-	return &Server{opts: opts, app: app, bridge: b, emitter: orchestration.NewEmitter(st.Tasks, st.Events)}
+	return &Server{opts: opts, app: app, bridge: b, emitter: emitter}, nil
 }
 
 // Serve serves on ln until Shutdown.

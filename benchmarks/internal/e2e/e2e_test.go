@@ -70,7 +70,9 @@ func bridgeOn(store string) func(t *testing.T) serve.Server {
 		st, err := benchstore.Open(context.Background(), opts)
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		return bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType, BarePath: loadclient.BarePath})
+		srv, err := bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType, BarePath: loadclient.BarePath})
+		require.NoError(t, err)
+		return srv
 	}
 }
 

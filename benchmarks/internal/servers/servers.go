@@ -69,8 +69,12 @@ var builders = map[string]builder{
 		if err != nil {
 			return nil, nil, err
 		}
-		srv := bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType,
+		srv, err := bridgeserver.New(bridgeserver.Options{Stores: st, TaskType: loadclient.BenchTaskType,
 			Heartbeat: f.Heartbeat, WSPing: f.WSPing, BarePath: loadclient.BarePath})
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
 		return srv, func() { st.Close() }, nil
 	},
 	Emitter: func(ctx context.Context, f Flags) (serve.Server, func(), error) {
