@@ -199,7 +199,7 @@ func TestEmitterRegistryFailureKeepsTheEvent(t *testing.T) {
 func TestEmitterIdempotencyKeys(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusAccepted)
-	em := orchestration.NewEmitter(h.store, h.store)
+	em := newEmitter(t, h.store, h.store, nil, nil)
 	ctx := context.Background()
 	msg, err := contracts.Message("twice", contracts.LevelInfo)
 	require.NoError(t, err)

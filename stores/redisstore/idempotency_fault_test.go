@@ -32,7 +32,7 @@ func TestFaultAppendRetryAfterApplied(t *testing.T) {
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
 	})
 	t.Cleanup(func() { _ = client.Close() })
-	s := redisstore.New(client, redisstore.Options{KeyPrefix: "retry:"})
+	s := check(redisstore.New(client, redisstore.Options{KeyPrefix: "retry:"}))(t)
 
 	first, err := s.Events.Append(ctx, "t", contracts.Started("").WithIdempotencyKey("k-start"))
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func TestFaultClientRetriesAreSafe(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
 	t.Cleanup(func() { _ = admin.Close() })
-	s := redisstore.New(client, redisstore.Options{KeyPrefix: "clientretry:"})
+	s := check(redisstore.New(client, redisstore.Options{KeyPrefix: "clientretry:"}))(t)
 	// Load the script, so every attempt below is one EVALSHA. Each round
 	// fills the pool with four ready connections first: a retry takes
 	// another one and sends its attempt at once (a new connection's
