@@ -47,12 +47,12 @@ const TaskIDParam = "taskId"
 
 // DefaultRoutes are the protocol's paths.
 var DefaultRoutes = Routes{
-	CreateTask:   "/api/v1/tasks",
-	PollEvents:   "/api/v1/tasks/:taskId/events",
-	StreamEvents: "/api/v1/tasks/:taskId/events/stream",
-	CancelTask:   "/api/v1/tasks/:taskId/cancel",
-	SubmitAction: "/api/v1/tasks/:taskId/actions",
-	WebSocket:    "/api/v1/tasks/ws",
+	CreateTask:   contracts.PathCreateTask,
+	PollEvents:   contracts.PathPollEvents,
+	StreamEvents: contracts.PathStreamEvents,
+	CancelTask:   contracts.PathCancelTask,
+	SubmitAction: contracts.PathSubmitAction,
+	WebSocket:    contracts.PathWebSocket,
 	Health:       "/health",
 	Ready:        "/ready",
 }

@@ -17,10 +17,10 @@ import (
 
 // Query parameters of the long-poll and their bounds (the protocol's).
 const (
-	paramAfterEventID  = "afterEventId"
-	paramWaitTimeoutMs = "waitTimeoutMs"
-	paramMaxEvents     = "maxEvents"
-	maxWaitTimeoutMs   = 60_000
+	paramAfterEventID  = contracts.QueryAfterEventID
+	paramWaitTimeoutMs = contracts.QueryWaitTimeoutMs
+	paramMaxEvents     = contracts.QueryMaxEvents
+	maxWaitTimeoutMs   = contracts.MaxWaitTimeoutMs
 )
 
 // PollEventsHandler returns the handler of GET

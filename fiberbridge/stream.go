@@ -18,8 +18,8 @@ import (
 
 // Cursor sources of an SSE request.
 const (
-	headerLastEventID = "Last-Event-ID"
-	paramLastEventID  = "lastEventId"
+	headerLastEventID = contracts.HeaderLastEventID
+	paramLastEventID  = contracts.QueryLastEventID
 )
 
 // newHub builds the streaming hub.
