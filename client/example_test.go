@@ -21,8 +21,10 @@ import (
 // returns its base URL and its stop function.
 func exampleServer() (string, func()) {
 	st := memstore.New(memstore.Options{})
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: st})
+	if err != nil {
+		panic(err)
+	}
 	exec.Handle("report.build", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
 		for _, p := range []float64{25, 50, 75} {
 			if err := task.Progress(ctx, p, "render", ""); err != nil {
@@ -36,13 +38,16 @@ func exampleServer() (string, func()) {
 		}
 		return map[string]string{"decision": act.ActionType}, nil
 	})
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores:   fiberbridge.Stores{Tasks: st.Tasks, Events: st.Events, Suspensions: st.Suspensions, Receipts: st.Receipts},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:   st,
 		Executor: exec,
 		AuthResolver: func(c *fiber.Ctx) (contracts.AuthContext, error) {
 			return contracts.AuthContext{Subject: strings.Clone(strings.TrimPrefix(c.Get("Authorization"), "Bearer "))}, nil
 		},
 	})
+	if err != nil {
+		panic(err)
+	}
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: fiberbridge.ErrorHandler})
 	bridge.Register(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -47,7 +47,7 @@ func bearerAuth(c *fiber.Ctx) (contracts.AuthContext, error) {
 // server is a real bridge on a loopback listener.
 type server struct {
 	*e2etest.Server
-	stores *memstore.Stores
+	stores contracts.Stores
 	gates  sync.Map // task id -> chan string
 }
 
@@ -56,9 +56,8 @@ type server struct {
 func startServer(t *testing.T, mutate func(*fiberbridge.Config)) *server {
 	t.Helper()
 	s := &server{stores: memstore.New(memstore.Options{})}
-	exec := orchestration.NewExecutor(orchestration.ExecutorOptions{
-		Registry: s.stores.Tasks, Events: s.stores.Events, Suspensions: s.stores.Suspensions, Receipts: s.stores.Receipts,
-	})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: s.stores})
+	require.NoError(t, err)
 	// t.steps {steps, delayMs}: progress events, then COMPLETED.
 	exec.Handle("t.steps", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
 		var in struct {
@@ -111,15 +110,15 @@ func startServer(t *testing.T, mutate func(*fiberbridge.Config)) *server {
 		return map[string]string{"decision": act.ActionType}, nil
 	})
 	cfg := fiberbridge.Config{
-		Stores: fiberbridge.Stores{Tasks: s.stores.Tasks, Events: s.stores.Events,
-			Suspensions: s.stores.Suspensions, Receipts: s.stores.Receipts},
+		Stores:       s.stores,
 		Executor:     exec,
 		AuthResolver: bearerAuth,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	bridge := fiberbridge.New(cfg)
+	bridge, err := fiberbridge.New(cfg)
+	require.NoError(t, err)
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)
 	// Cleanups run last-in first-out: bridge, app (e2etest.Serve), executor.
