@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +33,8 @@ func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
+// testMain builds the CLI and the quickstart with the go command (go test
+// puts its own first on PATH), starts the quickstart and runs the tests.
 func testMain(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "taskbridge-cli-test")
 	if err != nil {
@@ -44,7 +45,7 @@ func testMain(m *testing.M) int {
 	cliBin = filepath.Join(dir, "taskbridge")
 	qs := filepath.Join(dir, "quickstart")
 	for _, b := range [][2]string{{cliBin, "./cmd/taskbridge"}, {qs, "./_examples/quickstart"}} {
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", b[0], b[1])
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b[1], err, out)
