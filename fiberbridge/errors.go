@@ -28,10 +28,42 @@ import (
 // (4xx with code INVALID_REQUEST, 401 AUTHENTICATION_ERROR, 422
 // REQUEST_VALIDATION_ERROR, 503 SERVICE_UNAVAILABLE, other 5xx
 // INTERNAL_ERROR); any other error is a 500 INTERNAL_ERROR whose envelope
-// says only "internal error". It always returns nil.
+// says only "internal error". An error raised before any route ran (fasthttp
+// could not parse the request, or no route matched) is answered with a
+// generic message for its status ("invalid request" for a 400): fasthttp's
+// parse errors quote the raw request, Authorization header included, and
+// none of it is echoed. It always returns nil.
 func ErrorHandler(c *fiber.Ctx, err error) error {
-	writeError(c, toBridgeError(err), time.Now())
+	be := toBridgeError(err)
+	if !routeRan(c) {
+		be = genericFiberError(err, be)
+	}
+	writeError(c, be, time.Now())
 	return nil
+}
+
+// routeRan reports whether Fiber matched a route for c. For an error that
+// fasthttp raised while reading the request, Fiber calls the error handler
+// with a context that has no route (Ctx.Route then returns a stand-in
+// without handlers); every registered route has at least one handler.
+func routeRan(c *fiber.Ctx) bool {
+	return len(c.Route().Handlers) > 0
+}
+
+// genericFiberError replaces the message of be, when err is a *fiber.Error,
+// by a fixed text for its status, so nothing fasthttp quoted from the
+// request reaches the client.
+func genericFiberError(err error, be *bridgeerr.Error) *bridgeerr.Error {
+	var fe *fiber.Error
+	status := be.HTTPStatus()
+	if !errors.As(err, &fe) || status == http.StatusRequestEntityTooLarge || status >= 500 {
+		return be // fixed messages already
+	}
+	msg := strings.ToLower(http.StatusText(status))
+	if status == http.StatusBadRequest || msg == "" {
+		msg = "invalid request"
+	}
+	return bridgeerr.New(be.Code, msg).WithStatus(status)
 }
 
 // toBridgeError maps err to the *bridgeerr.Error it is answered with.
