@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/fasthttp/websocket v1.5.8
+	github.com/go-json-experiment/json v1.27.2
 	github.com/gofiber/contrib/websocket v1.3.4
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/prometheus/client_golang v1.25.0

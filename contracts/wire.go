@@ -40,23 +40,37 @@ func (r SubscribeRequest) Cursor() (EventID, error) {
 // ParseSubscribeRequest strictly decodes a subscribe frame: a JSON object
 // with action "subscribe", a non-empty taskId of at most MaxTaskIDLen bytes,
 // an optional lastEventId that is null or a valid cursor, and no other keys.
+//
+// It decodes with encoding/json, which matches keys case-insensitively and
+// lets a repeated key win; a server decodes the frame with a stricter
+// decoder (exact names, no duplicates) and then calls Validate.
 func ParseSubscribeRequest(data []byte) (SubscribeRequest, error) {
 	var r SubscribeRequest
 	if err := strictUnmarshal(data, &r); err != nil {
 		return SubscribeRequest{}, invalidFrame("subscribe: %v", err)
 	}
-	switch {
-	case r.Action != "subscribe":
-		return SubscribeRequest{}, invalidFrame("subscribe: action must be \"subscribe\"")
-	case r.TaskID == "":
-		return SubscribeRequest{}, invalidFrame("subscribe: taskId is required")
-	case len(r.TaskID) > MaxTaskIDLen:
-		return SubscribeRequest{}, invalidFrame("subscribe: taskId is longer than %d bytes", MaxTaskIDLen)
-	}
-	if _, err := r.Cursor(); err != nil {
-		return SubscribeRequest{}, invalidFrame("subscribe: lastEventId: %v", err)
+	if err := r.Validate(); err != nil {
+		return SubscribeRequest{}, err
 	}
 	return r, nil
+}
+
+// Validate checks a decoded subscribe frame: action "subscribe", a
+// non-empty taskId of at most MaxTaskIDLen bytes, and a lastEventId that is
+// absent, null, "" or a valid cursor. Errors wrap ErrInvalidFrame.
+func (r SubscribeRequest) Validate() error {
+	switch {
+	case r.Action != "subscribe":
+		return invalidFrame("subscribe: action must be \"subscribe\"")
+	case r.TaskID == "":
+		return invalidFrame("subscribe: taskId is required")
+	case len(r.TaskID) > MaxTaskIDLen:
+		return invalidFrame("subscribe: taskId is longer than %d bytes", MaxTaskIDLen)
+	}
+	if _, err := r.Cursor(); err != nil {
+		return invalidFrame("subscribe: lastEventId: %v", err)
+	}
+	return nil
 }
 
 // SubscriptionConfirmed is the server's answer to a subscribe frame.

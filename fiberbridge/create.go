@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 )
@@ -170,6 +171,25 @@ func (b *Bridge) parseCreateMultipart(c *fiber.Ctx) (contracts.CreateTaskCommand
 	// A stable order (attachment before attachments, each in request order)
 	// keeps idempotency fingerprints independent of map iteration.
 	files := append(append([]*multipart.FileHeader(nil), form.File[formAttachment]...), form.File[formAttachments]...)
+	// The JSON fields are held to the rules of a JSON body (one value,
+	// no duplicate names) before createCommand canonicalises them.
+	for i, name := range [...]string{2: formInput, 3: formMetadata} {
+		if i < 2 || strings.TrimSpace(text[i]) == "" {
+			continue
+		}
+		var raw json.RawMessage
+		if err := strictjson.Unmarshal([]byte(text[i]), &raw); err != nil {
+			var se *strictjson.Error
+			if errors.As(err, &se) {
+				se.Field = strings.TrimSuffix(name+"."+se.Field, ".")
+			}
+			be := jsonError(err)
+			if _, ok := be.Details["field"]; !ok {
+				be.Details["field"] = name
+			}
+			return contracts.CreateTaskCommand{}, be
+		}
+	}
 	cmd, err := createCommand(text[0], text[1], jsonText(text[2]), jsonText(text[3]))
 	if err != nil {
 		return contracts.CreateTaskCommand{}, err

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 )
 
 // This file holds the request parsers. They are pure functions of bytes and
@@ -118,9 +117,11 @@ func bodyTooLarge(limit int64) *bridgeerr.Error {
 }
 
 // decodeJSONObject strictly decodes body, which must be exactly one JSON
-// object of valid UTF-8, into v (a pointer to a struct): unknown fields,
-// wrong types and trailing data are 400 INVALID_REQUEST naming the field.
-// An empty (all-space) body is an error when required, else a no-op.
+// object of valid UTF-8, into v (a pointer to a struct) with
+// internal/strictjson: unknown fields, names spelled differently from the
+// schema (another letter case), duplicate names at any depth, wrong types
+// and trailing data are 400 INVALID_REQUEST naming the field. An empty
+// (all-space) body is an error when required, else a no-op.
 func decodeJSONObject(body []byte, v any, required bool) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -129,43 +130,41 @@ func decodeJSONObject(body []byte, v any, required bool) error {
 		}
 		return nil
 	}
-	if !utf8.Valid(trimmed) {
-		return invalidRequest("request body is not valid UTF-8", map[string]any{"reason": "invalid UTF-8"})
-	}
 	if trimmed[0] != '{' {
+		if !utf8.Valid(trimmed) {
+			return invalidRequest("request body is not valid UTF-8", map[string]any{"reason": "invalid UTF-8"})
+		}
 		return invalidRequest("request body must be a JSON object", map[string]any{"reason": "not an object"})
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(trimmed, v); err != nil {
 		return jsonError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidRequest("malformed JSON", map[string]any{"reason": "trailing data after the JSON object"})
 	}
 	return nil
 }
 
-// jsonError maps an encoding/json error to INVALID_REQUEST with details a
+// jsonError maps a strictjson error to INVALID_REQUEST with details a
 // client can act on (never Go type names or internal text).
 func jsonError(err error) *bridgeerr.Error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		return invalidRequest(fmt.Sprintf("%s must be %s", fieldOrBody(field), jsonKind(typeErr.Type)),
-			map[string]any{"field": field, "expected": jsonKind(typeErr.Type)})
-	case errors.As(err, &syntaxErr):
-		return invalidRequest("malformed JSON", map[string]any{"reason": "syntax error", "offset": syntaxErr.Offset})
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return invalidRequest("malformed JSON", map[string]any{"reason": "unexpected end of input"})
+	var se *strictjson.Error
+	if !errors.As(err, &se) {
+		return invalidRequest("malformed JSON", map[string]any{"reason": "invalid value"})
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if unq, qerr := strconv.Unquote(name); qerr == nil {
-			name = unq
-		}
-		return invalidRequest("unknown field "+strconv.Quote(name), map[string]any{"field": name, "reason": "unknown field"})
+	switch se.Reason {
+	case strictjson.ReasonWrongType:
+		return invalidRequest(fmt.Sprintf("%s must be %s", fieldOrBody(se.Field), se.Expected),
+			map[string]any{"field": se.Field, "expected": se.Expected})
+	case strictjson.ReasonUnknownField:
+		return invalidRequest("unknown field "+strconv.Quote(se.Field), map[string]any{"field": se.Field, "reason": "unknown field"})
+	case strictjson.ReasonDuplicateField:
+		return invalidRequest("duplicate field "+strconv.Quote(se.Field), map[string]any{"field": se.Field, "reason": "duplicate field"})
+	case strictjson.ReasonInvalidUTF8:
+		return invalidRequest("request body is not valid UTF-8", map[string]any{"reason": "invalid UTF-8"})
+	case strictjson.ReasonSyntax:
+		return invalidRequest("malformed JSON", map[string]any{"reason": "syntax error", "offset": se.Offset})
+	case strictjson.ReasonUnexpectedEnd:
+		return invalidRequest("malformed JSON", map[string]any{"reason": "unexpected end of input"})
+	case strictjson.ReasonTrailingData:
+		return invalidRequest("malformed JSON", map[string]any{"reason": "trailing data after the JSON object"})
 	}
 	return invalidRequest("malformed JSON", map[string]any{"reason": "invalid value"})
 }
@@ -175,28 +174,6 @@ func fieldOrBody(field string) string {
 		return "the body"
 	}
 	return field
-}
-
-// jsonKind names the JSON type a Go type decodes from.
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "a valid value"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "a valid value"
 }
 
 // checkField checks a client identifier: at most MaxFieldBytes, printable.

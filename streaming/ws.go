@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
@@ -58,7 +59,8 @@ type WebSocketRequest struct {
 // both cases.
 //
 // The first client frame must arrive within the handshake timeout and be a
-// text frame that contracts.ParseSubscribeRequest accepts. The hub answers
+// text frame that contracts.ParseSubscribeRequest accepts, its keys spelled
+// exactly as the protocol names them and none repeated. The hub answers
 // SUBSCRIPTION_CONFIRMED, replays the events after lastEventId, goes live,
 // sends HEARTBEAT frames when idle and pings for dead peers, and closes
 // 1000 after the terminal event. It closes 1008 on an invalid, binary or
@@ -152,7 +154,13 @@ func (s *session) handshakeWS(rd *wsReader, authorize func(ctx context.Context, 
 		}
 		return readReason(err), false
 	}
-	req, err := contracts.ParseSubscribeRequest(msg)
+	// Exact key names, no duplicates (what a proxy inspecting the frame
+	// sees is what the hub acts on), then the protocol's rules.
+	var req contracts.SubscribeRequest
+	err = strictjson.Unmarshal(msg, &req)
+	if err == nil {
+		err = req.Validate()
+	}
 	if err != nil || !utf8.Valid(msg) {
 		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: s.subject, Outcome: "invalid subscribe frame", Err: err})
 		return s.closeHandshake(rd, ClosePolicyViolation, "invalid subscribe frame"), false
