@@ -1,15 +1,22 @@
 package fiberbridge_test
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
@@ -88,4 +95,66 @@ func TestStrictKeys(t *testing.T) {
 	// The exact spelling still subscribes.
 	c := h.subscribe(nil, "alice", taskID, nil)
 	require.NotNil(t, c)
+}
+
+// TestStreamedBodiesUnderAppConfig runs the body limits on an app built
+// with fiberbridge.AppConfig, where fasthttp streams request bodies
+// instead of reading them whole first: the bridge's own limits still hold
+// (413 by the declared length before reading, 413 while reading a chunked
+// body, 408 for a body trickled past ReadTimeout), valid JSON and
+// multipart creates still work, and an upload within MaxUploadBytes is
+// taken even though it is over the app's 4 MiB BodyLimit (which now bounds
+// only what fasthttp pre-reads).
+func TestStreamedBodiesUnderAppConfig(t *testing.T) {
+	t.Parallel()
+	h := startHardened(t, hopts{fresh: true, app: func(cfg *fiber.Config) {
+		*cfg = fiberbridge.AppConfig(*cfg)
+		cfg.ReadTimeout = time.Second
+	}})
+	head := func(extra string) string {
+		return "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\nContent-Type: application/json\r\n" + extra + "\r\n"
+	}
+	const twenty = 20 << 20
+	t.Run("declared 20 MB: 413 before reading", func(t *testing.T) {
+		resp, err, _ := sendBody(t, h.srv.Addr, head(fmt.Sprintf("Content-Length: %d\r\n", twenty)),
+			io.LimitReader(zeros{}, twenty), 64<<10, 0)
+		require.NoError(t, err)
+		env := e2etest.CheckEnvelope(t, resp, http.StatusRequestEntityTooLarge, bridgeerr.CodeInvalidRequest)
+		assert.EqualValues(t, fiberbridge.DefaultMaxBodyBytes, env.Details["maxBytes"])
+	})
+	t.Run("chunked 20 MB: 413 once MaxBodyBytes is passed", func(t *testing.T) {
+		resp, err, _ := sendBody(t, h.srv.Addr, head("Transfer-Encoding: chunked\r\n"), &chunked{left: twenty}, 64<<10, 0)
+		require.NoError(t, err)
+		env := e2etest.CheckEnvelope(t, resp, http.StatusRequestEntityTooLarge, bridgeerr.CodeInvalidRequest)
+		assert.EqualValues(t, fiberbridge.DefaultMaxBodyBytes, env.Details["maxBytes"])
+	})
+	t.Run("a body trickled in: ReadTimeout ends it", func(t *testing.T) {
+		resp, err, _ := sendBody(t, h.srv.Addr, head("Content-Length: 900000\r\n"), io.LimitReader(zeros{}, 900000), 64, 20*time.Millisecond)
+		require.NoError(t, err)
+		e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
+	})
+	t.Run("valid JSON, plain and chunked", func(t *testing.T) {
+		body := `{"clientRequestId":"` + contracts.NewID() + `","taskType":"test.steps","input":{"steps":1},"metadata":{"pad":"` + strings.Repeat("p", 64<<10) + `"}}`
+		r := h.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json", []byte(body))
+		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+		resp, err, _ := sendBody(t, h.srv.Addr, head("Transfer-Encoding: chunked\r\n"),
+			strings.NewReader(fmt.Sprintf("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", 10, body[:10], len(body)-10, body[10:])), 4096, 0)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.Status, "the same create again, chunked: deduplicated: %s", resp.Body)
+	})
+	t.Run("multipart upload of MaxUploadBytes over the app's BodyLimit", func(t *testing.T) {
+		fields := map[string]string{"clientRequestId": contracts.NewID(), "taskType": "test.steps", "input": `{"steps":1}`}
+		big := formFile{field: "attachment", filename: "big.bin", contentType: "application/octet-stream",
+			content: bytes.Repeat([]byte{7}, fiberbridge.DefaultMaxUploadBytes)}
+		ct, body := multipartBody(t, fields, big)
+		r := h.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body)
+		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+		fields["clientRequestId"] = contracts.NewID()
+		big.content = append(big.content, 7)
+		ct, body = multipartBody(t, fields, big)
+		env := e2etest.CheckEnvelope(t, h.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body),
+			http.StatusRequestEntityTooLarge, bridgeerr.CodeUploadValidation)
+		assert.EqualValues(t, fiberbridge.DefaultMaxUploadBytes, env.Details["maxBytes"])
+	})
+	h.healthy()
 }

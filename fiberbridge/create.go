@@ -55,9 +55,9 @@ func (b *Bridge) createTask(c *fiber.Ctx, s *orchestration.Services, auth contra
 	mt := mediaType(c.Get(fiber.HeaderContentType))
 	switch {
 	case isJSONType(mt):
-		body := c.Request().Body()
-		if b.cfg.MaxBodyBytes > 0 && len(body) > b.cfg.MaxBodyBytes {
-			return bodyTooLarge(int64(b.cfg.MaxBodyBytes))
+		var body []byte
+		if body, err = ReadBody(c, b.cfg.MaxBodyBytes); err != nil {
+			return err
 		}
 		cmd, err = parseCreateJSON(body)
 	case mt == fiber.MIMEMultipartForm:
@@ -122,8 +122,18 @@ func (b *Bridge) multipartLimit() int {
 // parseCreateMultipart parses a multipart create request.
 func (b *Bridge) parseCreateMultipart(c *fiber.Ctx) (contracts.CreateTaskCommand, error) {
 	limit := b.multipartLimit()
-	if limit > 0 && len(c.Request().Body()) > limit {
-		return contracts.CreateTaskCommand{}, bodyTooLarge(int64(limit))
+	if req := c.Request(); limit > 0 {
+		// A streamed body (fiber.Config.StreamRequestBody) is refused by
+		// its declared length before it is read; fasthttp's multipart
+		// reader below enforces the limit on the bytes as they arrive and
+		// keeps files over 8 KiB on disk.
+		size := req.Header.ContentLength()
+		if !req.IsBodyStream() {
+			size = len(req.Body())
+		}
+		if size > limit {
+			return contracts.CreateTaskCommand{}, bodyTooLarge(int64(limit))
+		}
 	}
 	form, err := c.Context().MultipartFormWithLimit(limit)
 	if err != nil {

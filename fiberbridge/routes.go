@@ -221,9 +221,9 @@ func (b *Bridge) jsonBody(c *fiber.Ctx, required bool) ([]byte, error) {
 	if err := checkEncoding(c); err != nil {
 		return nil, err
 	}
-	body := c.Request().Body()
-	if b.cfg.MaxBodyBytes > 0 && len(body) > b.cfg.MaxBodyBytes {
-		return nil, bodyTooLarge(int64(b.cfg.MaxBodyBytes))
+	body, err := ReadBody(c, b.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, err
 	}
 	if len(body) == 0 && !required {
 		return nil, nil

@@ -56,8 +56,14 @@ func newPoller() (*poller, error) {
 // connection shares the socket through a duplicated descriptor, so the
 // owner may close its own (fasthttp does when the hijack handler returns,
 // releasing its per-request buffers and goroutine) while the stream goes
-// on. Anything else (TLS, wrapped connections) cannot be detached.
-func detach(c net.Conn) (*net.TCPConn, bool) {
+// on. A connection of a counting listener (connlimit.Conn: a slotHolder)
+// is unwrapped, and its slot stays held until the duplicate is closed.
+// Anything else (TLS, other wrapped connections) cannot be detached.
+func detach(c net.Conn) (net.Conn, bool) {
+	holder, held := c.(slotHolder)
+	if held {
+		c = holder.NetConn()
+	}
 	tcp, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil, false
@@ -75,6 +81,9 @@ func detach(c net.Conn) (*net.TCPConn, bool) {
 	if !ok {
 		_ = fc.Close()
 		return nil, false
+	}
+	if held {
+		return &heldConn{TCPConn: dup, release: holder.Hold()}, true
 	}
 	return dup, true
 }

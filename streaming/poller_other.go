@@ -14,7 +14,7 @@ type poller struct{}
 
 func newPoller() (*poller, error) { return nil, errors.New("taskbridge: no poller on this platform") }
 
-func detach(net.Conn) (*net.TCPConn, bool) { return nil, false }
+func detach(net.Conn) (net.Conn, bool) { return nil, false }
 
 func (*poller) add(*session) error { return errors.New("taskbridge: no poller") }
 func (*poller) remove(*session)    {}

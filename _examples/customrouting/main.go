@@ -47,6 +47,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
+	"github.com/taskbridge/taskbridge-fiber/connlimit"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
@@ -166,7 +167,8 @@ func newApp(log *zap.Logger) (*app, error) {
 		return nil, err
 	}
 
-	f := fiber.New(fiber.Config{ErrorHandler: hostErrorHandler, DisableStartupMessage: true})
+	// SECURITY.md's settings around the host's own error handler.
+	f := fiber.New(fiberbridge.AppConfig(fiber.Config{ErrorHandler: hostErrorHandler, DisableStartupMessage: true}))
 	f.Use(recover.New(), requestid.New())
 
 	// The host's own routes sit next to the bridge's.
@@ -201,8 +203,13 @@ func serve(ctx context.Context, ln net.Listener, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	limited, err := connlimit.New(ln, connlimit.Config{Logger: log}) // connections capped below the file limit
+	if err != nil {
+		_ = ln.Close()
+		return errors.Join(err, a.shutdown(ctx))
+	}
 	served := make(chan error, 1)
-	go func() { served <- a.fiber.Listener(ln) }()
+	go func() { served <- a.fiber.Listener(limited) }()
 	select {
 	case err = <-served:
 	case <-ctx.Done():

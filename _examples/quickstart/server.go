@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
+	"github.com/taskbridge/taskbridge-fiber/connlimit"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/observe/prom"
@@ -142,20 +143,27 @@ func newServer(opts options, log *zap.Logger) (*server, error) {
 		_ = exec.Close(context.Background())
 		return nil, err
 	}
-	app := fiber.New(fiber.Config{
-		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
-		DisableStartupMessage: true,
-	})
+	// SECURITY.md's settings: the bridge's error envelopes, read/write/idle
+	// timeouts, request bodies streamed instead of reserved up front,
+	// multipart parsed only by the create route.
+	app := fiber.New(fiberbridge.AppConfig(fiber.Config{DisableStartupMessage: true}))
 	bridge.Register(app)
 	app.Get("/metrics", fiberbridge.MetricsHandler(prom.Handler(registry))) // Prometheus text format
 	web.Register(app)                                                       // the live demo page at /
 	return &server{app: app, bridge: bridge, exec: exec, registry: registry, log: log}, nil
 }
 
-// serve serves on ln until shutdown.
+// serve serves on ln until shutdown. The connections it holds are capped
+// below the process's open-file limit (connlimit), so a flood of clients
+// delays new ones instead of stopping the server.
 func (s *server) serve(ln net.Listener) error {
-	s.log.Info("quickstart listening", zap.String("addr", ln.Addr().String()))
-	return s.app.Listener(ln)
+	limited, err := connlimit.New(ln, connlimit.Config{Logger: s.log})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	s.log.Info("quickstart listening", zap.String("addr", ln.Addr().String()), zap.Int("maxConnections", limited.Max()))
+	return s.app.Listener(limited)
 }
 
 // shutdown ends streams and long-polls (bridge), then the server, then the

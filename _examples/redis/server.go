@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
+	"github.com/taskbridge/taskbridge-fiber/connlimit"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -179,20 +180,26 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 		_ = client.Close()
 		return nil, err
 	}
-	app := fiber.New(fiber.Config{
-		ErrorHandler:          fiberbridge.ErrorHandler, // envelopes also for 404, 405, 413 ...
-		DisableStartupMessage: true,
-	})
+	// SECURITY.md's settings (error envelopes, timeouts, streamed bodies,
+	// multipart only in the create route).
+	app := fiber.New(fiberbridge.AppConfig(fiber.Config{DisableStartupMessage: true}))
 	bridge.Register(app)
 	web.Register(app) // the demo page at /: open it on two instances
 	return &server{client: client, stores: stores, relay: relay, bridge: bridge, app: app, log: log}, nil
 }
 
 // serve serves on ln until shutdown.
+// Its connections are capped below the process's open-file limit
+// (connlimit).
 func (s *server) serve(ln net.Listener) error {
+	limited, err := connlimit.New(ln, connlimit.Config{Logger: s.log})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	s.log.Info("redis example listening", zap.String("addr", ln.Addr().String()),
-		zap.String("redis", s.client.Options().Addr))
-	return s.app.Listener(ln)
+		zap.String("redis", s.client.Options().Addr), zap.Int("maxConnections", limited.Max()))
+	return s.app.Listener(limited)
 }
 
 // shutdown ends streams and long-polls (bridge), then the server, then the
