@@ -34,6 +34,16 @@ func (b *Bridge) newHub() (*streaming.Hub, error) {
 	if opts.Diagnostics == nil {
 		opts.Diagnostics = b.cfg.Diagnostics
 	}
+	if opts.TaskExists == nil && b.cfg.Stores.Tasks != nil {
+		tasks := b.cfg.Stores.Tasks
+		opts.TaskExists = func(ctx context.Context, taskID string) (bool, error) {
+			_, err := tasks.Get(ctx, taskID)
+			if errors.Is(err, contracts.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	}
 	b.replayLimit = opts.ReplayBatchSize
 	if b.replayLimit <= 0 {
 		b.replayLimit = streaming.DefaultReplayBatchSize

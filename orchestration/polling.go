@@ -2,6 +2,7 @@ package orchestration
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
@@ -17,7 +18,10 @@ type PollingService struct{ d *deps }
 // When none is there yet and q.Wait > 0, it waits until an event is appended
 // (woken by the Waiter, not by polling the store), q.Wait passes or ctx ends;
 // a timeout or a cancelled ctx (server shutdown) returns the empty result,
-// not an error. It does not wait for a task whose stream has ended.
+// not an error. It does not wait for a task whose stream has ended, nor for
+// one that no longer exists: a wait woken without new events checks the
+// registry, and a task that is gone (as after a store restart without
+// persistence) answers TASK_NOT_FOUND.
 // NextAfterEventID is the last returned id, else the query's cursor (nil for
 // the zero cursor); HasMore is true when the page is full and the stream has
 // not ended. q.Limit is clamped to 1..MaxPageLimit (0 means
@@ -86,7 +90,7 @@ func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit 
 	}
 	timer := time.NewTimer(q.Wait)
 	defer timer.Stop()
-	for {
+	for woken := false; ; woken = true {
 		changed, release := d.waiter.Watch(q.TaskID)
 		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
 		page, err := d.events.Read(ctx, q.TaskID, q.After, limit)
@@ -100,6 +104,14 @@ func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit 
 		if len(page.Events) > 0 || page.Ended || page.RetentionGap {
 			release()
 			return page, nil
+		}
+		if woken {
+			// Woken without new events: a change feed resync, as after a
+			// store restart, which may have taken the task with it.
+			if _, err := d.registry.Get(ctx, q.TaskID); errors.Is(err, contracts.ErrNotFound) {
+				release()
+				return contracts.EventPage{}, notFound()
+			}
 		}
 		select {
 		case <-changed:

@@ -272,3 +272,39 @@ func runWaiter(t testing.TB, fw *orchestration.FeedWaiter, store *fakeStore) {
 		t.Fatal("waiter never listened")
 	}
 }
+
+// wakeWaiter is a Waiter the test wakes by hand, as a change feed resync
+// wakes every watcher without any new event.
+type wakeWaiter struct{ watches chan chan struct{} }
+
+func (w wakeWaiter) Watch(string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	w.watches <- ch
+	return ch, func() {}
+}
+
+// TestPollWaitEndsWhenTheTaskVanishes: a waiting long-poll woken without
+// new events (a feed resync after a store restart) checks that its task
+// still exists: one that does keeps waiting, one that is gone answers
+// TASK_NOT_FOUND at once rather than an empty page at the end of the wait.
+func TestPollWaitEndsWhenTheTaskVanishes(t *testing.T) {
+	store := newFakeStore()
+	w := wakeWaiter{watches: make(chan chan struct{}, 4)}
+	h := newHarnessOn(t, store, orchestration.Options{Waiter: w})
+	task := h.seedTask(t, "alice", contracts.StatusRunning)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.svc.Polling.Poll(context.Background(), contracts.PollQuery{
+			Auth: auth("alice"), TaskID: task.TaskID, Limit: 10, Wait: time.Minute,
+		})
+		done <- err
+	}()
+	close(recv(t, w.watches, "first watch")) // resync: the task still exists
+	second := recv(t, w.watches, "second watch")
+	store.mu.Lock()
+	delete(store.tasks, task.TaskID) // the store lost it
+	store.mu.Unlock()
+	close(second)
+	err := recv(t, done, "poll")
+	requireCode(t, err, bridgeerr.CodeTaskNotFound)
+}

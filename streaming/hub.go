@@ -393,6 +393,9 @@ func (h *Hub) dropIfEmpty(t *taskState) {
 func (h *Hub) onChange(c contracts.Change) {
 	if c.Resync {
 		h.reread(true)
+		if h.cfg.taskExists != nil {
+			h.retries.after(0, func() { h.checkGone(nil, backoff{}) })
+		}
 		return
 	}
 	h.mu.RLock()
@@ -761,6 +764,62 @@ func (h *Hub) fanoutFailed(ctx context.Context, t *taskState, err error) {
 		return // the hub is ending: its end request ends the streams
 	}
 	h.failTask(t, err)
+}
+
+// goneCheckTimeout bounds one Options.TaskExists call.
+const goneCheckTimeout = 5 * time.Second
+
+// checkGone asks Options.TaskExists about every task with open streams
+// here (or, when only is not nil, about those) and ends the streams of
+// those that no longer exist (their store lost them, as a Redis restart
+// without persistence does). Tasks whose check failed are asked again
+// after a backoff, within the store retry budget that b paces. It runs on
+// a retrySet callback, after a feed Resync.
+func (h *Hub) checkGone(only []*taskState, b backoff) {
+	tasks := only
+	if tasks == nil {
+		h.mu.RLock()
+		for _, t := range h.tasks {
+			tasks = append(tasks, t)
+		}
+		h.mu.RUnlock()
+	}
+	var failed []*taskState
+	var lastErr error
+	for _, t := range tasks {
+		t.mu.Lock()
+		subs := append([]*session(nil), t.subs...)
+		t.mu.Unlock()
+		if len(subs) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, goneCheckTimeout)
+		exists, err := h.cfg.taskExists(ctx, t.id)
+		cancel()
+		if err != nil {
+			failed, lastErr = append(failed, t), err
+			continue
+		}
+		if exists {
+			continue
+		}
+		h.cfg.log.Info("task no longer exists; ending its streams", observe.Entry{
+			TaskID: t.id, Transport: observe.TransportInternal, Outcome: "task_gone",
+		})
+		for _, s := range subs {
+			s.requestEnd(CloseInternalError, "task no longer exists", false)
+		}
+	}
+	if len(failed) == 0 || h.ctx.Err() != nil {
+		return
+	}
+	if d, again := b.next(time.Now(), h.cfg.retryBudget); again {
+		h.retries.after(d, func() { h.checkGone(failed, b) })
+		return
+	}
+	h.cfg.log.Warn("could not check whether tasks still exist", observe.Entry{
+		Transport: observe.TransportInternal, Err: lastErr, Details: map[string]any{"tasks": len(failed)},
+	})
 }
 
 // failTask ends every stream of t after its fan-out reads failed for the

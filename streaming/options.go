@@ -1,6 +1,7 @@
 package streaming
 
 import (
+	"context"
 	"runtime"
 	"time"
 
@@ -115,6 +116,17 @@ type Options struct {
 	// ends the streams).
 	StoreRetryBudget time.Duration
 
+	// TaskExists reports whether a task still exists (the registry still
+	// holds it). After every change feed Resync (the feed reconnected, as
+	// after a Redis restart) the hub asks it about each task that has open
+	// streams here and ends the streams of tasks that are gone: WebSockets
+	// close 1011 "task no longer exists" and SSE responses end, so clients
+	// reconnect and are told 404 TASK_NOT_FOUND instead of receiving
+	// heartbeats forever. A call that fails leaves the streams open (the
+	// next Resync asks again). fiberbridge sets it from the task registry.
+	// Optional. Default: nil (no check).
+	TaskExists func(ctx context.Context, taskID string) (bool, error)
+
 	// Logger receives lifecycle lines (Info), denials (Warn), failures
 	// (Error) and per-delivery lines (Debug).
 	// Optional. Default: zap.NewNop().
@@ -160,6 +172,7 @@ type config struct {
 	wsPing        time.Duration
 	wsPongTimeout time.Duration
 	retryBudget   time.Duration // 0: no retries
+	taskExists    func(ctx context.Context, taskID string) (bool, error)
 	log           *observe.Logger
 	metrics       observe.MetricsSink
 	diag          observe.TransportDiagnosticsSink
@@ -198,6 +211,7 @@ func (o Options) config() config {
 		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),
 		wsPongTimeout: duration(o.WSPongTimeout, DefaultWSPongTimeout),
 		retryBudget:   duration(o.StoreRetryBudget, DefaultStoreRetryBudget),
+		taskExists:    o.TaskExists,
 		log:           observe.NewLogger(o.Logger),
 		metrics:       o.Metrics,
 		diag:          o.Diagnostics,

@@ -301,11 +301,19 @@ func TestE2ERedisKilled(t *testing.T) {
 		s.checkFrames(t)
 		assertCleanEnds(t, s)
 	}
-	// The old task's streams stayed open or ended cleanly; its history is
-	// gone with the old server's memory, so a reconnect finds no task.
+	// The old task is gone with the old server's memory: its streams do
+	// not heartbeat on forever. Once the feed is back, each instance ends
+	// the streams of tasks that no longer exist (SSE end, WS close 1011),
+	// and the reconnect is told the task is not found, which stops the
+	// client.
+	gone := []string{"status 404 " + string(bridgeerr.CodeTaskNotFound), "close 1008 " + string(bridgeerr.CodeTaskNotFound)}
 	for _, s := range oldSubs {
+		s.waitFor(ctx, "the end of the vanished task's stream", func() bool {
+			conns := s.connections()
+			return slices.Contains(gone, conns[len(conns)-1].end)
+		})
 		t.Logf("old %s: %s", s.name, s.describe())
 		s.checkFrames(t)
-		assertCleanEnds(t, s, "status 404 "+string(bridgeerr.CodeTaskNotFound), "close 1008 "+string(bridgeerr.CodeTaskNotFound))
+		assertCleanEnds(t, s, gone...)
 	}
 }
