@@ -7,7 +7,9 @@
 # answers PING, exports TASKBRIDGE_REDIS_ADDR=127.0.0.1:<port>, runs COMMAND,
 # stops the server on exit (also on failure or interrupt) and exits with
 # COMMAND's status. Without redis-server (and no way to install it) COMMAND
-# runs without TASKBRIDGE_REDIS_ADDR, so the Redis tests skip, saying so.
+# runs without TASKBRIDGE_REDIS_ADDR, so the Redis tests skip, saying so;
+# under CI (CI=true) it exits 1 instead, before running COMMAND, so that a
+# CI machine without Redis fails rather than passing by skipping.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -21,8 +23,7 @@ ensure_redis() {
 	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
 	if [ "$(id -u)" -ne 0 ]; then
 		log "redis-server is not installed and this user cannot install it (not root);"
-		log "running without TASKBRIDGE_REDIS_ADDR: the Redis tests will skip."
-		log "install it (apt-get install redis-server) to run them."
+		log "install it (apt-get install redis-server) to run the Redis tests."
 		return 1
 	fi
 	log "installing redis-server with apt-get"
@@ -30,7 +31,7 @@ ensure_redis() {
 	if ! apt-get install -y -qq redis-server >/dev/null 2>&1; then
 		apt-get update -qq >/dev/null 2>&1 || true
 		if ! apt-get install -y -qq redis-server >/dev/null 2>&1; then
-			log "apt-get could not install redis-server; the Redis tests will skip."
+			log "apt-get could not install redis-server."
 			return 1
 		fi
 	fi
@@ -56,8 +57,17 @@ free_port() {
 	return 1
 }
 
-if ! ensure_redis; then
+# no_redis: go on without Redis (the Redis tests skip), or fail under CI.
+no_redis() {
+	if [ "${CI:-}" = "true" ]; then
+		log "CI=true: failing, because the Redis tests must run under CI."
+		exit 1
+	fi
 	unset TASKBRIDGE_REDIS_ADDR
+}
+
+if ! ensure_redis; then
+	no_redis
 	exec "$@"
 fi
 
@@ -135,9 +145,10 @@ for _ in 1 2 3 4 5; do
 done
 
 if [ -z "$started" ]; then
-	log "redis-server did not start; its log follows. The Redis tests will skip."
+	log "redis-server did not start; its log follows."
 	cat "$dir/redis.log" >&2 2>/dev/null || true
-	unset TASKBRIDGE_REDIS_ADDR
+	no_redis
+	log "the Redis tests will skip."
 	run_command "$@"
 	exit $?
 fi

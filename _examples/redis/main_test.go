@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 )
 
@@ -43,11 +43,7 @@ const wait = 15 * time.Second
 // test); without it the test skips.
 func redisAddr(t *testing.T) string {
 	t.Helper()
-	addr := os.Getenv("TASKBRIDGE_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("set TASKBRIDGE_REDIS_ADDR or run make test (scripts/with-redis.sh starts a redis-server)")
-	}
-	return addr
+	return e2etest.RedisAddr(t)
 }
 
 // uniquePrefix returns a key prefix for one test and deletes its keys at

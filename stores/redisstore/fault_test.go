@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
@@ -38,10 +39,7 @@ type server struct {
 func startServer(tb testing.TB) *server {
 	tb.Helper()
 	redisAddr(tb) // same policy as every Redis test
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Skip("redis-server is not installed; run make test (scripts/with-redis.sh installs it)")
-	}
+	bin := e2etest.RedisServerBinary(tb)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	port := l.Addr().(*net.TCPAddr).Port

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/rawserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/serve"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
 func TestMain(m *testing.M) {
@@ -41,11 +41,7 @@ type target struct {
 }
 
 func redisAddr(t *testing.T) string {
-	addr := os.Getenv(benchstore.RedisAddrEnv)
-	if addr == "" {
-		t.Skipf("no Redis: run under scripts/with-redis.sh (or set %s)", benchstore.RedisAddrEnv)
-	}
-	return addr
+	return e2etest.RedisAddr(t)
 }
 
 func baselineOn(store string) func(t *testing.T) serve.Server {
