@@ -257,6 +257,15 @@ type SuspendSpec struct {
 	UIHints        map[string]any
 }
 
+// Record returns what opening spec as suspension suspendID of taskID at now
+// stores and appends: the OPEN record (OwnerID left empty) and the
+// TASK_SUSPENDED payload, with the defaults and the deadline applied as
+// Suspend applies them. Executors that open suspensions in steps of their
+// own (the Temporal adapter) build both with it.
+func (spec SuspendSpec) Record(taskID, suspendID string, now time.Time) (contracts.SuspensionRecord, contracts.SuspendedPayload) {
+	return spec.record(taskID, suspendID, now)
+}
+
 // record builds the OPEN record and the TASK_SUSPENDED payload of spec.
 func (spec SuspendSpec) record(taskID, suspendID string, now time.Time) (contracts.SuspensionRecord, contracts.SuspendedPayload) {
 	kind := spec.Kind
