@@ -156,7 +156,7 @@ func ValidateInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
 	switch cmd.TaskType {
 	case TypeProgress:
 		var in progressInput
-		if err := decodeInput(cmd.Input, &in); err != nil {
+		if err := DecodeInput(cmd.Input, &in); err != nil {
 			return err
 		}
 		if err := inRange("steps", in.Steps, 0, 1000); err != nil {
@@ -165,19 +165,20 @@ func ValidateInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
 		return inRange("delayMs", in.DelayMs, 0, 60000)
 	case TypeSleep:
 		var in sleepInput
-		if err := decodeInput(cmd.Input, &in); err != nil {
+		if err := DecodeInput(cmd.Input, &in); err != nil {
 			return err
 		}
 		return inRange("delayMs", in.DelayMs, 1, 60000)
 	case TypeFail, TypeApproval:
-		return decodeInput(cmd.Input, &emptyInput{})
+		return DecodeInput(cmd.Input, &emptyInput{})
 	}
 	return nil
 }
 
-// decodeInput strictly decodes a task input: unknown fields and wrong
+// DecodeInput strictly decodes a task input (for validators of other task
+// types, such as the Temporal example's): unknown fields and wrong
 // types are 400 INVALID_REQUEST naming the field.
-func decodeInput(raw json.RawMessage, v any) error {
+func DecodeInput(raw json.RawMessage, v any) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
