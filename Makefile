@@ -1,8 +1,14 @@
 # TaskBridge for Fiber: developer and CI entry points.
 #
 #   make test         vet + race tests of every package and example (starts a
-#                     throw-away redis-server for the Redis tests)
-#   make vet          gofmt, go mod tidy -diff, go vet and staticcheck
+#                     throw-away redis-server for the Redis tests), then
+#                     make test-temporal
+#   make test-temporal race tests of the modules of their own (the Temporal
+#                     adapter and its example) on a throw-away Temporal dev
+#                     server and redis-server (builds and caches the
+#                     temporal CLI on first use: minutes)
+#   make vet          gofmt, go mod tidy -diff, go vet and staticcheck (of
+#                     the root module and of each module of its own)
 #   make bench        micro benchmarks (go test -bench) with allocation counts
 #   make test-browser the quickstart's demo page in headless Chromium
 #   make bench-smoke  every load scenario at small N against the bridge, the
@@ -12,15 +18,23 @@
 #                     gap or duplicate (about a minute and a half)
 
 GO       ?= go
+# Modules of their own inside the repository: ./... of the root skips them,
+# so they are vetted and tested from their directories.
+MODULES  := adapters/temporal _examples/temporal
 # ./... skips directories starting with "_", so examples are named one by one.
-EXAMPLES := $(wildcard _examples/*/)
+EXAMPLES := $(filter-out $(addsuffix /,$(MODULES)),$(wildcard _examples/*/))
 EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
+WITH_TEMPORAL := scripts/with-temporal.sh
 
-.PHONY: test vet tidy-check fmt-check bench bench-smoke test-browser
+.PHONY: test test-temporal vet tidy-check fmt-check bench bench-smoke test-browser
 
 test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
+	$(MAKE) test-temporal
+
+test-temporal:
+	$(WITH_REDIS) $(WITH_TEMPORAL) sh -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...); done'
 
 # vet fails when go.mod/go.sum are not tidy, on go vet findings and on
 # staticcheck findings (a pinned version through go run: nothing to install).
@@ -29,6 +43,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet: fmt-check tidy-check
 	$(GO) vet ./... $(EXAMPLE_PKGS)
 	$(GO) run $(STATICCHECK) ./... $(EXAMPLE_PKGS)
+	@set -e; for m in $(MODULES); do echo "vet $$m"; \
+		(cd $$m && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...); done
 
 tidy-check:
 	@out=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy (run go mod tidy):"; echo "$$out"; exit 1; }
