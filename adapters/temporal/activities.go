@@ -70,10 +70,11 @@ func (a *activities) Emit(ctx context.Context, req emitRequest) (string, error) 
 	return ev.EventID.String(), nil
 }
 
-// emitKeyed appends draft with its idempotency key.
+// emitKeyed appends draft under its idempotency key: a repeat of the
+// append (a retried or replayed activity) answers the event stored first
+// and stores nothing.
 func (a *activities) emitKeyed(ctx context.Context, taskID, key string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
-	_ = key
-	return a.emitter.Emit(ctx, taskID, draft)
+	return a.emitter.Emit(ctx, taskID, draft.WithIdempotencyKey(key))
 }
 
 // cancelledDraft is TASK_CANCELLED with the reason the cancel request left

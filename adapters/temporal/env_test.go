@@ -2,6 +2,7 @@ package tbtemporal_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -20,14 +21,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The Temporal client keeps gRPC connection goroutines until Close;
-		// each test closes its own client, and these are gRPC's shared
-		// background goroutines.
-		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
-		goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/transport.(*controlBuffer).get"),
-	)
+	code := m.Run()
+	// Workflows stay in the SDK's process-wide sticky cache (with their
+	// coroutines) after their workers stop; every worker has stopped now.
+	worker.PurgeStickyWorkflowCache()
+	if code == 0 {
+		if err := goleak.Find(
+			// gRPC's shared background goroutines outlive the clients.
+			goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // temporalAddr returns the dev server's address (scripts/with-temporal.sh
@@ -159,10 +166,17 @@ func (e *env) waitFor(taskID string, done func(contracts.TaskEvent) bool) []cont
 	}
 }
 
-// waitEnd waits for the terminal event and returns all events.
+// waitEnd waits for the terminal event and for the task's workflow to
+// close, and returns all events.
 func (e *env) waitEnd(taskID string) []contracts.TaskEvent {
 	e.t.Helper()
-	return e.waitFor(taskID, func(ev contracts.TaskEvent) bool { return ev.Type.IsTerminal() })
+	evs := e.waitFor(taskID, func(ev contracts.TaskEvent) bool { return ev.Type.IsTerminal() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var outcome string
+	require.NoError(e.t, e.c.GetWorkflow(ctx, tbtemporal.WorkflowID("", taskID), "").Get(ctx, &outcome))
+	require.NotEmpty(e.t, outcome)
+	return evs
 }
 
 // types lists the events' types, for assertions and messages.
