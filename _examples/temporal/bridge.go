@@ -21,28 +21,42 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
+// conns are the Redis and Temporal clients and the Redis stores a bridge
+// or a worker runs on.
+type conns struct {
+	redis    *redis.Client
+	temporal client.Client
+	stores   *redisstore.Stores
+}
+
 // connect opens the Redis and Temporal clients, failing when either does
-// not answer within bootTimeout.
-func connect(ctx context.Context, opts options, log *zap.Logger) (*redis.Client, client.Client, error) {
+// not answer within bootTimeout. close closes both.
+func connect(ctx context.Context, opts options, log *zap.Logger) (*conns, error) {
 	ropts, err := redisOptions(opts.redis)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rc := redis.NewClient(ropts)
 	bctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
 	if err := rc.Ping(bctx).Err(); err != nil {
 		_ = rc.Close()
-		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
+		return nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
 	}
 	tc, err := client.DialContext(bctx, client.Options{
 		HostPort: opts.temporal, Namespace: opts.namespace, Logger: tbtemporal.Logger(log.Named("temporal")),
 	})
 	if err != nil {
 		_ = rc.Close()
-		return nil, nil, fmt.Errorf("temporal at %s does not answer: %w", opts.temporal, err)
+		return nil, fmt.Errorf("temporal at %s does not answer: %w", opts.temporal, err)
 	}
-	return rc, tc, nil
+	stores := redisstore.New(rc, redisstore.Options{KeyPrefix: opts.prefix, Logger: observe.NewLogger(log)})
+	return &conns{redis: rc, temporal: tc, stores: stores}, nil
+}
+
+func (c *conns) close() {
+	c.temporal.Close()
+	_ = c.redis.Close()
 }
 
 // runBridge serves the TaskBridge routes until ctx ends, then shuts down
@@ -50,15 +64,13 @@ func connect(ctx context.Context, opts options, log *zap.Logger) (*redis.Client,
 // cursor), then the server. Tasks are not touched: they run on the
 // workers.
 func runBridge(ctx context.Context, opts options, log *zap.Logger) error {
-	rc, tc, err := connect(ctx, opts, log)
+	cs, err := connect(ctx, opts, log)
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
-	defer func() { _ = rc.Close() }()
-
-	stores := redisstore.New(rc, redisstore.Options{KeyPrefix: opts.prefix, Logger: observe.NewLogger(log)})
-	exec, err := tbtemporal.NewExecutor(tc, tbtemporal.ExecutorOptions{
+	defer cs.close()
+	stores := cs.stores
+	exec, err := tbtemporal.NewExecutor(cs.temporal, tbtemporal.ExecutorOptions{
 		TaskTypes: taskTypes, TaskQueue: opts.queue, Logger: log,
 	})
 	if err != nil {
@@ -105,34 +117,4 @@ func runBridge(ctx context.Context, opts options, log *zap.Logger) error {
 		err = <-served
 	}
 	return err
-}
-
-// runWorker runs the demo task types until ctx ends, then stops the
-// worker: steps running here see their context cancelled, and Temporal
-// runs them again on another worker.
-func runWorker(ctx context.Context, opts options, log *zap.Logger) error {
-	rc, tc, err := connect(ctx, opts, log)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	defer func() { _ = rc.Close() }()
-
-	stores := redisstore.New(rc, redisstore.Options{KeyPrefix: opts.prefix, Logger: observe.NewLogger(log)})
-	w, err := tbtemporal.NewWorker(tc, tbtemporal.WorkerOptions{
-		Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions,
-		TaskQueue: opts.queue, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	register(w)
-	if err := w.Start(); err != nil {
-		return err
-	}
-	log.Info("temporal example worker started", zap.String("queue", opts.queue), zap.Strings("taskTypes", w.TaskTypes()))
-	<-ctx.Done()
-	log.Info("shutting down")
-	w.Stop()
-	return nil
 }
