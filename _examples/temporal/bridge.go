@@ -15,6 +15,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/_examples/internal/demo"
 	"github.com/taskbridge/taskbridge-fiber/_examples/quickstart/web"
 	tbtemporal "github.com/taskbridge/taskbridge-fiber/adapters/temporal"
+	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
@@ -26,7 +27,7 @@ import (
 type conns struct {
 	redis    *redis.Client
 	temporal client.Client
-	stores   *redisstore.Stores
+	stores   contracts.Stores
 }
 
 // connect opens the Redis and Temporal clients, failing when either does
@@ -50,7 +51,12 @@ func connect(ctx context.Context, opts options, log *zap.Logger) (*conns, error)
 		_ = rc.Close()
 		return nil, fmt.Errorf("temporal at %s does not answer: %w", opts.temporal, err)
 	}
-	stores := redisstore.New(rc, redisstore.Options{KeyPrefix: opts.prefix, Logger: observe.NewLogger(log)})
+	stores, err := redisstore.New(rc, redisstore.Options{KeyPrefix: opts.prefix, Logger: log})
+	if err != nil {
+		tc.Close()
+		_ = rc.Close()
+		return nil, err
+	}
 	return &conns{redis: rc, temporal: tc, stores: stores}, nil
 }
 
@@ -69,26 +75,26 @@ func runBridge(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	defer cs.close()
-	stores := cs.stores
 	exec, err := tbtemporal.NewExecutor(cs.temporal, tbtemporal.ExecutorOptions{
 		TaskTypes: taskTypes, TaskQueue: opts.queue, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	bridge := fiberbridge.New(fiberbridge.Config{
-		Stores: fiberbridge.Stores{
-			Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, Receipts: stores.Receipts,
-		},
+	bridge, err := fiberbridge.New(fiberbridge.Config{
+		Stores:             cs.stores,
 		Executor:           exec, // also the resume hook: accepted actions become signals
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: validateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
 		Readiness: observe.NewComposite(probeTimeout,
-			observe.NamedProbe{Name: "redis", Probe: stores.Probe(probeTimeout)},
+			observe.NamedProbe{Name: "redis", Probe: redisstore.NewProbe(cs.redis, probeTimeout)},
 			observe.NamedProbe{Name: "temporal", Probe: exec.Probe()}),
 		Logger: log,
 	})
+	if err != nil {
+		return err
+	}
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)
 	web.Register(app)

@@ -17,10 +17,8 @@ func runWorker(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	defer cs.close()
-	stores := cs.stores
 	w, err := tbtemporal.NewWorker(cs.temporal, tbtemporal.WorkerOptions{
-		Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions,
-		TaskQueue: opts.queue, Logger: log,
+		Stores: cs.stores, TaskQueue: opts.queue, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -22,11 +22,10 @@
 //
 //	// bridge
 //	x, err := tbtemporal.NewExecutor(temporalClient, tbtemporal.ExecutorOptions{TaskTypes: []string{"report"}})
-//	bridge := fiberbridge.New(fiberbridge.Config{Executor: x, ...})
+//	bridge, err := fiberbridge.New(fiberbridge.Config{Stores: stores, Executor: x, ...})
 //
 //	// worker
-//	w, err := tbtemporal.NewWorker(temporalClient, tbtemporal.WorkerOptions{
-//		Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions})
+//	w, err := tbtemporal.NewWorker(temporalClient, tbtemporal.WorkerOptions{Stores: stores})
 //	w.Handle("report", buildReport, tbtemporal.TypeOptions{StartToCloseTimeout: 5 * time.Minute})
 //	w.RegisterStep(renderPage, "report.render")
 //	err = w.Start()

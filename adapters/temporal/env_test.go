@@ -67,7 +67,7 @@ var queueSeq atomic.Int64
 type env struct {
 	t        *testing.T
 	c        client.Client
-	stores   *memstore.Stores
+	stores   contracts.Stores
 	exec     *tbtemporal.Executor
 	worker   *tbtemporal.Worker
 	services *orchestration.Services
@@ -83,7 +83,7 @@ func newEnv(t *testing.T) *env {
 		time.Now().Format("150405.000000") + "-" + string(rune('a'+queueSeq.Add(1)%26))
 	stores := memstore.New(memstore.Options{})
 	w, err := tbtemporal.NewWorker(c, tbtemporal.WorkerOptions{
-		Tasks: stores.Tasks, Events: stores.Events, Suspensions: stores.Suspensions, TaskQueue: queue,
+		Stores: stores, TaskQueue: queue,
 		Worker: worker.Options{WorkerStopTimeout: 5 * time.Second},
 	})
 	require.NoError(t, err)
@@ -98,8 +98,7 @@ func (e *env) start() {
 	require.NoError(e.t, err)
 	e.exec = x
 	s, err := orchestration.NewServices(orchestration.Options{
-		Registry: e.stores.Tasks, Events: e.stores.Events, Suspensions: e.stores.Suspensions,
-		Receipts: e.stores.Receipts, Executor: x,
+		Stores: e.stores, Executor: x,
 	})
 	require.NoError(e.t, err)
 	e.services = s

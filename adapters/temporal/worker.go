@@ -21,12 +21,11 @@ import (
 
 // WorkerOptions configures NewWorker.
 type WorkerOptions struct {
-	// Tasks, Events and Suspensions are the stores the bridges use (shared,
-	// for example Redis): the worker appends the tasks' events, moves their
-	// status and opens and resolves their suspensions there. Required.
-	Tasks       contracts.TaskRegistry
-	Events      contracts.EventStore
-	Suspensions contracts.SuspensionStore
+	// Stores are the stores the bridges use (shared, for example Redis):
+	// the worker appends the tasks' events, moves their status and opens
+	// and resolves their suspensions there. Tasks, Events and Suspensions
+	// are required; Receipts is not used.
+	Stores contracts.Stores
 	// TaskQueue is the Temporal task queue to poll; the bridges' executors
 	// submit to it. Optional. Default: DefaultTaskQueue.
 	TaskQueue string
@@ -78,16 +77,12 @@ type registered struct {
 func NewWorker(c client.Client, opts WorkerOptions) (*Worker, error) {
 	var missing []string
 	if c == nil {
-		missing = append(missing, "client")
+		missing = append(missing, "a Temporal client")
 	}
-	if opts.Tasks == nil {
-		missing = append(missing, "Tasks")
-	}
-	if opts.Events == nil {
-		missing = append(missing, "Events")
-	}
-	if opts.Suspensions == nil {
-		missing = append(missing, "Suspensions")
+	for _, m := range opts.Stores.Missing() {
+		if m != "Stores.Receipts" {
+			missing = append(missing, m)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("tbtemporal: NewWorker needs %s", strings.Join(missing, ", "))
@@ -100,17 +95,16 @@ func NewWorker(c client.Client, opts WorkerOptions) (*Worker, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	olog := observe.NewLogger(log)
+	emitter, err := orchestration.NewEmitter(orchestration.EmitterOptions{Stores: opts.Stores, Logger: log, Clock: clock})
+	if err != nil {
+		return nil, err
+	}
 	w := &Worker{
 		prefix:   opts.WorkflowIDPrefix,
 		log:      log,
 		handlers: make(map[string]registered),
-		acts: &activities{
-			emitter: orchestration.NewEmitter(opts.Tasks, opts.Events,
-				orchestration.WithSuspensions(opts.Suspensions), orchestration.WithEmitterLogger(olog),
-				orchestration.WithEmitterClock(clock)),
-			tasks: opts.Tasks, suspensions: opts.Suspensions, log: olog, clock: clock,
-		},
+		acts: &activities{emitter: emitter, tasks: opts.Stores.Tasks, suspensions: opts.Stores.Suspensions,
+			log: observe.NewLogger(log), clock: clock},
 	}
 	if w.prefix == "" {
 		w.prefix = DefaultWorkflowIDPrefix
