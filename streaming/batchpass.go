@@ -52,7 +52,7 @@ func (r *batchRound) add(t *taskState, limit int) {
 func (h *Hub) workBatches(ctx context.Context) {
 	n := h.cfg.readBatch
 	r := newBatchRound(n)
-	var starts []*session
+	var starts []*conn
 	for {
 		for _, t := range r.carry {
 			r.add(t, h.cfg.liveBatch)

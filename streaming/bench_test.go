@@ -82,18 +82,46 @@ func BenchmarkBatchEncode(b *testing.B) {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				newBatch(events).encode(true, true)
+				newBatch(events).encode(&allFormats, bothFormats)
 			}
 		})
 	}
+}
+
+// allFormats and bothFormats encode a batch for every wire format.
+var (
+	allFormats  = [numFormats]wireFormat{formatSSE: sseWire{}, formatWS: wsWire{}}
+	bothFormats = [numFormats]bool{true, true}
+)
+
+// formatOf is the wire format of a transport.
+func formatOf(tr observe.Transport) uint8 {
+	if tr == observe.TransportWS {
+		return formatWS
+	}
+	return formatSSE
+}
+
+// newTestConn is a started-to-be connection on nc following taskID, set
+// up as ServeSSE or AttachWebSocket would.
+func newTestConn(h *Hub, tr observe.Transport, taskID string, nc net.Conn) (*conn, *subscriber) {
+	c := h.newConn(formatOf(tr))
+	c.state = connReady
+	if tr == observe.TransportWS {
+		c.ws = &wsInput{}
+	}
+	c.attach(nc)
+	s := newSubscriber(c, taskID, contracts.EventID{}, h.cfg.queueSize)
+	c.addSub(s)
+	return c, s
 }
 
 // fanoutRig is a hub with n live subscribers writing to discard conns.
 type fanoutRig struct {
 	hub      *Hub
 	task     *taskState
-	conns    []*discardConn
-	sessions []*session
+	discards []*discardConn
+	conns    []*conn
 	next     uint64 // next event id's Seq
 	sent     int64  // batches delivered
 }
@@ -106,12 +134,11 @@ func newFanoutRig(tb testing.TB, n int, transport observe.Transport) *fanoutRig 
 	}
 	r := &fanoutRig{hub: h, next: 1}
 	for range n {
-		s := h.newSession(transport, "bench", contracts.EventID{})
-		c := &discardConn{}
-		s.attach(c)
-		s.start()
+		d := &discardConn{}
+		c, _ := newTestConn(h, transport, "bench", d)
+		c.start(false)
+		r.discards = append(r.discards, d)
 		r.conns = append(r.conns, c)
-		r.sessions = append(r.sessions, s)
 	}
 	h.mu.RLock()
 	r.task = h.tasks["bench"]
@@ -131,8 +158,8 @@ func newFanoutRig(tb testing.TB, n int, transport observe.Transport) *fanoutRig 
 	}
 	tb.Cleanup(func() {
 		_ = h.Shutdown(context.Background())
-		for _, s := range r.sessions {
-			s.waitIdle()
+		for _, c := range r.conns {
+			c.waitIdle()
 		}
 	})
 	return r
@@ -146,14 +173,14 @@ func (r *fanoutRig) batch() *batch {
 
 // deliver fans b out as the hub's pass does and waits until every
 // subscriber has written it.
-func (r *fanoutRig) deliver(tb testing.TB, b *batch, starts []*session) []*session {
+func (r *fanoutRig) deliver(tb testing.TB, b *batch, starts []*conn) []*conn {
 	r.task.mu.Lock()
-	starts = r.task.offerLocked(b, starts)
+	starts = r.task.offerLocked(&r.hub.formats, b, starts)
 	r.task.mu.Unlock()
-	starts = startWriters(starts)
+	starts = r.hub.startWriters(starts)
 	r.sent++
-	for _, c := range r.conns {
-		c.waitWrites(r.sent, tb)
+	for _, d := range r.discards {
+		d.waitWrites(r.sent, tb)
 	}
 	return starts
 }
@@ -166,7 +193,7 @@ func BenchmarkFanout(b *testing.B) {
 		for _, tr := range []observe.Transport{observe.TransportSSE, observe.TransportWS} {
 			b.Run(fmt.Sprintf("%s/subs=%d", tr, n), func(b *testing.B) {
 				r := newFanoutRig(b, n, tr)
-				starts := make([]*session, 0, n)
+				starts := make([]*conn, 0, n)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for range b.N {
@@ -219,9 +246,8 @@ func benchWrite(b *testing.B, tr observe.Transport, frames int, coalesce bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := h.newSession(tr, "bench", contracts.EventID{})
-	s.attach(conn)
-	s.chunked = tr == observe.TransportSSE
+	c, s := newTestConn(h, tr, "bench", conn)
+	c.chunked = tr == observe.TransportSSE
 	events := make([]contracts.TaskEvent, frames)
 	for j := range events {
 		events[j] = sampleEvent(contracts.EventID{})
@@ -233,19 +259,15 @@ func benchWrite(b *testing.B, tr observe.Transport, frames int, coalesce bool) {
 			events[j].EventID = contracts.EventID{Ms: 1732000000000, Seq: uint64(i*frames + j + 1)}
 		}
 		bt := newBatch(events)
-		bt.encode(tr == observe.TransportSSE, tr == observe.TransportWS)
+		bt.encode(&h.formats, bothFormats)
 		var w out
-		w.init(s, nil)
+		w.init(c, nil)
 		if coalesce {
-			w.batch(bt)
+			w.batch(s, bt)
 		} else {
 			for k := range bt.frames {
 				f := &bt.frames[k]
-				if tr == observe.TransportWS {
-					w.frame(f.ws, f.id, f.created, false)
-				} else {
-					w.frame(f.sse, f.id, f.created, false)
-				}
+				w.frame(s, f.enc[s.format()], f.id, f.created, false)
 				w.flush(false)
 			}
 		}

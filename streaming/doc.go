@@ -88,8 +88,24 @@
 // and one epoll poller per hub watches every detached connection for input
 // (a WebSocket client's pongs and close frames, or a client leaving). An
 // idle detached stream has no goroutine and no buffer. Where detaching is
-// not possible (TLS, a wrapped connection, other platforms) the stream
-// keeps fasthttp's goroutine as its reader; everything else is the same.
+// not possible (TLS, a wrapped connection, other platforms), or turned off
+// with Options.DisableDetach, the stream keeps fasthttp's goroutine as its
+// reader; everything else is the same. Detaching and the poller live in
+// internal/netpoll; every WebSocket frame is parsed by internal/wsframe,
+// whichever goroutine reads it.
+//
+// # Inside
+//
+// Three types keep three jobs apart. A subscriber is one task followed by
+// one connection; the hub owns it (its registration with the task, live or
+// catch-up state and queue change only through the task's methods) and
+// the connection's writer advances its cursor. A conn is the socket: its
+// writer, deadlines, heartbeat and ping clocks and its lifecycle, one state
+// (connState) moved by one transition function (moveLocked) from handshake
+// through open, ending and closing to released. A wireFormat (SSE or
+// WebSocket) frames what a connection writes: events, heartbeats, control
+// frames and the end of the stream. The lock order is written where the
+// locks are declared (hub.go).
 //
 // # Heartbeats and dead peers
 //

@@ -29,8 +29,8 @@ func (h *Hub) DetachedStreams() int {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
 	n := 0
-	for s := range h.conns {
-		if s.detached {
+	for c := range h.conns {
+		if c.detached {
 			n++
 		}
 	}

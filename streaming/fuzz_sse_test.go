@@ -135,9 +135,9 @@ func FuzzSSEEventStream(f *testing.F) {
 		stream = append(stream, `,"eventId":"hb-`...)
 		stream = appendSSEHeartbeatTail(stream, created)
 		bt := newBatch(append([]contracts.TaskEvent(nil), events...))
-		bt.encode(true, false)
+		bt.encode(&allFormats, [numFormats]bool{formatSSE: true})
 		for _, fr := range bt.frames {
-			stream = append(stream, fr.sse...)
+			stream = append(stream, fr.enc[formatSSE]...)
 		}
 		if bytes.IndexByte(stream, '\r') >= 0 {
 			t.Fatalf("CR in the stream: %q", stream)

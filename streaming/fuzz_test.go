@@ -41,26 +41,3 @@ func FuzzAppendSSEEvent(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParseWSHeader: the poller's frame parser never reads past its input
-// and agrees with the stream reader on complete headers.
-func FuzzParseWSHeader(f *testing.F) {
-	f.Add([]byte{0x89, 0x80, 1, 2, 3, 4})
-	f.Add([]byte{0x81, 0xFE, 0x01, 0x00, 1, 2, 3, 4})
-	f.Add([]byte{0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4})
-	f.Add([]byte{0x88, 0x02, 0x03, 0xE8})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		f, hlen, err := parseWSHeader(data)
-		if err != nil || hlen == 0 {
-			return
-		}
-		if hlen > len(data) || f.n < 0 {
-			t.Fatalf("hlen %d for %d bytes, n %d", hlen, len(data), f.n)
-		}
-		rd := &wsReader{r: bytes.NewReader(data)}
-		g, err := rd.next()
-		if err != nil || g != f {
-			t.Fatalf("stream reader: %+v %v, byte parser: %+v", g, err, f)
-		}
-	})
-}

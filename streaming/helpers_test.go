@@ -149,13 +149,18 @@ type envConfig struct {
 	mem     memstore.Options
 	noProbe bool
 	held    bool
+	wrapped bool
 }
 
-// withHeldConns makes every stream keep its connection goroutine (the mode
-// used where connections cannot be detached: TLS, other platforms): a
-// per-IP connection limit wraps fasthttp's connections, so they cannot be
-// taken over.
+// withHeldConns makes every stream keep its connection goroutine, with
+// Options.DisableDetach (the mode used where connections cannot be
+// detached: TLS, other platforms).
 func withHeldConns() envOption { return func(c *envConfig) { c.held = true } }
+
+// withWrappedConns makes fasthttp wrap its connections (a per-IP
+// connection limit does), so the hub cannot detach them and holds them,
+// as it does TLS connections, although detaching is on.
+func withWrappedConns() envOption { return func(c *envConfig) { c.held, c.wrapped = true, true } }
 
 // connModes runs a test body in both connection modes.
 var connModes = []struct {
@@ -192,6 +197,9 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		store = cfg.wrap(counting)
 	}
 	e := &env{t: t, mem: mem, store: counting, events: store, runDone: make(chan error, 1)}
+	if cfg.held && !cfg.wrapped {
+		opts.DisableDetach = true
+	}
 	hub, err := streaming.NewHub(store, opts)
 	require.NoError(t, err)
 	e.hub = hub
@@ -291,7 +299,7 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 		e.hub.ServeWebSocket(c, authorize)
 		e.blockingDone.Add(1)
 	}, streaming.WebSocketConfig(contribws.Config{})))
-	if cfg.held {
+	if cfg.wrapped {
 		app.Server().MaxConnsPerIP = 1 << 20
 	}
 	e.held = cfg.held

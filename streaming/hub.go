@@ -7,8 +7,30 @@ import (
 	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/netpoll"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
+
+// Lock order. A goroutine that holds one of these locks takes another only
+// further down this list, never up:
+//
+//  1. Hub.mu       (the task map, the hub's run state, the poller)
+//  2. taskState.mu (a task's subscribers, watchers and fan-out position)
+//  3. conn.mu      (a connection's lifecycle and writer state, and its
+//     subscribers' live state and queues)
+//
+// Leaf locks, taken with any of the above held or none, and never holding
+// another: Hub.connMu (open connections), runQueue.mu, wheel.mu,
+// retrySet.mu, writers.mu and the poller's. Store calls, writes to sockets
+// and callbacks into the host (OnClose, Authorize) run with no lock held.
+//
+// Goroutines. Run owns the fan-out workers, the heartbeat wheel and the
+// poller, and stops them before it returns. A connection's writer runs on
+// a goroutine of the writers pool only while it has something to write.
+// fasthttp owns the goroutine that hands a connection over (the hijack
+// handler, the WebSocket upgrade handler), which the runtime keeps for the
+// life of a held connection and gives back at once for a detached one.
+// Retry timers belong to retrySet, linger timers to their connection.
 
 // ErrHubClosed is returned by Run when the hub was already run or shut down.
 var ErrHubClosed = errors.New("taskbridge: streaming hub is closed")
@@ -23,33 +45,34 @@ var ErrHubClosed = errors.New("taskbridge: streaming hub is closed")
 // should be live, and call Shutdown to end every open stream. A Hub is safe
 // for concurrent use.
 type Hub struct {
-	events contracts.EventStore
-	batch  contracts.BatchReader // events, when it reads batches and batching is on
-	cfg    config
-	tags   [3][]observe.Tag // transport tags, by sseIndex and wsIndex
+	events  contracts.EventStore
+	batch   contracts.BatchReader // events, when it reads batches and batching is on
+	cfg     config
+	tags    [numFormats][]observe.Tag // transport tags, by format
+	formats [numFormats]wireFormat
 
 	// ctx is the hub's lifetime context for store reads and authorization
 	// made on behalf of streams; cancelled when the hub is shut down.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.RWMutex // guards tasks, closed, started, runCancel, poller
+	mu        sync.RWMutex // guards tasks, closed, started, shutdown, runCancel, runDone, poller
 	tasks     map[string]*taskState
 	closed    bool
 	shutdown  bool // Shutdown was called (Run then leaves draining to it)
 	started   bool
 	runCancel context.CancelFunc
-	runDone   chan struct{} // closed when Run returns
-	stopped   chan struct{} // closed when closed is set (Done)
-	poller    *poller       // watches detached connections while Run runs
+	runDone   chan struct{}   // closed when Run returns
+	stopped   chan struct{}   // closed when closed is set (Done)
+	poller    *netpoll.Poller // watches detached connections while Run runs
 
 	connMu  sync.Mutex // guards conns, drained
-	conns   map[*session]struct{}
+	conns   map[*conn]struct{}
 	drained chan struct{} // closed when closed and conns is empty
 
 	queue    runQueue
 	wheel    *wheel
-	writers  *writers      // goroutines that run the sessions' drains
+	writers  *writers      // goroutines that run the connections' drains
 	retries  retrySet      // pending retries of failed store reads
 	handover time.Duration // see handoverTimeout
 }
@@ -81,15 +104,18 @@ func NewHub(events contracts.EventStore, opts Options) (*Hub, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		tasks:   make(map[string]*taskState),
-		conns:   make(map[*session]struct{}),
+		conns:   make(map[*conn]struct{}),
 		stopped: make(chan struct{}),
 	}
 	if br, ok := events.(contracts.BatchReader); ok && h.cfg.readBatch > 1 {
 		h.batch = br
 	}
 	h.handover = handoverTimeout
-	h.tags[sseIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportSSE)}}
-	h.tags[wsIndex] = []observe.Tag{{Key: observe.TagTransport, Value: string(observe.TransportWS)}}
+	for f, tr := range transportOf {
+		h.tags[f] = []observe.Tag{{Key: observe.TagTransport, Value: string(tr)}}
+	}
+	h.formats[formatSSE] = sseWire{jsonBeat: h.cfg.sseJSONBeat}
+	h.formats[formatWS] = wsWire{}
 	h.queue.kick = make(chan struct{}, 1)
 	h.wheel = newWheel(h.cfg)
 	h.writers = newWriters()
@@ -114,8 +140,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	h.runCancel = cancel
 	h.runDone = make(chan struct{})
-	p, perr := newPoller()
-	if perr == nil {
+	var p *netpoll.Poller
+	var perr error
+	if h.cfg.detach {
+		p, perr = netpoll.New()
 		h.poller = p
 	}
 	h.mu.Unlock()
@@ -129,20 +157,20 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(h.cfg.workers + 1)
 	for range h.cfg.workers {
-		go func() {
+		go func() { // owner: Run (stopCtx, wg)
 			defer wg.Done()
 			h.work(stopCtx)
 		}()
 	}
-	go func() {
+	go func() { // owner: Run (stopCtx, wg)
 		defer wg.Done()
 		h.wheel.run(stopCtx)
 	}()
 	if p != nil {
 		wg.Add(1)
-		go func() {
+		go func() { // owner: Run (p.Stop, wg)
 			defer wg.Done()
-			p.run()
+			p.Run()
 		}()
 	}
 	// Streams may have joined before the feed was listening: read them once.
@@ -170,21 +198,30 @@ func (h *Hub) Run(ctx context.Context) error {
 		_ = h.drain(dctx)
 		dcancel()
 	}
-	h.mu.Lock()
-	h.poller = nil
-	h.mu.Unlock()
 	stop()
 	h.writers.close()
 	h.retries.stop()
 	if p != nil {
-		p.stop()
+		p.Stop()
 	}
 	wg.Wait()
 	return err
 }
 
+// unwatch stops the poller watching a released connection; the poller is
+// kept after Run (it refuses adds once stopped), so this works whenever a
+// connection is released.
+func (h *Hub) unwatch(k netpoll.Key) {
+	h.mu.RLock()
+	p := h.poller
+	h.mu.RUnlock()
+	if p != nil {
+		p.Remove(k)
+	}
+}
+
 // currentPoller returns the poller while Run runs (nil otherwise).
-func (h *Hub) currentPoller() *poller {
+func (h *Hub) currentPoller() *netpoll.Poller {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.closed {
@@ -194,7 +231,7 @@ func (h *Hub) currentPoller() *poller {
 }
 
 // closeStreams marks the hub closed and asks every open stream to end.
-func (h *Hub) closeStreams(code int, reason string) []*session {
+func (h *Hub) closeStreams(code int, reason string) []*conn {
 	h.mu.Lock()
 	if !h.closed {
 		close(h.stopped)
@@ -212,13 +249,13 @@ func (h *Hub) closeStreams(code int, reason string) []*session {
 		close(ch)
 	}
 	h.connMu.Lock()
-	open := make([]*session, 0, len(h.conns))
-	for s := range h.conns {
-		open = append(open, s)
+	open := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		open = append(open, c)
 	}
 	h.connMu.Unlock()
-	for _, s := range open {
-		s.requestEnd(code, reason, false)
+	for _, c := range open {
+		c.requestEnd(code, reason, false)
 	}
 	return open
 }
@@ -275,13 +312,13 @@ func (h *Hub) drain(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	h.connMu.Lock()
-	rest := make([]*session, 0, len(h.conns))
-	for s := range h.conns {
-		rest = append(rest, s)
+	rest := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		rest = append(rest, c)
 	}
 	h.connMu.Unlock()
-	for _, s := range rest {
-		s.forceClose()
+	for _, c := range rest {
+		c.forceClose()
 	}
 	return ctx.Err()
 }
@@ -306,22 +343,27 @@ func (h *Hub) isClosed() bool {
 	return h.closed
 }
 
-// addConn tracks s for Shutdown; false when the hub is closed.
-func (h *Hub) addConn(s *session) bool {
+// addConn tracks c for Shutdown; false when the hub is closed. A hub
+// closed while c was added (its closeStreams may have missed c) asks c to
+// end like the others.
+func (h *Hub) addConn(c *conn) bool {
 	if h.isClosed() {
 		return false
 	}
 	h.connMu.Lock()
-	h.conns[s] = struct{}{}
+	h.conns[c] = struct{}{}
 	h.connMu.Unlock()
-	h.cfg.metrics.AddGauge(observe.MetricStreamsActive, 1, s.tags...)
+	h.cfg.metrics.AddGauge(observe.MetricStreamsActive, 1, c.tags()...)
+	if h.isClosed() {
+		c.requestEnd(CloseGoingAway, "going away", false)
+	}
 	return true
 }
 
-func (h *Hub) removeConn(s *session) {
+func (h *Hub) removeConn(c *conn) {
 	h.connMu.Lock()
-	_, ok := h.conns[s]
-	delete(h.conns, s)
+	_, ok := h.conns[c]
+	delete(h.conns, c)
 	if h.drained != nil && len(h.conns) == 0 {
 		select {
 		case <-h.drained:
@@ -331,42 +373,9 @@ func (h *Hub) removeConn(s *session) {
 	}
 	h.connMu.Unlock()
 	if ok {
-		h.cfg.metrics.AddGauge(observe.MetricStreamsActive, -1, s.tags...)
+		h.cfg.metrics.AddGauge(observe.MetricStreamsActive, -1, c.tags()...)
 	}
 }
-
-// taskState is the hub's view of one task with local subscribers or
-// watchers.
-type taskState struct {
-	id string
-
-	mu       sync.Mutex
-	subs     []*session // registered subscribers, live or catching up
-	live     int        // subscribers in stateLive
-	nSSE     int
-	nWS      int
-	watchers []chan struct{}
-	pos      contracts.EventID // the next fan-out read starts after pos
-	noticed  contracts.EventID // highest id the feed announced
-	more     bool              // read again even without a newer notice
-	running  bool              // a pass is queued, running or waiting to retry a read
-	fail     backoff           // failed fan-out reads in a row (the pass's)
-	dead     bool              // removed from the hub's map
-	next     *taskState        // run queue link
-	beat     [3][]byte         // heartbeat bytes by transportIndex, built lazily
-}
-
-// wantPass reports whether a fan-out pass must run; it marks one running.
-// Call with t.mu held.
-func (t *taskState) wantPass() bool {
-	if t.running || t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
-		return false
-	}
-	t.running = true
-	return true
-}
-
-func (t *taskState) empty() bool { return len(t.subs) == 0 && len(t.watchers) == 0 }
 
 // getTask returns the task's state, creating it. Call with h.mu held.
 func (h *Hub) getTask(id string) *taskState {
@@ -385,6 +394,44 @@ func (h *Hub) dropIfEmpty(t *taskState) {
 		t.dead = true
 		delete(h.tasks, t.id)
 	}
+}
+
+// register adds s to its task's subscribers in catch-up state. From then
+// on the task's change notices are recorded (a pass runs once a subscriber
+// is live), so a read s makes afterwards misses nothing. Call it once per
+// subscriber.
+func (h *Hub) register(s *subscriber) {
+	h.mu.Lock()
+	t := h.getTask(s.taskID)
+	t.mu.Lock()
+	t.add(s)
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// unregister removes s from its task; it is idempotent.
+func (h *Hub) unregister(s *subscriber) {
+	h.mu.Lock()
+	t := s.task
+	if t == nil {
+		h.mu.Unlock()
+		return
+	}
+	t.mu.Lock()
+	t.remove(s)
+	h.dropIfEmpty(t)
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// join switches s to live delivery (see taskState.join) and queues the
+// pass that needs.
+func (h *Hub) join(s *subscriber, lastReadEmpty, unseen bool) bool {
+	joined, sched := s.task.join(s, lastReadEmpty, unseen)
+	if sched {
+		h.queue.push(s.task)
+	}
+	return joined
 }
 
 // onChange is the feed callback: a map lookup for tasks nobody here
@@ -486,113 +533,6 @@ func (h *Hub) release(t *taskState, ch chan struct{}) {
 	h.mu.Unlock()
 }
 
-// register adds s to its task's subscribers in catch-up state. From then
-// on the task's change notices are recorded (a pass runs once a subscriber
-// is live), so a read s makes afterwards misses nothing. Call it once per
-// session.
-func (h *Hub) register(s *session) {
-	h.mu.Lock()
-	t := h.getTask(s.taskID)
-	t.mu.Lock()
-	s.task = t
-	s.idx = len(t.subs)
-	t.subs = append(t.subs, s)
-	if s.transport == observe.TransportSSE {
-		t.nSSE++
-	} else {
-		t.nWS++
-	}
-	t.mu.Unlock()
-	h.mu.Unlock()
-}
-
-// unregister removes s from its task; it is idempotent.
-func (h *Hub) unregister(s *session) {
-	h.mu.Lock()
-	t := s.task
-	if t == nil {
-		h.mu.Unlock()
-		return
-	}
-	t.mu.Lock()
-	if s.idx >= 0 {
-		last := len(t.subs) - 1
-		moved := t.subs[last]
-		t.subs[s.idx] = moved
-		moved.idx = s.idx
-		t.subs[last] = nil
-		t.subs = t.subs[:last]
-		s.idx = -1
-		if s.transport == observe.TransportSSE {
-			t.nSSE--
-		} else {
-			t.nWS--
-		}
-		s.mu.Lock()
-		wasLive := s.state == stateLive
-		s.state = stateCatchup
-		s.mu.Unlock()
-		if wasLive {
-			t.live--
-		}
-		if len(t.subs) == 0 {
-			t.subs = nil
-		}
-	}
-	h.dropIfEmpty(t)
-	t.mu.Unlock()
-	h.mu.Unlock()
-}
-
-// join switches s, which has read the store up to its cursor, to live
-// delivery and reports whether it did. With no other live subscriber the
-// hub's position simply moves to the cursor; when s's last read was made
-// before s was registered (unseen: the first page, read by the caller or
-// by ServeSSE before the stream existed), a change notice may have come
-// in between and found no subscriber to record it, so the hub reads once
-// from the cursor instead of waiting for the next notice. A live
-// subscriber, by contrast, proves the task's notices have been recorded
-// since before s's read. If the position is past the cursor, events the
-// hub fanned out before s joined are missing: s reads on (false) while its
-// reads still find events; when its last read found none (the position
-// came from a client cursor beyond the store's end), the position is
-// rewound instead, so the next pass re-reads from s's cursor and the
-// others drop the repeats by id.
-func (h *Hub) join(s *session, lastReadEmpty, unseen bool) bool {
-	t := s.task
-	t.mu.Lock()
-	s.mu.Lock()
-	if s.dead || s.idx < 0 {
-		s.mu.Unlock()
-		t.mu.Unlock()
-		return true
-	}
-	switch {
-	case t.live == 0:
-		t.pos = s.cursor
-		if unseen {
-			t.more = true
-		}
-	case s.cursor.Less(t.pos):
-		if !lastReadEmpty {
-			s.mu.Unlock()
-			t.mu.Unlock()
-			return false
-		}
-		t.pos = s.cursor
-		t.more = true
-	}
-	s.state = stateLive
-	s.mu.Unlock()
-	t.live++
-	sched := t.wantPass()
-	t.mu.Unlock()
-	if sched {
-		h.queue.push(t)
-	}
-	return true
-}
-
 // work runs fan-out passes for queued tasks until ctx ends: one task at a
 // time, or batches of tasks when the store reads batches.
 func (h *Hub) work(ctx context.Context) {
@@ -600,7 +540,7 @@ func (h *Hub) work(ctx context.Context) {
 		h.workBatches(ctx)
 		return
 	}
-	var starts []*session
+	var starts []*conn
 	for {
 		t := h.queue.pop()
 		if t == nil {
@@ -619,7 +559,7 @@ func (h *Hub) work(ctx context.Context) {
 // and offers each batch to every live subscriber, until nothing is left.
 // A failed read is retried later (the task stays marked running, so no
 // other pass starts meanwhile) until Options.StoreRetryBudget is spent.
-func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*session {
+func (h *Hub) pass(ctx context.Context, t *taskState, starts []*conn) []*conn {
 	for {
 		rd, ok := t.nextRead()
 		if !ok {
@@ -633,34 +573,12 @@ func (h *Hub) pass(ctx context.Context, t *taskState, starts []*session) []*sess
 	}
 }
 
-// fanoutRead is one read of a task's pass, as nextRead started it.
-type fanoutRead struct {
-	after   contracts.EventID // the position read after
-	noticed contracts.EventID // the highest announced id when the read began
-	sse, ws bool              // transports of the task's subscribers then
-}
-
-// nextRead starts the next read of t's pass, or reports false when the
-// pass is over (nothing new, or no live subscriber left), in which case t
-// is no longer marked running.
-func (t *taskState) nextRead() (fanoutRead, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.live == 0 || (!t.more && !t.pos.Less(t.noticed)) {
-		t.running = false
-		t.fail = backoff{}
-		return fanoutRead{}, false
-	}
-	t.more = false
-	return fanoutRead{after: t.pos, noticed: t.noticed, sse: t.nSSE > 0, ws: t.nWS > 0}, true
-}
-
 // readDone completes the read rd of t's pass: it offers the page's events
 // to t's live subscribers and moves t's position, or, after a failed read,
 // arranges its retry. It reports whether the pass goes on (call nextRead
 // again); false after a failure.
 func (h *Hub) readDone(ctx context.Context, t *taskState, rd fanoutRead,
-	page contracts.EventPage, err error, starts []*session) (bool, []*session) {
+	page contracts.EventPage, err error, starts []*conn) (bool, []*conn) {
 	if err != nil {
 		h.fanoutFailed(ctx, t, err)
 		return false, starts
@@ -687,7 +605,7 @@ func (h *Hub) readDone(ctx context.Context, t *taskState, rd fanoutRead,
 		return true, starts
 	}
 	b := newBatch(page.Events)
-	b.encode(rd.sse, rd.ws)
+	b.encode(&h.formats, rd.need)
 
 	t.mu.Lock()
 	if t.pos != rd.after {
@@ -699,29 +617,16 @@ func (h *Hub) readDone(ctx context.Context, t *taskState, rd fanoutRead,
 	if len(page.Events) >= h.cfg.liveBatch {
 		t.more = true
 	}
-	starts = t.offerLocked(b, starts)
+	starts = t.offerLocked(&h.formats, b, starts)
 	t.mu.Unlock()
-	return true, startWriters(starts)
-}
-
-// offerLocked hands b (encoded for every transport present) to each live
-// subscriber and collects those whose writer must be started. Call with
-// t.mu held. It allocates nothing per subscriber.
-func (t *taskState) offerLocked(b *batch, starts []*session) []*session {
-	b.encode(t.nSSE > 0, t.nWS > 0)
-	for _, s := range t.subs {
-		if s.offer(b) {
-			starts = append(starts, s)
-		}
-	}
-	return starts
+	return true, h.startWriters(starts)
 }
 
 // startWriters starts the collected writers (outside the task's lock) and
 // returns the emptied slice for reuse.
-func startWriters(starts []*session) []*session {
-	for i, s := range starts {
-		s.hub.writers.start(s.runFn)
+func (h *Hub) startWriters(starts []*conn) []*conn {
+	for i, c := range starts {
+		h.writers.start(c.runFn)
 		starts[i] = nil
 	}
 	return starts[:0]
@@ -788,7 +693,7 @@ func (h *Hub) checkGone(only []*taskState, b backoff) {
 	var lastErr error
 	for _, t := range tasks {
 		t.mu.Lock()
-		subs := append([]*session(nil), t.subs...)
+		subs := append([]*subscriber(nil), t.subs...)
 		t.mu.Unlock()
 		if len(subs) == 0 {
 			continue
@@ -807,7 +712,7 @@ func (h *Hub) checkGone(only []*taskState, b backoff) {
 			TaskID: t.id, Transport: observe.TransportInternal, Outcome: "task_gone",
 		})
 		for _, s := range subs {
-			s.requestEnd(CloseInternalError, "task no longer exists", false)
+			s.conn.endSub(s, CloseInternalError, "task no longer exists")
 		}
 	}
 	if len(failed) == 0 || h.ctx.Err() != nil {
@@ -829,10 +734,10 @@ func (h *Hub) failTask(t *taskState, err error) {
 		TaskID: t.id, Transport: observe.TransportInternal, Err: err,
 	})
 	t.mu.Lock()
-	subs := append([]*session(nil), t.subs...)
+	subs := append([]*subscriber(nil), t.subs...)
 	t.mu.Unlock()
 	for _, s := range subs {
-		s.requestEnd(CloseInternalError, "store unavailable", false)
+		s.conn.endSub(s, CloseInternalError, "store unavailable")
 	}
 }
 

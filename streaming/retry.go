@@ -21,8 +21,8 @@ const (
 // It is not safe for concurrent use: its owner (a task's fan-out pass, a
 // stream's writer) is one goroutine at a time.
 type backoff struct {
-	since    time.Time // first failure of the current run
-	attempts int       // failures in the current run
+	since    int64 // UnixNano of the first failure of the current run
+	attempts int   // failures in the current run
 }
 
 // next records a failure at now and returns how long to wait before the
@@ -34,10 +34,10 @@ func (b *backoff) next(now time.Time, budget time.Duration) (time.Duration, bool
 		return 0, false
 	}
 	if b.attempts == 0 {
-		b.since = now
+		b.since = now.UnixNano()
 	}
 	b.attempts++
-	left := budget - now.Sub(b.since)
+	left := budget - now.Sub(time.Unix(0, b.since))
 	if left <= 0 {
 		return 0, false
 	}

@@ -83,25 +83,28 @@ func (h *Hub) ServeSSE(c *fiber.Ctx, req StreamRequest) error {
 	fctx := c.Context()
 	http11 := fctx.Request.Header.IsHTTP11()
 	headOnly := fctx.IsHead()
-	s := h.newSession(observe.TransportSSE, taskID, req.Cursor)
-	s.subject = strings.Clone(req.Subject)
-	s.onClose = req.OnClose
-	// Read before the stream is registered: the hub re-reads once when the
-	// stream joins a task no live stream follows (see Hub.join).
+	cn := h.newConn(formatSSE)
+	cn.state = connReady
+	cn.subject = strings.Clone(req.Subject)
+	cn.onClose = req.OnClose
+	s := newSubscriber(cn, taskID, req.Cursor, h.cfg.queueSize)
+	// Read before the subscriber is registered: the hub re-reads once when
+	// the stream joins a task no live stream follows (see taskState.join).
 	s.initial, s.initialLimit, s.initialUnseen = page, limit, true
-	s.chunked = http11 && !headOnly
-	s.lead = sseHead(fctx, s.chunked)
+	cn.addSub(s)
+	cn.chunked = http11 && !headOnly
+	cn.lead = sseHead(fctx, cn.chunked)
 	if n := h.cfg.preamble; n > 0 && !headOnly {
-		s.prefix = append(append(append(make([]byte, 0, n+3), ':'), bytes.Repeat([]byte{' '}, n)...), '\n', '\n')
+		cn.prefix = append(append(append(make([]byte, 0, n+3), ':'), bytes.Repeat([]byte{' '}, n)...), '\n', '\n')
 	}
 	// fasthttp hands the connection over after this handler returns, but
 	// not when it fails to prepare it (the client is gone): then OnClose
 	// would never come. The guard calls it in that case.
-	g := newHandover(h.handover, s.onClose)
+	g := newHandover(h.handover, cn.onClose)
 	fctx.HijackSetNoResponse(true)
 	fctx.Hijack(func(nc net.Conn) {
 		if g.take() {
-			s.serveSSE(nc, headOnly)
+			cn.serveSSE(nc, headOnly)
 		}
 	})
 	return nil
@@ -152,49 +155,45 @@ func sseHead(fctx *fasthttp.RequestCtx, chunked bool) []byte {
 // the connection (the hub's poller then watches it and this goroutine, with
 // fasthttp's per-request state, is released at once); otherwise it holds
 // the goroutine for the life of the stream, reading (and discarding) until
-// the client leaves or the session releases it.
-func (s *session) serveSSE(nc net.Conn, headOnly bool) {
-	s.attach(nc)
-	h := s.hub
+// the client leaves or the connection releases it.
+func (c *conn) serveSSE(nc net.Conn, headOnly bool) {
+	c.attach(nc)
+	h := c.hub
 	if headOnly {
-		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-		_, _ = s.raw.Write(s.lead)
-		if s.onClose != nil {
-			s.onClose()
+		_ = c.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_, _ = c.raw.Write(c.lead)
+		if c.onClose != nil {
+			c.onClose()
 		}
 		return
 	}
-	// Detach before the session is visible to Shutdown, so its connection
-	// fields never change under a concurrent reader.
-	if p := h.currentPoller(); p != nil {
-		if c, ok := detach(s.raw); ok {
-			s.nc, s.raw, s.detached, s.poller = c, c, true, p
+	c.tryDetach()
+	added := h.addConn(c)
+	if !added || (c.detached && c.watch() != nil) {
+		if added {
+			h.removeConn(c)
 		}
-	}
-	if !h.addConn(s) || (s.detached && s.poller.add(s) != nil) {
-		if s.detached {
-			h.removeConn(s)
+		_ = c.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_, _ = c.raw.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		if c.detached {
+			_ = c.raw.Close()
 		}
-		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-		_, _ = s.raw.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-		if s.detached {
-			_ = s.raw.Close()
-		}
-		if s.onClose != nil {
-			s.onClose()
+		if c.onClose != nil {
+			c.onClose()
 		}
 		return
 	}
+	s := c.subs[0]
 	if !s.cursor.IsZero() {
-		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, s.tags...)
+		h.cfg.metrics.IncCounter(observe.MetricReplays, 1, c.tags()...)
 	}
 	h.cfg.diag.OnReplayStart(observe.TransportSSE, s.taskID, s.cursor)
-	h.cfg.log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: s.subject, Transport: observe.TransportSSE})
-	s.start()
-	if s.detached {
+	h.cfg.log.Info("stream opened", observe.Entry{TaskID: s.taskID, UserID: c.subject, Transport: observe.TransportSSE})
+	c.start(false)
+	if c.detached {
 		return
 	}
-	s.teardown(readReason(discardReads(nc)))
+	c.teardown(readReason(discardReads(nc)))
 }
 
 // discardReads reads until an error; an SSE client sends nothing after its

@@ -7,8 +7,8 @@ import (
 )
 
 // wheel is the one timer of all streams: a hashed timing wheel whose slots
-// hold the sessions due in that tick. A single goroutine sleeps until the
-// next non-empty slot and visits its sessions (heartbeat when idle, ping,
+// hold the connections due in that tick. A single goroutine sleeps until the
+// next non-empty slot and visits its connections (heartbeat when idle, ping,
 // dead-peer check); each visit says when to look again. No timer and no
 // goroutine exist per connection, and nothing runs between due times.
 type wheel struct {
@@ -20,7 +20,7 @@ type wheel struct {
 	kick    chan struct{}
 
 	mu    sync.Mutex
-	slots [][]*session
+	slots [][]*conn
 	cur   int64 // last tick processed
 	armed int64 // tick the runner sleeps until; -1 while it waits for work
 }
@@ -45,7 +45,7 @@ func newWheel(cfg config) *wheel {
 	w.first = min(positiveOr(cfg.heartbeat), positiveOr(cfg.wsPing))
 	w.tick = min(max(shortest/8, time.Millisecond), time.Second)
 	w.n = int64(longest/w.tick) + 3
-	w.slots = make([][]*session, w.n)
+	w.slots = make([][]*conn, w.n)
 	return w
 }
 
@@ -59,19 +59,19 @@ func positiveOr(d time.Duration) time.Duration {
 func (w *wheel) tickOf(t time.Time) int64 { return int64(t.Sub(w.base) / w.tick) }
 
 // add schedules a new stream's first visit.
-func (w *wheel) add(s *session, now time.Time) {
+func (w *wheel) add(s *conn, now time.Time) {
 	if w.enabled {
 		w.schedule(s, now.Add(w.first))
 	}
 }
 
 // schedule puts s in the slot of time at (never earlier than at).
-func (w *wheel) schedule(s *session, at time.Time) {
+func (w *wheel) schedule(s *conn, at time.Time) {
 	w.mu.Lock()
 	t := (int64(at.Sub(w.base)) + int64(w.tick) - 1) / int64(w.tick)
 	t = min(max(t, w.cur+1), w.cur+w.n-1)
 	slot := &w.slots[t%w.n]
-	s.wheelTick, s.wheelPos = t, len(*slot)
+	s.wheelTick, s.wheelPos = t, int32(len(*slot))
 	*slot = append(*slot, s)
 	wake := w.armed < 0 || t < w.armed
 	w.mu.Unlock()
@@ -84,7 +84,7 @@ func (w *wheel) schedule(s *session, at time.Time) {
 }
 
 // remove takes s out of its slot, if it is in one.
-func (w *wheel) remove(s *session) {
+func (w *wheel) remove(s *conn) {
 	if !w.enabled {
 		return
 	}
@@ -102,7 +102,7 @@ func (w *wheel) remove(s *session) {
 	w.mu.Unlock()
 }
 
-// run sleeps until the next due slot and visits its sessions, until ctx
+// run sleeps until the next due slot and visits its connections, until ctx
 // ends.
 func (w *wheel) run(ctx context.Context) {
 	if !w.enabled {
@@ -111,7 +111,7 @@ func (w *wheel) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	var due []*session
+	var due []*conn
 	for {
 		w.mu.Lock()
 		next := int64(-1)

@@ -9,7 +9,7 @@ import (
 // for the next one before it exits.
 const writerIdle = time.Second
 
-// writers runs the sessions' drains (session.run) on reused goroutines.
+// writers runs the connections' drains (conn.run) on reused goroutines.
 // A fresh goroutine per drain costs its creation and, because the write
 // path needs more than a new goroutine's stack, a stack copy on every
 // drain: under fan-out to thousands of subscribers that was a sixth of the
@@ -41,10 +41,10 @@ func (p *writers) start(fn func()) {
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		go fn()
+		go fn() // owner: the connection whose drain fn is; it ends with the drain
 		return
 	}
-	go p.loop(fn)
+	go p.loop(fn) // owner: the pool; exits when idle for writerIdle or at close
 }
 
 func (p *writers) loop(fn func()) {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package streaming
+package netpoll
 
 import (
 	"errors"
@@ -9,22 +9,22 @@ import (
 	"syscall"
 )
 
-// poller watches every detached connection for input with one epoll set
-// and one goroutine, so an idle stream needs no goroutine of its own: the
-// kernel says when a client sent something (a pong, a close frame) or left.
-type poller struct {
+// Poller watches connections for input with one epoll set and one
+// goroutine (Run). Add, Remove and Stop are safe for concurrent use;
+// handlers run on Run's goroutine, one at a time, and must not block.
+type Poller struct {
 	epfd       int
-	wakeR      int // pipe read end, in the set: written to stop run
+	wakeR      int // pipe read end, in the set: written to stop Run
 	wakeW      int
-	mu         sync.Mutex
-	slots      []pollSlot
+	mu         sync.Mutex // guards the fields below; a leaf lock
+	slots      []slot
 	free       []int32
-	closed     bool // stop was called: no more adds
+	closed     bool // Stop was called: no more adds
 	epfdClosed bool
 }
 
-type pollSlot struct {
-	s   *session
+type slot struct {
+	h   Handler
 	rc  syscall.RawConn
 	gen uint32
 }
@@ -32,7 +32,8 @@ type pollSlot struct {
 // wakeSlot marks the stop pipe's events.
 const wakeSlot = -1
 
-func newPoller() (*poller, error) {
+// New returns a poller; start Run in a goroutine and end it with Stop.
+func New() (*Poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -49,18 +50,18 @@ func newPoller() (*poller, error) {
 		_ = syscall.Close(p[1])
 		return nil, err
 	}
-	return &poller{epfd: epfd, wakeR: p[0], wakeW: p[1]}, nil
+	return &Poller{epfd: epfd, wakeR: p[0], wakeW: p[1]}, nil
 }
 
-// detach takes a TCP connection away from its owner: the returned
+// Detach takes a TCP connection away from its owner: the returned
 // connection shares the socket through a duplicated descriptor, so the
 // owner may close its own (fasthttp does when the hijack handler returns,
 // releasing its per-request buffers and goroutine) while the stream goes
-// on. A connection of a counting listener (connlimit.Conn: a slotHolder)
+// on. A connection of a counting listener (connlimit.Conn: a SlotHolder)
 // is unwrapped, and its slot stays held until the duplicate is closed.
 // Anything else (TLS, other wrapped connections) cannot be detached.
-func detach(c net.Conn) (net.Conn, bool) {
-	holder, held := c.(slotHolder)
+func Detach(c net.Conn) (net.Conn, bool) {
+	holder, held := c.(SlotHolder)
 	if held {
 		c = holder.NetConn()
 	}
@@ -88,16 +89,17 @@ func detach(c net.Conn) (net.Conn, bool) {
 	return dup, true
 }
 
-// add starts watching s's connection.
-func (p *poller) add(s *session) error {
-	rc, err := s.raw.(syscall.Conn).SyscallConn()
+// Add starts watching c: h.OnReadable runs on Run's goroutine whenever c
+// has input or its peer left. Remove the returned key before closing c.
+func (p *Poller) Add(c syscall.Conn, h Handler) (Key, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return Key{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return errors.New("taskbridge: poller stopped")
+		return Key{}, errors.New("taskbridge: poller stopped")
 	}
 	var idx int32
 	if n := len(p.free); n > 0 {
@@ -105,15 +107,17 @@ func (p *poller) add(s *session) error {
 		p.free = p.free[:n-1]
 	} else {
 		idx = int32(len(p.slots))
-		p.slots = append(p.slots, pollSlot{})
+		p.slots = append(p.slots, slot{})
 	}
-	slot := &p.slots[idx]
-	slot.gen++
-	slot.s, slot.rc = s, rc
+	s := &p.slots[idx]
+	if s.gen++; s.gen == 0 {
+		s.gen = 1
+	}
+	s.h, s.rc = h, rc
 	ev := syscall.EpollEvent{
 		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP,
 		Fd:     idx,
-		Pad:    int32(slot.gen),
+		Pad:    int32(s.gen),
 	}
 	var cerr error
 	if err := rc.Control(func(fd uintptr) {
@@ -122,37 +126,38 @@ func (p *poller) add(s *session) error {
 		cerr = err
 	}
 	if cerr != nil {
-		slot.s, slot.rc = nil, nil
+		s.h, s.rc = nil, nil
 		p.free = append(p.free, idx)
-		return cerr
+		return Key{}, cerr
 	}
-	s.pollIdx, s.polled = idx, true
-	return nil
+	return Key{idx: idx, gen: s.gen}, nil
 }
 
-// remove stops watching s; call before closing its connection.
-func (p *poller) remove(s *session) {
-	p.mu.Lock()
-	if !s.polled {
-		p.mu.Unlock()
+// Remove stops watching the connection of k. It is idempotent: a key whose
+// slot was reused is ignored.
+func (p *Poller) Remove(k Key) {
+	if k.gen == 0 {
 		return
 	}
-	s.polled = false
-	slot := &p.slots[s.pollIdx]
-	rc := slot.rc
-	slot.s, slot.rc = nil, nil
-	p.free = append(p.free, s.pollIdx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(k.idx) >= len(p.slots) || p.slots[k.idx].gen != k.gen || p.slots[k.idx].h == nil {
+		return
+	}
+	s := &p.slots[k.idx]
+	rc := s.rc
+	s.h, s.rc = nil, nil
+	p.free = append(p.free, k.idx)
 	if !p.epfdClosed {
-		// Under mu, so run cannot close the set meanwhile.
+		// Under mu, so Run cannot close the set meanwhile.
 		_ = rc.Control(func(fd uintptr) {
 			_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 		})
 	}
-	p.mu.Unlock()
 }
 
-// run dispatches input events until stop is called.
-func (p *poller) run() {
+// Run dispatches input events until Stop is called.
+func (p *Poller) Run() {
 	events := make([]syscall.EpollEvent, 256)
 	buf := make([]byte, 4096)
 	for {
@@ -174,20 +179,21 @@ func (p *poller) run() {
 				return
 			}
 			p.mu.Lock()
-			var slot pollSlot
+			var s slot
 			if int(ev.Fd) < len(p.slots) && p.slots[ev.Fd].gen == uint32(ev.Pad) {
-				slot = p.slots[ev.Fd]
+				s = p.slots[ev.Fd]
 			}
 			p.mu.Unlock()
-			if slot.s != nil {
-				slot.s.onReadable(slot.rc, buf)
+			if s.h != nil {
+				s.h.OnReadable(s.rc, buf)
 			}
 		}
 	}
 }
 
-// stop ends run; connections still watched are left to their sessions.
-func (p *poller) stop() {
+// Stop ends Run; connections still watched are left to their owners. It
+// is idempotent.
+func (p *Poller) Stop() {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -199,9 +205,9 @@ func (p *poller) stop() {
 	_ = syscall.Close(p.wakeW)
 }
 
-// readNow reads what the connection holds without waiting: n > 0 bytes,
+// ReadNow reads what the connection holds without waiting: n > 0 bytes,
 // or eof, or an error (nil with n == 0 when nothing is there).
-func readNow(rc syscall.RawConn, buf []byte) (n int, eof bool, err error) {
+func ReadNow(rc syscall.RawConn, buf []byte) (n int, eof bool, err error) {
 	rerr := rc.Read(func(fd uintptr) bool {
 		n, err = syscall.Read(int(fd), buf)
 		return true
