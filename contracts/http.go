@@ -22,6 +22,9 @@ const (
 	QueryLastEventID = "lastEventId"
 	// HeaderLastEventID is the SSE cursor EventSource sends on reconnects.
 	HeaderLastEventID = "Last-Event-ID"
+	// QueryMulti=true opens a WebSocket that follows several tasks from its
+	// first subscribe (a TaskBridge-for-Fiber addition).
+	QueryMulti = "multi"
 
 	// MaxWaitTimeoutMs is the protocol's longest long-poll wait (60 s).
 	MaxWaitTimeoutMs = 60_000

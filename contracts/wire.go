@@ -20,7 +20,8 @@ func invalidFrame(format string, args ...any) error {
 // MaxTaskIDLen is the longest task id the library accepts from clients.
 const MaxTaskIDLen = 256
 
-// SubscribeRequest is the first (and only) client frame on a WebSocket:
+// SubscribeRequest is the first client frame on a WebSocket (and the
+// frame that adds a task to a connection following several):
 // `{action:"subscribe", taskId, lastEventId}`.
 type SubscribeRequest struct {
 	Action      string  `json:"action"`
@@ -111,13 +112,16 @@ type Heartbeat struct {
 // ServerFrame is one decoded server frame of a stream: exactly one field is
 // set.
 type ServerFrame struct {
-	Event        *TaskEvent
-	Confirmation *SubscriptionConfirmed
-	Heartbeat    *Heartbeat
+	Event             *TaskEvent
+	Confirmation      *SubscriptionConfirmed
+	Heartbeat         *Heartbeat
+	SubscriptionError *SubscriptionError
+	Unsubscribed      *Unsubscribed
 }
 
 // DecodeServerFrame strictly decodes one server frame of a WebSocket or SSE
-// stream: an event, a SUBSCRIPTION_CONFIRMED or a HEARTBEAT.
+// stream: an event, a SUBSCRIPTION_CONFIRMED or a HEARTBEAT, and on a
+// WebSocket following several tasks a SUBSCRIPTION_ERROR or UNSUBSCRIBED.
 func DecodeServerFrame(data []byte) (ServerFrame, error) {
 	var head struct {
 		Type EventType `json:"type"`
@@ -146,6 +150,18 @@ func DecodeServerFrame(data []byte) (ServerFrame, error) {
 			return ServerFrame{}, err
 		}
 		return ServerFrame{Heartbeat: &h}, nil
+	case FrameSubscriptionError:
+		e, err := decodeSubscriptionError(data)
+		if err != nil {
+			return ServerFrame{}, err
+		}
+		return ServerFrame{SubscriptionError: &e}, nil
+	case FrameUnsubscribed:
+		u, err := decodeUnsubscribed(data)
+		if err != nil {
+			return ServerFrame{}, err
+		}
+		return ServerFrame{Unsubscribed: &u}, nil
 	}
 	ev, err := DecodeEvent(data)
 	if err != nil {

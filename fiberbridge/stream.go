@@ -22,6 +22,9 @@ const (
 	paramLastEventID  = contracts.QueryLastEventID
 )
 
+// paramMulti opens a WebSocket that follows several tasks (?multi=true).
+const paramMulti = contracts.QueryMulti
+
 // newHub builds the streaming hub.
 func (b *Bridge) newHub() (*streaming.Hub, error) {
 	opts := b.cfg.Stream
@@ -178,6 +181,15 @@ func (b *Bridge) acquireStream(subject string) (func(), error) {
 // closes the socket with 1008, as does an invalid frame. A subject over
 // Config.MaxStreamsPerSubject is upgraded and closed at once with 1008
 // "TOO_MANY_STREAMS".
+//
+// One connection may follow several tasks (up to
+// Config.Stream.WSMaxSubscriptions, 100 by default): more subscribe frames,
+// each answered with SUBSCRIPTION_CONFIRMED or SUBSCRIPTION_ERROR, and
+// {action:"unsubscribe", taskId} frames, answered with UNSUBSCRIBED. Each
+// task beyond the first takes one of the subject's stream slots. With the
+// query parameter multi=true the connection follows several tasks from its
+// first subscribe, so a task's terminal event never closes it (see the
+// streaming package's README for the frames and the rules).
 func (b *Bridge) WebSocketHandler() fiber.Handler {
 	return b.handler(b.webSocket)
 }
@@ -189,6 +201,10 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 	if !websocket.IsWebSocketUpgrade(c) {
 		return bridgeerr.New(bridgeerr.CodeInvalidRequest, "WebSocket upgrade required").
 			WithStatus(fiber.StatusUpgradeRequired)
+	}
+	multi, err := parseBoolParam(paramMulti, c.Query(paramMulti))
+	if err != nil {
+		return err
 	}
 	if b.closing() {
 		return bridgeerr.New(bridgeerr.CodeServiceShuttingDown, "server is shutting down")
@@ -246,7 +262,10 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		// live (or, where it cannot detach it, when the stream ends), so
 		// fasthttp's upgrade goroutine and buffers are released; OnClose
 		// gives the slot back when the stream ends, however it ends.
-		hub.AttachWebSocket(conn, streaming.WebSocketRequest{Authorize: authorize, Subject: subject, OnClose: release})
+		hub.AttachWebSocket(conn, streaming.WebSocketRequest{
+			Authorize: authorize, Subject: subject, OnClose: release, Multi: multi,
+			AcquireSlot: func() (func(), error) { return b.acquireStream(subject) },
+		})
 	}, b.wsConfig)(c)
 	if err != nil {
 		guard.Stop()
@@ -271,4 +290,18 @@ func refuseWebSocket(conn *websocket.Conn, code int, reason string) {
 			return
 		}
 	}
+}
+
+// parseBoolParam parses a boolean query parameter: "" is false, "true" or
+// "1" true, "false" or "0" false; anything else is 422
+// REQUEST_VALIDATION_ERROR naming the parameter.
+func parseBoolParam(name, raw string) (bool, error) {
+	switch raw {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, bridgeerr.New(bridgeerr.CodeRequestValidation, name+" must be true or false").
+		WithDetails(map[string]any{"parameter": name})
 }

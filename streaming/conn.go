@@ -260,10 +260,24 @@ func (c *conn) requestEnd(code int, reason string, drop bool) {
 	}
 }
 
-// endSub ends one subscriber's stream after a failure of its own (its
-// store reads failed for the whole retry budget).
-func (c *conn) endSub(_ *subscriber, code int, reason string) {
-	c.requestEnd(code, reason, false)
+// endSub ends one subscriber's stream after a failure of its own (end,
+// one of subEnds: its store reads failed for the whole retry budget): a
+// connection that follows one task ends with that close code and reason;
+// on a multi-task connection only s ends, and its writer tells the client
+// with UNSUBSCRIBED.
+func (c *conn) endSub(s *subscriber, end uint8) {
+	c.mu.Lock()
+	if !c.multiLocked() {
+		c.mu.Unlock()
+		c.requestEnd(subEnds[end].code, subEnds[end].reason, false)
+		return
+	}
+	s.end = end
+	run := c.kickLocked()
+	c.mu.Unlock()
+	if run {
+		c.hub.writers.start(c.runFn)
+	}
 }
 
 // ending reports whether an end was asked for or written.
@@ -456,6 +470,7 @@ func (c *conn) closed(reason string) {
 	c.hub.cfg.log.Info("stream closed", observe.Entry{
 		TaskID: taskID, UserID: c.subject, Transport: tr, Outcome: reason,
 	})
+	c.releaseSlots()
 	if c.onClose != nil {
 		c.onClose()
 	}

@@ -293,6 +293,12 @@ func newEnv(t testing.TB, opts streaming.Options, options ...envOption) *env {
 			Authorize: authorize, Subject: "tester", OnClose: func() { e.wsClosed.Add(1) },
 		})
 	}, streaming.WebSocketConfig(contribws.Config{})))
+	// A connection that follows several tasks from its first subscribe.
+	app.Get("/ws-multi", contribws.New(func(c *contribws.Conn) {
+		e.hub.AttachWebSocket(c, streaming.WebSocketRequest{
+			Authorize: authorize, Subject: "tester", Multi: true, OnClose: func() { e.wsClosed.Add(1) },
+		})
+	}, streaming.WebSocketConfig(contribws.Config{})))
 	// The blocking variant, for hosts whose handler must last as long as
 	// the stream.
 	app.Get("/ws-blocking", contribws.New(func(c *contribws.Conn) {

@@ -737,7 +737,7 @@ func (h *Hub) failTask(t *taskState, err error) {
 	subs := append([]*subscriber(nil), t.subs...)
 	t.mu.Unlock()
 	for _, s := range subs {
-		s.conn.endSub(s, CloseInternalError, "store unavailable")
+		s.conn.endSub(s, endStoreUnavailable)
 	}
 }
 

@@ -83,6 +83,14 @@ type Options struct {
 	// Optional. Default: 4096 bytes.
 	WSReadLimit int
 
+	// WSMaxSubscriptions is how many tasks one WebSocket may follow at
+	// once (one subscribe frame each); a subscribe over it is answered
+	// with SUBSCRIPTION_ERROR TOO_MANY_STREAMS. 1 keeps every connection to
+	// one task, as the v1 protocol has it: any data frame after the
+	// subscribe then closes the connection (1008 "unexpected frame").
+	// Optional. Default: 100.
+	WSMaxSubscriptions int
+
 	// WSHandshakeTimeout is how long a WebSocket client has, after the
 	// upgrade, to send its subscribe frame. It cannot be turned off: a
 	// negative value means the default.
@@ -163,6 +171,7 @@ const (
 	DefaultLiveBatchSize      = 100
 	DefaultFanoutReadBatch    = 128
 	DefaultWSReadLimit        = 4096
+	DefaultWSMaxSubscriptions = 100
 	DefaultWSHandshakeTimeout = 10 * time.Second
 	DefaultWSPingInterval     = 30 * time.Second
 	DefaultWSPongTimeout      = 10 * time.Second
@@ -181,6 +190,7 @@ type config struct {
 	preamble      int
 	sseJSONBeat   bool
 	wsReadLimit   int
+	wsMaxSubs     int
 	wsHandshake   time.Duration
 	wsPing        time.Duration
 	wsPongTimeout time.Duration
@@ -221,6 +231,7 @@ func (o Options) config() config {
 		preamble:      max(o.SSEPreambleBytes, 0),
 		sseJSONBeat:   !o.SSECommentHeartbeatOnly,
 		wsReadLimit:   positive(o.WSReadLimit, DefaultWSReadLimit),
+		wsMaxSubs:     positive(o.WSMaxSubscriptions, DefaultWSMaxSubscriptions),
 		wsHandshake:   duration(o.WSHandshakeTimeout, DefaultWSHandshakeTimeout),
 		wsPing:        duration(o.WSPingInterval, DefaultWSPingInterval),
 		wsPongTimeout: duration(o.WSPongTimeout, DefaultWSPongTimeout),

@@ -22,7 +22,11 @@ type out struct {
 	first  time.Time
 	data   bool // the write carries data (resets the idle clock)
 	final  bool // the stream ends with this write (its terminal event)
-	err    error
+	// multi: the connection follows several tasks, so a task's end ends
+	// its subscriber only (subEnded), and subsDone says one did.
+	multi    bool
+	subsDone bool
+	err      error
 }
 
 var bufPool = sync.Pool{New: func() any {
@@ -90,7 +94,7 @@ func (w *out) batch(s *subscriber, b *batch) {
 			continue
 		}
 		w.frame(s, f.enc[s.format()], f.id, f.created, f.terminal)
-		if w.final || w.err != nil {
+		if w.final || s.done || w.err != nil {
 			return
 		}
 	}
@@ -129,7 +133,11 @@ func (w *out) account(s *subscriber, id contracts.EventID, created time.Time, te
 	s.cursor = id
 	w.data = true
 	if terminal {
-		w.final = true
+		if w.multi {
+			w.subEnded(s, "")
+		} else {
+			w.final = true
+		}
 	}
 }
 

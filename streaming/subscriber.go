@@ -36,14 +36,18 @@ type subscriber struct {
 	// retrying: a catch-up read failed and a retry timer will restart the
 	// writer. Guarded by conn.mu.
 	retrying bool
-	q        []*batch // ring of live batches waiting for the writer
-	qHead    int32
-	qLen     int32
+	// end: the hub ended the subscriber (one of subEnds), for the writer
+	// of a multi-task connection to report. Guarded by conn.mu.
+	end   uint8
+	q     []*batch // ring of live batches waiting for the writer
+	qHead int32
+	qLen  int32
 
 	// Owned by the connection's writer (one writer runs at a time; the
 	// connection goroutine sets them before the writer first runs).
 	cursor    contracts.EventID // the last event id written
 	replaying bool              // still reading what existed at the start
+	done      bool              // multi-task: its stream ended with this write
 	// initialUnseen: initial was read before the subscriber was
 	// registered, so a change notice in between may have found nobody to
 	// record it (see taskState.join).

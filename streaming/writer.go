@@ -46,17 +46,25 @@ func (c *conn) step() bool {
 	if ctl&ctlPong != 0 {
 		pong, c.ws.pong = c.ws.pong, nil
 	}
-	if !ending && !queued && reader == nil && ctl == 0 && prefix == nil && lead == nil {
+	reqs, ended := c.takeRequestsLocked(ending)
+	requests := len(reqs) > 0 || ended
+	if !ending && !queued && !requests && reader == nil && ctl == 0 && prefix == nil && lead == nil {
 		c.stopLocked()
 		c.mu.Unlock()
 		return false
 	}
+	multi := c.multiLocked()
 	c.mu.Unlock()
 
 	var w out
 	w.init(c, lead)
+	w.multi = multi
 	w.add(prefix, true)
 	w.control(ctl, pong)
+	if requests {
+		c.serveRequests(&w, reqs)
+		return c.complete(&w, false)
+	}
 	if reader != nil {
 		return c.catchUp(&w, reader)
 	}
@@ -113,6 +121,9 @@ func (c *conn) complete(w *out, ending bool) bool {
 		c.finish()
 		return false
 	}
+	if w.subsDone {
+		c.removeDone()
+	}
 	return true
 }
 
@@ -144,12 +155,18 @@ func (c *conn) catchUp(w *out, s *subscriber) bool {
 	if page.RetentionGap && !s.replaying {
 		// Retention dropped events this subscriber has not seen: the gap
 		// cannot be filled on this connection. End it; the client's
-		// reconnect reports the gap (WebSocket confirmation, poll result).
-		c.endNow(w, s, CloseInternalError, "retention gap", nil)
+		// reconnect (or resubscribe) reports the gap (WebSocket
+		// confirmation, poll result).
+		if w.multi {
+			h.cfg.log.Warn("subscription ended", observe.Entry{TaskID: s.taskID, Transport: transportOf[c.format], Outcome: unsubRetentionGp})
+			w.subEnded(s, unsubRetentionGp)
+			return c.complete(w, c.ending())
+		}
+		c.endNow(w, s, CloseInternalError, unsubRetentionGp, nil)
 		return false
 	}
 	for i := range page.Events {
-		if w.final || w.err != nil {
+		if w.final || s.done || w.err != nil {
 			break
 		}
 		ev := &page.Events[i]
@@ -160,10 +177,14 @@ func (c *conn) catchUp(w *out, s *subscriber) bool {
 	ending := c.ending()
 	// Ended without a terminal written: the terminal is at or before the
 	// cursor, nothing will ever follow.
-	if page.Ended && !w.final && !ending {
-		w.final = true
+	if page.Ended && !w.final && !s.done && !ending {
+		if w.multi {
+			w.subEnded(s, unsubEnded)
+		} else {
+			w.final = true
+		}
 	}
-	more := w.final || ending || w.err != nil || len(page.Events) >= limit || limit <= 0
+	more := w.final || s.done || ending || w.err != nil || len(page.Events) >= limit || limit <= 0
 	if !c.complete(w, ending) {
 		return false
 	}
@@ -199,7 +220,12 @@ func (c *conn) readFailed(w *out, s *subscriber, err error) bool {
 		s.retrying = false
 		c.mu.Unlock()
 		s.fail = backoff{}
-		c.endNow(w, s, CloseInternalError, "store unavailable", err)
+		if w.multi {
+			h.cfg.log.Error("stream read failed", observe.Entry{TaskID: s.taskID, Transport: transportOf[c.format], Outcome: unsubStore, Err: err})
+			w.subEnded(s, unsubStore)
+			return c.complete(w, false)
+		}
+		c.endNow(w, s, CloseInternalError, unsubStore, err)
 		return false
 	}
 	entry := observe.Entry{

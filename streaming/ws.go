@@ -45,6 +45,20 @@ type WebSocketRequest struct {
 	// OnClose, when set, is called exactly once when the stream has ended,
 	// however it ended (for example to release a per-subject stream slot).
 	OnClose func()
+	// Multi opens the connection as one that follows several tasks: a
+	// task's terminal event (or its end) does not close it, whether or
+	// not the client subscribes to a second task. Without it a connection
+	// becomes multi-task with its first frame after the subscribe (a
+	// second subscribe or an unsubscribe); until then it is the single-task
+	// stream of the v1 protocol, closed 1000 after its terminal event.
+	// Ignored when Options.WSMaxSubscriptions is 1.
+	Multi bool
+	// AcquireSlot, when set, takes one of the caller's stream slots for
+	// each task the connection follows beyond the first (the first uses
+	// the slot the host took for the connection) and returns its release,
+	// called when that subscription ends. An error (a *bridgeerr.Error,
+	// TOO_MANY_STREAMS) refuses the subscribe with SUBSCRIPTION_ERROR.
+	AcquireSlot func() (release func(), err error)
 }
 
 // AttachWebSocket takes an upgraded WebSocket over and runs its stream;
@@ -75,7 +89,10 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 	}
 	c := h.newConn(formatWS)
 	c.subject, c.onClose = req.Subject, req.OnClose
-	c.ws = &wsInput{dec: wsframe.Decoder{Limit: h.cfg.wsReadLimit}}
+	c.ws = &wsInput{dec: wsframe.Decoder{Limit: h.cfg.wsReadLimit}, authorize: req.Authorize, acquire: req.AcquireSlot}
+	if req.Multi && h.cfg.wsMaxSubs > 1 {
+		c.ws.multi = &wsMulti{}
+	}
 	c.attach(conn.NetConn())
 	// A conforming client sends nothing before it has read the 101
 	// response, so nothing is lost in fasthttp's read buffer by detaching
@@ -139,6 +156,12 @@ type wsInput struct {
 	ignore bool        // input after a violation is discarded
 	pong   []byte      // payload of the pong to send
 	linger *time.Timer // detached: ends the wait for the client's close
+	// multi is set once the connection follows several tasks; guarded by
+	// the connection's mu.
+	multi *wsMulti
+	// From the WebSocketRequest, for later subscribe frames.
+	authorize func(ctx context.Context, taskID string) error
+	acquire   func() (func(), error)
 }
 
 // handshakeWS reads and checks the subscribe frame, authorizes it and
@@ -204,9 +227,11 @@ func (c *conn) handshakeWS(authorize func(ctx context.Context, taskID string) er
 	}
 	c.prefix = appendConfirmation(nil, s.taskID, req.LastEventID, page.RetentionGap)
 	s.initial, s.initialLimit = &page, h.cfg.replayBatch
-	// From here on the connection follows one task: any data frame is a
-	// violation.
-	c.ws.dec.Limit = 0
+	if h.cfg.wsMaxSubs <= 1 {
+		// From here on the connection follows one task: any data frame is
+		// a violation.
+		c.ws.dec.Limit = 0
+	}
 	c.mu.Lock()
 	c.moveLocked(connReady)
 	_ = c.raw.SetReadDeadline(time.Time{})
@@ -305,6 +330,9 @@ func (in *wsInput) consume(c *conn, data []byte) (string, bool) {
 	for {
 		f, ok, err := in.dec.Next()
 		switch {
+		case errors.Is(err, wsframe.ErrBinary):
+			in.violation(c, wsframe.ErrUnexpected) // a binary frame after the subscribe
+			return "", false
 		case err != nil:
 			in.violation(c, err)
 			return "", false
@@ -321,8 +349,10 @@ func (in *wsInput) consume(c *conn, data []byte) (string, bool) {
 			c.setReason("client closed")
 			c.requestEnd(echoCloseCode(f.Payload), "", true)
 		case wsframe.OpText:
-			in.violation(c, wsframe.ErrUnexpected)
-			return "", false
+			if reason := c.request(f.Payload); reason != "" {
+				in.violation(c, &wsframe.ProtocolError{Reason: reason})
+				return "", false
+			}
 		}
 	}
 }

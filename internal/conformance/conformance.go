@@ -195,11 +195,14 @@ func CheckFrame(t testing.TB, frame []byte) contracts.ServerFrame {
 
 // FrameSchema names the protocol schema of a decoded server frame. It
 // reports false for the SSE JSON heartbeat (the event envelope's shape
-// with type HEARTBEAT, as taskbridge-fastapi sends it), which the
-// reference has no schema for: the strict decoder is its check.
+// with type HEARTBEAT, as taskbridge-fastapi sends it) and for the frames
+// of a WebSocket following several tasks (SUBSCRIPTION_ERROR,
+// UNSUBSCRIBED), which the reference has no schema for: the strict
+// decoder is their check.
 func FrameSchema(f contracts.ServerFrame) (Schema, bool) {
 	switch {
-	case f.Heartbeat != nil && f.Heartbeat.EventID != "":
+	case f.Heartbeat != nil && f.Heartbeat.EventID != "",
+		f.SubscriptionError != nil, f.Unsubscribed != nil:
 		return "", false
 	case f.Heartbeat != nil:
 		return Heartbeat, true

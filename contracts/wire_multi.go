@@ -1,0 +1,87 @@
+package contracts
+
+// Frames of a WebSocket that follows several tasks (a TaskBridge-for-Fiber
+// addition to the v1 protocol; a connection that subscribes once never
+// sees them).
+const (
+	// FrameSubscriptionError answers a subscribe frame after the first
+	// that the server refused; the connection and its other subscriptions
+	// go on.
+	FrameSubscriptionError EventType = "SUBSCRIPTION_ERROR"
+	// FrameUnsubscribed says the server sends no more events of a task on
+	// this connection although no terminal event ended it: the client
+	// unsubscribed, the task had ended at or before the cursor, or the
+	// subscription failed (resubscribe with the cursor).
+	FrameUnsubscribed EventType = "UNSUBSCRIBED"
+)
+
+// UnsubscribeRequest is the client frame that ends one subscription of a
+// WebSocket: `{action:"unsubscribe", taskId}`.
+type UnsubscribeRequest struct {
+	Action string `json:"action"`
+	TaskID string `json:"taskId"`
+}
+
+// ParseUnsubscribeRequest strictly decodes an unsubscribe frame: a JSON
+// object with action "unsubscribe", a non-empty taskId of at most
+// MaxTaskIDLen bytes, and no other keys.
+func ParseUnsubscribeRequest(data []byte) (UnsubscribeRequest, error) {
+	var r UnsubscribeRequest
+	if err := strictUnmarshal(data, &r); err != nil {
+		return UnsubscribeRequest{}, invalidFrame("unsubscribe: %v", err)
+	}
+	switch {
+	case r.Action != "unsubscribe":
+		return UnsubscribeRequest{}, invalidFrame("unsubscribe: action must be \"unsubscribe\"")
+	case r.TaskID == "":
+		return UnsubscribeRequest{}, invalidFrame("unsubscribe: taskId is required")
+	case len(r.TaskID) > MaxTaskIDLen:
+		return UnsubscribeRequest{}, invalidFrame("unsubscribe: taskId is longer than %d bytes", MaxTaskIDLen)
+	}
+	return r, nil
+}
+
+// SubscriptionError is the server's answer to a refused subscribe frame
+// after the first one: `{type:"SUBSCRIPTION_ERROR", taskId, code,
+// message}`, code being an error code of the error envelope
+// (TASK_NOT_FOUND for a missing or foreign task, TOO_MANY_STREAMS over a
+// limit, INTERNAL_ERROR when the server failed).
+type SubscriptionError struct {
+	Type    EventType `json:"type"`
+	TaskID  string    `json:"taskId"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+}
+
+// Unsubscribed is `{type:"UNSUBSCRIBED", taskId, reason}`: no more events
+// of taskId follow on this connection. Reasons: "unsubscribed" (the client
+// asked), "ended" (the task had ended at or before the subscription's
+// cursor), "store unavailable" and "retention gap" (resubscribe with the
+// cursor).
+type Unsubscribed struct {
+	Type   EventType `json:"type"`
+	TaskID string    `json:"taskId"`
+	Reason string    `json:"reason"`
+}
+
+func decodeSubscriptionError(data []byte) (SubscriptionError, error) {
+	var e SubscriptionError
+	if err := strictUnmarshal(data, &e); err != nil {
+		return SubscriptionError{}, invalidFrame("subscription error: %v", err)
+	}
+	if e.TaskID == "" || e.Code == "" {
+		return SubscriptionError{}, invalidFrame("subscription error: taskId and code are required")
+	}
+	return e, nil
+}
+
+func decodeUnsubscribed(data []byte) (Unsubscribed, error) {
+	var u Unsubscribed
+	if err := strictUnmarshal(data, &u); err != nil {
+		return Unsubscribed{}, invalidFrame("unsubscribed: %v", err)
+	}
+	if u.TaskID == "" || u.Reason == "" {
+		return Unsubscribed{}, invalidFrame("unsubscribed: taskId and reason are required")
+	}
+	return u, nil
+}
