@@ -282,17 +282,16 @@ func TestWSMultiPipelined(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, streaming.Options{}, m.opt)
-			var frames []byte
+			c := dialRawWS(t, e.addr)
 			ids := []string{"mp1", "mp2", "mp3", "mp4"}
 			for _, id := range ids {
 				e.append(id, contracts.Started(""))
+			}
+			for _, id := range ids {
 				raw, err := json.Marshal(contracts.SubscribeRequest{Action: "subscribe", TaskID: id})
 				require.NoError(t, err)
-				frames = append(frames, maskedText(raw)...)
+				c.frame(0x1, true, true, raw)
 			}
-			c := dialRawWS(t, e.addr)
-			_, err := c.c.Write(frames)
-			require.NoError(t, err)
 			confirmed := map[string]bool{}
 			events := map[string]int{}
 			for len(confirmed) < len(ids) || len(events) < len(ids) {
@@ -311,22 +310,6 @@ func TestWSMultiPipelined(t *testing.T) {
 			assert.Len(t, events, len(ids))
 		})
 	}
-}
-
-// maskedText is one masked client text frame.
-func maskedText(p []byte) []byte {
-	key := [4]byte{9, 8, 7, 6}
-	b := []byte{0x81}
-	if len(p) < 126 {
-		b = append(b, 0x80|byte(len(p)))
-	} else {
-		b = append(b, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	}
-	b = append(b, key[:]...)
-	for i, x := range p {
-		b = append(b, x^key[i%4])
-	}
-	return b
 }
 
 // failingTask fails the fan-out reads of one task while on is set.
