@@ -30,15 +30,24 @@ func ParseUnsubscribeRequest(data []byte) (UnsubscribeRequest, error) {
 	if err := strictUnmarshal(data, &r); err != nil {
 		return UnsubscribeRequest{}, invalidFrame("unsubscribe: %v", err)
 	}
-	switch {
-	case r.Action != "unsubscribe":
-		return UnsubscribeRequest{}, invalidFrame("unsubscribe: action must be \"unsubscribe\"")
-	case r.TaskID == "":
-		return UnsubscribeRequest{}, invalidFrame("unsubscribe: taskId is required")
-	case len(r.TaskID) > MaxTaskIDLen:
-		return UnsubscribeRequest{}, invalidFrame("unsubscribe: taskId is longer than %d bytes", MaxTaskIDLen)
+	if err := r.Validate(); err != nil {
+		return UnsubscribeRequest{}, err
 	}
 	return r, nil
+}
+
+// Validate checks a decoded unsubscribe frame: action "unsubscribe" and a
+// non-empty taskId of at most MaxTaskIDLen bytes.
+func (r UnsubscribeRequest) Validate() error {
+	switch {
+	case r.Action != "unsubscribe":
+		return invalidFrame("unsubscribe: action must be \"unsubscribe\"")
+	case r.TaskID == "":
+		return invalidFrame("unsubscribe: taskId is required")
+	case len(r.TaskID) > MaxTaskIDLen:
+		return invalidFrame("unsubscribe: taskId is longer than %d bytes", MaxTaskIDLen)
+	}
+	return nil
 }
 
 // SubscriptionError is the server's answer to a refused subscribe frame
@@ -57,7 +66,8 @@ type SubscriptionError struct {
 // of taskId follow on this connection. Reasons: "unsubscribed" (the client
 // asked), "ended" (the task had ended at or before the subscription's
 // cursor), "store unavailable" and "retention gap" (resubscribe with the
-// cursor).
+// cursor), "task no longer exists" (the store lost it: a resubscribe is
+// refused TASK_NOT_FOUND).
 type Unsubscribed struct {
 	Type   EventType `json:"type"`
 	TaskID string    `json:"taskId"`

@@ -712,7 +712,7 @@ func (h *Hub) checkGone(only []*taskState, b backoff) {
 			TaskID: t.id, Transport: observe.TransportInternal, Outcome: "task_gone",
 		})
 		for _, s := range subs {
-			s.conn.endSub(s, CloseInternalError, "task no longer exists")
+			s.conn.endSub(s, endTaskGone)
 		}
 	}
 	if len(failed) == 0 || h.ctx.Err() != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
@@ -23,6 +24,7 @@ const (
 const (
 	endNone uint8 = iota
 	endStoreUnavailable
+	endTaskGone
 )
 
 var subEnds = [...]struct {
@@ -30,6 +32,7 @@ var subEnds = [...]struct {
 	reason string
 }{
 	endStoreUnavailable: {CloseInternalError, unsubStore},
+	endTaskGone:         {CloseInternalError, "task no longer exists"},
 }
 
 // wsMulti is what a WebSocket that follows several tasks needs besides a
@@ -52,15 +55,8 @@ type wsRequest struct {
 // (which may call the store and the host's Authorize, so the reader never
 // does). It returns the close reason of a violation, or "".
 func (c *conn) request(p []byte) string {
-	var r wsRequest
-	if !utf8.Valid(p) {
-		return "unexpected frame"
-	}
-	if sub, err := contracts.ParseSubscribeRequest(p); err == nil {
-		r = wsRequest{taskID: sub.TaskID, lastEventID: sub.LastEventID}
-	} else if un, err := contracts.ParseUnsubscribeRequest(p); err == nil {
-		r = wsRequest{unsubscribe: true, taskID: un.TaskID}
-	} else {
+	r, ok := parseRequest(p)
+	if !ok {
 		return "unexpected frame"
 	}
 	c.mu.Lock()
@@ -82,7 +78,25 @@ func (c *conn) request(p []byte) string {
 	return ""
 }
 
-// takeRequests returns the queued requests and whether any subscriber was
+// parseRequest decodes a subscribe or unsubscribe frame as strictly as
+// the first subscribe (exact key names, no duplicates, valid UTF-8, then
+// the protocol's rules).
+func parseRequest(p []byte) (wsRequest, bool) {
+	if !utf8.Valid(p) {
+		return wsRequest{}, false
+	}
+	var sub contracts.SubscribeRequest
+	if strictjson.Unmarshal(p, &sub) == nil && sub.Validate() == nil {
+		return wsRequest{taskID: sub.TaskID, lastEventID: sub.LastEventID}, true
+	}
+	var un contracts.UnsubscribeRequest
+	if strictjson.Unmarshal(p, &un) == nil && un.Validate() == nil {
+		return wsRequest{unsubscribe: true, taskID: un.TaskID}, true
+	}
+	return wsRequest{}, false
+}
+
+// takeRequestsLocked returns the queued requests and whether any subscriber was
 // ended by the hub; requests are dropped once the stream is ending. Call
 // with c.mu held.
 func (c *conn) takeRequestsLocked(ending bool) (reqs []wsRequest, ended bool) {
