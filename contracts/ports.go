@@ -142,6 +142,24 @@ type OwnershipPolicy interface {
 	CanAccess(ctx context.Context, auth AuthContext, task TaskRecord) error
 }
 
+// ActionPolicy decides who may act on a task's suspensions, apart from who
+// may read and cancel the task (OwnershipPolicy): an approver who is not
+// the task's owner, for example. With an ActionPolicy, a caller the
+// OwnershipPolicy refuses may still read the task when CanRead allows it
+// (but never cancel it: that answers TASK_OWNERSHIP_ERROR, 403), and every
+// action, the owner's included, needs CanAct. Implementations are safe for
+// concurrent use.
+type ActionPolicy interface {
+	// CanRead returns nil when auth may read task (poll and stream it)
+	// although the OwnershipPolicy refused: typically because auth may act
+	// on it. A refusal is reported as TASK_NOT_FOUND.
+	CanRead(ctx context.Context, auth AuthContext, task TaskRecord) error
+	// CanAct returns nil when auth may submit an action of actionType to
+	// the suspension susp of task. It is asked only of callers that may
+	// read the task; a refusal answers TASK_OWNERSHIP_ERROR (403).
+	CanAct(ctx context.Context, auth AuthContext, task TaskRecord, susp SuspensionRecord, actionType string) error
+}
+
 // UploadPolicy decides whether a create request's attachments are allowed.
 type UploadPolicy interface {
 	// CheckUpload returns nil to allow attachments, or an error (typically

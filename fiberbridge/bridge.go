@@ -40,6 +40,7 @@ type Bridge struct {
 	metrics      observe.MetricsSink
 	clock        func() time.Time
 	allowed      []mediaRange
+	mounts       mountSet // where RegisterTasks mounted the task routes
 
 	// ctx is cancelled by Shutdown; long-polls derive from it.
 	ctx    context.Context
@@ -93,6 +94,7 @@ func New(cfg Config) (*Bridge, error) {
 			Stores:    cfg.Stores,
 			Executor:  cfg.Executor,
 			Ownership: cfg.Ownership,
+			Actions:   cfg.Actions,
 			Waiter:    hub,
 			Logger:    cfg.Logger,
 			Metrics:   cfg.Metrics,
@@ -167,11 +169,21 @@ func (b *Bridge) Services() *orchestration.Services { return b.services }
 // their own.
 func (b *Bridge) Waiter() orchestration.Waiter { return b.hub }
 
-// Register mounts the configured routes on router (an app, a group or a
-// prefix). Each route is one handler that runs the locals middleware steps
-// (services and AuthContext in c.Locals) and then the route; /health and
-// /ready are not authenticated. Register may be called on several routers.
+// Register mounts everything on router (an app or a group): the task routes
+// under Config.BasePath (RegisterTasks) and /health and /ready
+// (RegisterProbes). Register may be called on several routers.
 func (b *Bridge) Register(router fiber.Router) {
+	b.RegisterTasks(router)
+	b.RegisterProbes(router)
+}
+
+// RegisterTasks mounts the task routes (create, poll, SSE, cancel, actions,
+// WebSocket) under Config.BasePath on router. Each route is one handler
+// that runs the locals steps (services and the AuthContext in c.Locals:
+// SetAuth's, else Config.AuthResolver's) and then the route. Mount them on
+// a group behind the host's authentication middleware when the host
+// authenticates itself (see SetAuth).
+func (b *Bridge) RegisterTasks(router fiber.Router) {
 	r := b.cfg.Routes
 	for _, rt := range []struct {
 		method, path string
@@ -183,12 +195,30 @@ func (b *Bridge) Register(router fiber.Router) {
 		{fiber.MethodPost, r.CancelTask, b.CancelTaskHandler()},
 		{fiber.MethodPost, r.SubmitAction, b.SubmitActionHandler()},
 		{fiber.MethodGet, r.WebSocket, b.WebSocketHandler()},
-		{fiber.MethodGet, r.Health, b.HealthHandler()},
-		{fiber.MethodGet, r.Ready, b.ReadyHandler()},
 	} {
 		if rt.path != Disabled {
-			router.Add(rt.method, rt.path, rt.h)
+			router.Add(rt.method, b.cfg.BasePath+rt.path, rt.h)
 		}
+	}
+	var paths []string
+	for _, p := range []string{r.CreateTask, r.PollEvents, r.StreamEvents, r.CancelTask, r.SubmitAction, r.WebSocket} {
+		if p != Disabled {
+			paths = append(paths, p)
+		}
+	}
+	b.mounts.add(router, b.cfg.BasePath, paths)
+}
+
+// RegisterProbes mounts GET /health and GET /ready (Routes.Health and
+// Routes.Ready) on router; they are not authenticated. Mount them on the
+// app, outside (and before) a group whose middleware authenticates.
+func (b *Bridge) RegisterProbes(router fiber.Router) {
+	r := b.cfg.Routes
+	if r.Health != Disabled {
+		router.Get(r.Health, b.HealthHandler())
+	}
+	if r.Ready != Disabled {
+		router.Get(r.Ready, b.ReadyHandler())
 	}
 }
 

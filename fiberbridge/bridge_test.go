@@ -71,7 +71,7 @@ func TestNewRejectsImpossibleConfigs(t *testing.T) {
 		mutate func(*fiberbridge.Config)
 		want   string
 	}{
-		{"no auth resolver", func(c *fiberbridge.Config) { c.AuthResolver = nil }, "AuthResolver"},
+		{"relative base path", func(c *fiberbridge.Config) { c.BasePath = "jobs" }, "BasePath"},
 		{"no event store", func(c *fiberbridge.Config) { c.Stores.Events = nil }, "Stores.Events"},
 		{"no executor", func(c *fiberbridge.Config) { c.Executor = nil }, "Executor"},
 		{"no registry", func(c *fiberbridge.Config) { c.Stores.Tasks = nil }, "Stores.Tasks"},
@@ -336,9 +336,9 @@ func TestRequestMetricsAndLogs(t *testing.T) {
 	app := fiber.New()
 	b.Register(app)
 
-	r := testRequest(t, app, http.MethodPost, "/projects/p1/tasks", "erin", `{"clientRequestId":"1","taskType":"noop"}`)
+	r := testRequest(t, app, http.MethodPost, "/api/v1/projects/p1/tasks", "erin", `{"clientRequestId":"1","taskType":"noop"}`)
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
-	r = testRequest(t, app, http.MethodPost, "/projects/p2/tasks", "", `{}`)
+	r = testRequest(t, app, http.MethodPost, "/api/v1/projects/p2/tasks", "", `{}`)
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	r = testRequest(t, app, http.MethodGet, "/api/v1/tasks/abc/events?maxEvents=0", "erin", "")
 	require.Equal(t, http.StatusUnprocessableEntity, r.status)
@@ -346,8 +346,8 @@ func TestRequestMetricsAndLogs(t *testing.T) {
 	route := func(path, status string) []observe.Tag {
 		return []observe.Tag{{Key: observe.TagRoute, Value: path}, {Key: observe.TagStatus, Value: status}}
 	}
-	assert.Equal(t, 1, metrics.Histogram(observe.MetricHTTPRequestSeconds, route("/projects/:projectId/tasks", "201")...).Count)
-	assert.Equal(t, 1, metrics.Histogram(observe.MetricHTTPRequestSeconds, route("/projects/:projectId/tasks", "401")...).Count)
+	assert.Equal(t, 1, metrics.Histogram(observe.MetricHTTPRequestSeconds, route("/api/v1/projects/:projectId/tasks", "201")...).Count)
+	assert.Equal(t, 1, metrics.Histogram(observe.MetricHTTPRequestSeconds, route("/api/v1/projects/:projectId/tasks", "401")...).Count)
 	assert.Equal(t, 1, metrics.Histogram(observe.MetricHTTPRequestSeconds, route("/api/v1/tasks/:taskId/events", "422")...).Count)
 
 	created := logs.FilterMessage("http.task.create").All()

@@ -15,23 +15,26 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
-// Routes are the paths Register mounts, relative to the router it is given.
-// A task route must contain the ":taskId" parameter and may contain others
-// of the host (for example "/projects/:projectId/tasks/:taskId/events"). An
-// empty path takes the default; the path "-" (Disabled) leaves the route
-// out.
+// Routes are the paths the bridge mounts. The task routes are relative to
+// Config.BasePath on the router given to Register or RegisterTasks (so the
+// defaults below become "/api/v1/tasks", ...); Health and Ready are
+// relative to the router given to Register or RegisterProbes, outside the
+// base path. A task route must contain the ":taskId" parameter and may
+// contain others of the host (for example
+// "/projects/:projectId/tasks/:taskId/events"). An empty path takes the
+// default; the path "-" (Disabled) leaves the route out.
 type Routes struct {
-	// CreateTask: POST. Optional. Default: "/api/v1/tasks".
+	// CreateTask: POST. Optional. Default: "/tasks".
 	CreateTask string
-	// PollEvents: GET long-poll. Optional. Default: "/api/v1/tasks/:taskId/events".
+	// PollEvents: GET long-poll. Optional. Default: "/tasks/:taskId/events".
 	PollEvents string
-	// StreamEvents: GET SSE. Optional. Default: "/api/v1/tasks/:taskId/events/stream".
+	// StreamEvents: GET SSE. Optional. Default: "/tasks/:taskId/events/stream".
 	StreamEvents string
-	// CancelTask: POST. Optional. Default: "/api/v1/tasks/:taskId/cancel".
+	// CancelTask: POST. Optional. Default: "/tasks/:taskId/cancel".
 	CancelTask string
-	// SubmitAction: POST. Optional. Default: "/api/v1/tasks/:taskId/actions".
+	// SubmitAction: POST. Optional. Default: "/tasks/:taskId/actions".
 	SubmitAction string
-	// WebSocket: GET upgrade. Optional. Default: "/api/v1/tasks/ws".
+	// WebSocket: GET upgrade. Optional. Default: "/tasks/ws".
 	WebSocket string
 	// Health: GET, unauthenticated. Optional. Default: "/health".
 	Health string
@@ -45,17 +48,20 @@ const Disabled = "-"
 // TaskIDParam is the path parameter every task route must contain.
 const TaskIDParam = "taskId"
 
-// DefaultRoutes are the protocol's paths.
+// DefaultRoutes are the protocol's paths below DefaultBasePath.
 var DefaultRoutes = Routes{
-	CreateTask:   contracts.PathCreateTask,
-	PollEvents:   contracts.PathPollEvents,
-	StreamEvents: contracts.PathStreamEvents,
-	CancelTask:   contracts.PathCancelTask,
-	SubmitAction: contracts.PathSubmitAction,
-	WebSocket:    contracts.PathWebSocket,
+	CreateTask:   "/tasks",
+	PollEvents:   "/tasks/:taskId/events",
+	StreamEvents: "/tasks/:taskId/events/stream",
+	CancelTask:   "/tasks/:taskId/cancel",
+	SubmitAction: "/tasks/:taskId/actions",
+	WebSocket:    "/tasks/ws",
 	Health:       "/health",
 	Ready:        "/ready",
 }
+
+// DefaultBasePath is the protocol's prefix of the task routes.
+const DefaultBasePath = "/api/v1"
 
 // Default limits.
 const (
@@ -108,11 +114,14 @@ type Config struct {
 	// AuthResolver turns a request into the caller's AuthContext, or returns
 	// an error: a *bridgeerr.Error is answered as is (typically
 	// AUTHENTICATION_ERROR, 401); any other error answers 401
-	// AUTHENTICATION_ERROR without its text. It runs once per request, before
-	// the WebSocket upgrade for WebSocket requests, and must not keep c or
-	// strings taken from it.
+	// AUTHENTICATION_ERROR without its text. It runs once per request of a
+	// task route (before the WebSocket upgrade for WebSocket requests)
+	// unless a host middleware set the AuthContext with SetAuth, and must
+	// not keep c or strings taken from it.
 	//
-	// Required.
+	// Optional when the host authenticates in its own middleware and calls
+	// SetAuth; a request that reaches a task route with neither answers 401
+	// AUTHENTICATION_ERROR. Default: nil.
 	AuthResolver func(c *fiber.Ctx) (contracts.AuthContext, error)
 
 	// Ownership decides who may create and see tasks; used only when the
@@ -121,6 +130,15 @@ type Config struct {
 	// Optional. Default: orchestration.SubjectOwnership (the subject must
 	// equal the task's owner).
 	Ownership contracts.OwnershipPolicy
+
+	// Actions decides who may act on a task's suspensions, apart from who
+	// may read and cancel the task (Ownership): with it an approver who is
+	// not the owner can read the task and submit actions to its
+	// suspensions, but not cancel it (403 TASK_OWNERSHIP_ERROR); anyone
+	// else still gets 404. Used only when the bridge builds the services.
+	//
+	// Optional. Default: nil (whoever may access the task may act).
+	Actions contracts.ActionPolicy
 
 	// Upload decides whether a create request's attachments are allowed. It
 	// is called for every create, with no attachments for JSON requests. A
@@ -137,6 +155,15 @@ type Config struct {
 	//
 	// Optional. Default: nil.
 	CreatePreprocessor func(c *fiber.Ctx, cmd *contracts.CreateTaskCommand) error
+
+	// BasePath prefixes the task routes: with "/jobs", Register mounts
+	// "/jobs/tasks", "/jobs/tasks/:taskId/events", and so on, below the
+	// router it is given. "/" mounts them directly on that router (for a
+	// group whose prefix is the base already). Health and readiness are not
+	// under it.
+	//
+	// Optional. Default: DefaultBasePath ("/api/v1").
+	BasePath string
 
 	// Routes are the mounted paths.
 	//
@@ -257,6 +284,7 @@ type Config struct {
 // ConfigDefault is the configuration New starts from: every optional field's
 // default. Services, Stores, Executor and AuthResolver have no default.
 var ConfigDefault = Config{
+	BasePath:             DefaultBasePath,
 	Routes:               DefaultRoutes,
 	MaxBodyBytes:         DefaultMaxBodyBytes,
 	MaxUploadBytes:       DefaultMaxUploadBytes,
@@ -287,6 +315,9 @@ func configDefault(cfg Config) Config {
 		if *p.field == "" {
 			*p.field = p.def
 		}
+	}
+	if cfg.BasePath == "" {
+		cfg.BasePath = ConfigDefault.BasePath
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = ConfigDefault.MaxBodyBytes
@@ -332,9 +363,6 @@ func (cfg *Config) validate() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("taskbridge: fiberbridge.New: "+format, args...)
 	}
-	if cfg.AuthResolver == nil {
-		return fail("AuthResolver is required")
-	}
 	if cfg.Stores.Events == nil {
 		return fail("Stores.Events is required (the streaming hub reads it)")
 	}
@@ -345,6 +373,9 @@ func (cfg *Config) validate() error {
 		if cfg.Ownership != nil {
 			return fail("Ownership is used only when the bridge builds the services; set it on the Services instead")
 		}
+		if cfg.Actions != nil {
+			return fail("Actions is used only when the bridge builds the services; set it on the Services instead")
+		}
 	} else {
 		missing := cfg.Stores.Missing()
 		if cfg.Executor == nil {
@@ -354,6 +385,10 @@ func (cfg *Config) validate() error {
 			return fail("without Services, %s must be set", strings.Join(missing, ", "))
 		}
 	}
+	if !strings.HasPrefix(cfg.BasePath, "/") {
+		return fail("BasePath %q must start with /", cfg.BasePath)
+	}
+	cfg.BasePath = strings.TrimRight(cfg.BasePath, "/")
 	r := cfg.Routes
 	for _, p := range []struct{ name, path string }{
 		{"CreateTask", r.CreateTask}, {"WebSocket", r.WebSocket}, {"Health", r.Health}, {"Ready", r.Ready},

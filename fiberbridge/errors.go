@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -127,4 +128,97 @@ func writeError(c *fiber.Ctx, be *bridgeerr.Error, now time.Time) {
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType(fiber.MIMEApplicationJSONCharsetUTF8)
 	resp.SetBodyRaw(body)
+}
+
+// ErrorHandler returns a fiber.ErrorHandler for a host app that has its own
+// error format: it answers the bridge's errors with the envelope and hands
+// every other error to fallback (the host's handler; nil means
+// fiber.DefaultErrorHandler), so the host's routes keep their format:
+//
+//	app := fiber.New(fiber.Config{ErrorHandler: bridge.ErrorHandler(hostErrorHandler)})
+//
+// The bridge's errors are a *bridgeerr.Error, wherever it was returned, and
+// any error of a request below the task routes RegisterTasks mounted on an
+// app or a group (a body over the app's BodyLimit, an unknown route or
+// method below them, an error of a host middleware in front of them). The
+// bridge's routes answer their own errors, so they never reach it.
+func (b *Bridge) ErrorHandler(fallback fiber.ErrorHandler) fiber.ErrorHandler {
+	if fallback == nil {
+		fallback = fiber.DefaultErrorHandler
+	}
+	return func(c *fiber.Ctx, err error) error {
+		var be *bridgeerr.Error
+		if errors.As(err, &be) || b.mounts.owns(c.Path()) {
+			return ErrorHandler(c, err)
+		}
+		return fallback(c, err)
+	}
+}
+
+// mountSet holds the path prefixes the task routes were mounted under, as
+// segments (":name" and "*" match any one segment). It is safe for
+// concurrent use.
+type mountSet struct {
+	mu       sync.RWMutex
+	prefixes [][]string
+}
+
+// add records the common prefix of the task route patterns mounted on
+// router (an app or a group; other routers are not recorded).
+func (m *mountSet) add(router fiber.Router, basePath string, routes []string) {
+	var prefix string
+	switch r := router.(type) {
+	case *fiber.App:
+	case *fiber.Group:
+		prefix = r.Prefix
+	default:
+		return
+	}
+	var common []string
+	for i, p := range routes {
+		segs := pathSegments(prefix + basePath + p)
+		if i == 0 {
+			common = segs
+			continue
+		}
+		n := 0
+		for n < len(common) && n < len(segs) && common[n] == segs[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	if len(common) == 0 {
+		return // a bridge at the root of the URL space owns no prefix of its own
+	}
+	m.mu.Lock()
+	m.prefixes = append(m.prefixes, common)
+	m.mu.Unlock()
+}
+
+// owns reports whether path lies below a recorded prefix.
+func (m *mountSet) owns(path string) bool {
+	segs := pathSegments(path)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, p := range m.prefixes {
+		if len(segs) < len(p) {
+			continue
+		}
+		match := true
+		for i, s := range p {
+			if s != segs[i] && !strings.HasPrefix(s, ":") && s != "*" {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// pathSegments splits a path into its non-empty segments.
+func pathSegments(path string) []string {
+	return strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
 }

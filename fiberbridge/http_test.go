@@ -230,7 +230,7 @@ func TestCreatePreprocessor(t *testing.T) {
 		}
 	})
 	req := map[string]any{"clientRequestId": "p-1", "taskType": "test.steps", "input": map[string]any{"steps": 50}}
-	r := h.postJSON("/projects/p7/tasks", "alice", req)
+	r := h.postJSON("/api/v1/projects/p7/tasks", "alice", req)
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
 	var created contracts.TaskCreated
 	require.NoError(t, json.Unmarshal(r.body, &created))
@@ -239,10 +239,10 @@ func TestCreatePreprocessor(t *testing.T) {
 	assert.JSONEq(t, `{"projectId":"p7"}`, string(task.Metadata))
 	assert.JSONEq(t, `{"steps":1}`, string(task.Input))
 
-	env := checkEnvelope(t, h.postJSON("/projects/closed/tasks", "alice", req), http.StatusForbidden, bridgeerr.CodeTaskOwnership)
+	env := checkEnvelope(t, h.postJSON("/api/v1/projects/closed/tasks", "alice", req), http.StatusForbidden, bridgeerr.CodeTaskOwnership)
 	assert.Equal(t, "project is closed", env.Message)
 
-	env = checkEnvelope(t, h.postJSON("/projects/boom/tasks", "alice", req), http.StatusInternalServerError, bridgeerr.CodeInternal)
+	env = checkEnvelope(t, h.postJSON("/api/v1/projects/boom/tasks", "alice", req), http.StatusInternalServerError, bridgeerr.CodeInternal)
 	assert.Equal(t, "internal error", env.Message)
 	assert.NotContains(t, string(mustJSON(t, env)), "preprocessor bug")
 

@@ -29,11 +29,19 @@ func AuthFrom(c *fiber.Ctx) (contracts.AuthContext, bool) {
 	return auth, ok
 }
 
-// SetAuth stores auth as the request's AuthContext, for a host middleware
-// that authenticates on its own (the bridge's AuthResolver then does not run
-// for this request).
+// SetAuth stores auth as the request's AuthContext, for a host whose own
+// middleware has authenticated the caller: call it there, in front of the
+// task routes, and Config.AuthResolver is not needed (it does not run for
+// requests that carry an AuthContext). The strings of auth are copied, so
+// values taken from the request may be passed.
+//
+//	api := app.Group("/jobs", hostAuth, func(c *fiber.Ctx) error {
+//		fiberbridge.SetAuth(c, contracts.AuthContext{Subject: userFrom(c)})
+//		return c.Next()
+//	})
+//	bridge.RegisterTasks(api)
 func SetAuth(c *fiber.Ctx, auth contracts.AuthContext) {
-	c.Locals(authKey, auth)
+	c.Locals(authKey, cloneAuth(auth))
 }
 
 // ServicesFrom returns the services the request uses: those a host
@@ -118,6 +126,9 @@ func (b *Bridge) resolveAuth(c *fiber.Ctx) (auth contracts.AuthContext, err erro
 			err = bridgeerr.Wrap(bridgeerr.CodeInternal, panicError(r), "internal error")
 		}
 	}()
+	if b.cfg.AuthResolver == nil {
+		return contracts.AuthContext{}, bridgeerr.New(bridgeerr.CodeAuthentication, "authentication required")
+	}
 	auth, err = b.cfg.AuthResolver(c)
 	if err == nil {
 		return cloneAuth(auth), nil

@@ -32,7 +32,7 @@ type ActionService struct{ d *deps }
 // ReconciliationService.
 func (s *ActionService) Submit(ctx context.Context, cmd contracts.SubmitActionCommand) (contracts.ActionResult, error) {
 	d := s.d
-	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID)
+	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID, accessAct)
 	if err != nil {
 		return contracts.ActionResult{}, err
 	}
@@ -48,6 +48,13 @@ func (s *ActionService) Submit(ctx context.Context, cmd contracts.SubmitActionCo
 	}
 	if susp.TaskID != cmd.TaskID {
 		return contracts.ActionResult{}, notFound()
+	}
+	if d.actions != nil {
+		if err := d.actions.CanAct(ctx, cmd.Auth, task, susp, cmd.ActionType); err != nil {
+			d.log.Warn("task.action.denied", observe.Entry{TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID,
+				UserID: cmd.Auth.Subject, Transport: observe.TransportInternal, Outcome: "denied", Err: err})
+			return contracts.ActionResult{}, bridgeerr.Wrap(bridgeerr.CodeTaskOwnership, err, "not allowed to act on this suspension")
+		}
 	}
 	if !susp.Allows(cmd.ActionType) {
 		return contracts.ActionResult{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "action type is not allowed").

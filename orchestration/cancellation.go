@@ -21,7 +21,7 @@ type CancellationService struct{ d *deps }
 // are TASK_NOT_FOUND.
 func (s *CancellationService) Cancel(ctx context.Context, cmd contracts.CancelTaskCommand) (contracts.CancelResult, error) {
 	d := s.d
-	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID)
+	task, err := d.authorize(ctx, cmd.Auth, cmd.TaskID, accessCancel)
 	if err != nil {
 		return contracts.CancelResult{}, err
 	}

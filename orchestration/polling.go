@@ -28,7 +28,7 @@ type PollingService struct{ d *deps }
 // DefaultPageLimit). Foreign and missing tasks are TASK_NOT_FOUND.
 func (s *PollingService) Poll(ctx context.Context, q contracts.PollQuery) (contracts.PollResult, error) {
 	d := s.d
-	if _, err := d.authorize(ctx, q.Auth, q.TaskID); err != nil {
+	if _, err := d.authorize(ctx, q.Auth, q.TaskID, accessRead); err != nil {
 		return contracts.PollResult{}, err
 	}
 	limit := clampLimit(q.Limit)

@@ -32,9 +32,13 @@ type Options struct {
 	// creation rejects unknown task types; when it implements ResumeHook and
 	// Resume is nil, it is the resume hook.
 	Executor contracts.Executor
-	// Ownership decides who may create and see tasks.
-	// Optional. Default: SubjectOwnership{}.
+	// Ownership decides who may create tasks, and who may read and cancel
+	// them. Optional. Default: SubjectOwnership{}.
 	Ownership contracts.OwnershipPolicy
+	// Actions decides who may act on suspensions, and lets callers that
+	// may act read a task the Ownership refuses them (approvers).
+	// Optional. Default: nil (whoever Ownership lets access the task acts).
+	Actions contracts.ActionPolicy
 	// Waiter wakes long-polls when a task's events change.
 	// Optional. Default: the waiter given later with UseWaiter, or else a
 	// FeedWaiter on Stores.Events started at the first waiting poll and
@@ -62,6 +66,7 @@ type deps struct {
 	receipts    contracts.ActionReceiptStore
 	executor    contracts.Executor
 	ownership   contracts.OwnershipPolicy
+	actions     contracts.ActionPolicy // nil: ownership decides acting too
 	waiter      *waiterSlot
 	resume      ResumeHook
 	log         *observe.Logger
@@ -125,6 +130,7 @@ func NewServices(opts Options) (*Services, error) {
 		receipts:    st.Receipts,
 		executor:    opts.Executor,
 		ownership:   opts.Ownership,
+		actions:     opts.Actions,
 		resume:      opts.Resume,
 		log:         observe.NewLogger(opts.Logger),
 		metrics:     opts.Metrics,
@@ -292,9 +298,20 @@ func notFound() *bridgeerr.Error {
 // unless the cause maps to a stable code).
 func internal(err error) *bridgeerr.Error { return bridgeerr.From(err) }
 
-// authorize loads the task and applies the ownership policy. Missing and
-// foreign tasks both return notFound().
-func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID string) (contracts.TaskRecord, error) {
+// access is what a caller asks to do with a task.
+type access int
+
+const (
+	accessRead   access = iota // poll, stream, subscribe
+	accessCancel               // cancel
+	accessAct                  // submit an action (the ActionPolicy decides per suspension)
+)
+
+// authorize loads the task and applies the ownership policy, and the
+// action policy's CanRead for callers the ownership policy refuses.
+// Missing and invisible tasks both return notFound(); a caller who may only
+// read (an approver) gets TASK_OWNERSHIP_ERROR for a cancel.
+func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID string, want access) (contracts.TaskRecord, error) {
 	if taskID == "" {
 		return contracts.TaskRecord{}, notFound()
 	}
@@ -305,13 +322,25 @@ func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID
 		}
 		return contracts.TaskRecord{}, internal(err)
 	}
-	if err := d.ownership.CanAccess(ctx, auth, task); err != nil {
-		d.log.Warn("task.access.denied", observe.Entry{
-			TaskID: taskID, UserID: auth.Subject, Transport: observe.TransportInternal, Outcome: "denied", Err: err,
-		})
-		return contracts.TaskRecord{}, notFound()
+	err = d.ownership.CanAccess(ctx, auth, task)
+	if err == nil {
+		return task, nil
 	}
-	return task, nil
+	if d.actions != nil {
+		if rerr := d.actions.CanRead(ctx, auth, task); rerr == nil {
+			if want != accessCancel {
+				return task, nil
+			}
+			d.log.Warn("task.access.denied", observe.Entry{
+				TaskID: taskID, UserID: auth.Subject, Transport: observe.TransportInternal, Outcome: "cancel_denied", Err: err,
+			})
+			return contracts.TaskRecord{}, bridgeerr.Wrap(bridgeerr.CodeTaskOwnership, err, "only the task's owner may cancel it")
+		}
+	}
+	d.log.Warn("task.access.denied", observe.Entry{
+		TaskID: taskID, UserID: auth.Subject, Transport: observe.TransportInternal, Outcome: "denied", Err: err,
+	})
+	return contracts.TaskRecord{}, notFound()
 }
 
 // clampLimit bounds a page size to 1..MaxPageLimit; 0 (unset) is

@@ -16,7 +16,7 @@ type SubscriptionService struct{ d *deps }
 // Authorize returns the task when auth may read it. Foreign and missing
 // tasks are the same TASK_NOT_FOUND.
 func (s *SubscriptionService) Authorize(ctx context.Context, auth contracts.AuthContext, taskID string) (contracts.TaskRecord, error) {
-	return s.d.authorize(ctx, auth, taskID)
+	return s.d.authorize(ctx, auth, taskID, accessRead)
 }
 
 // Replay authorizes auth and reads up to limit events strictly after after

@@ -112,19 +112,6 @@ func resolveAuth(c *fiber.Ctx) (contracts.AuthContext, error) {
 	}, nil
 }
 
-// projectRoutes are the protocol's routes below /api/projects/:projectId.
-// Health and readiness are mounted once at the root instead.
-var projectRoutes = fiberbridge.Routes{
-	CreateTask:   "/tasks",
-	PollEvents:   "/tasks/:taskId/events",
-	StreamEvents: "/tasks/:taskId/events/stream",
-	CancelTask:   "/tasks/:taskId/cancel",
-	SubmitAction: "/tasks/:taskId/actions",
-	WebSocket:    "/tasks/ws",
-	Health:       fiberbridge.Disabled,
-	Ready:        fiberbridge.Disabled,
-}
-
 // hostErrorHandler renders the host's own errors (unknown routes, its own
 // handlers). The task handlers answer with the protocol's envelope
 // themselves, so this never sees their failures.
@@ -159,7 +146,7 @@ func newApp(log *zap.Logger) (*app, error) {
 		Executor:           exec,
 		AuthResolver:       resolveAuth,
 		CreatePreprocessor: demo.ValidateInput,
-		Routes:             projectRoutes,
+		BasePath:           "/", // the protocol's routes right below /api/projects/:projectId
 		Logger:             log,
 	})
 	if err != nil {
@@ -172,13 +159,12 @@ func newApp(log *zap.Logger) (*app, error) {
 	f.Use(recover.New(), requestid.New())
 
 	// The host's own routes sit next to the bridge's.
-	f.Get("/health", bridge.HealthHandler())
-	f.Get("/ready", bridge.ReadyHandler())
+	bridge.RegisterProbes(f) // /health and /ready, once, at the root
 	projects := f.Group("/api/projects/:projectId")
 	projects.Get("/", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"projectId": c.Params("projectId")})
 	})
-	bridge.Register(projects)
+	bridge.RegisterTasks(projects)
 
 	// Hand-assembled: only create, poll and SSE, behind a host middleware.
 	internal := f.Group("/internal/v1", func(c *fiber.Ctx) error {
