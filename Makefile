@@ -20,7 +20,7 @@
 GO       ?= go
 # Modules of their own inside the repository: ./... of the root skips them,
 # so they are vetted and tested from their directories.
-MODULES  := adapters/temporal _examples/temporal
+MODULES  := adapters/temporal _examples/temporal _examples/hostapp
 # ./... skips directories starting with "_", so examples are named one by one.
 EXAMPLES := $(filter-out $(addsuffix /,$(MODULES)),$(wildcard _examples/*/))
 EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
