@@ -25,8 +25,8 @@ import (
 )
 
 // cycles is the number of connect/disconnect cycles of
-// TestConnectDisconnectCycles; make test runs the default, the issue's
-// full run is -hardening.cycles=10000.
+// TestConnectDisconnectCycles; make test runs the default, the full run
+// is -hardening.cycles=10000.
 var cycles = flag.Int("hardening.cycles", 500, "connect/disconnect cycles of TestConnectDisconnectCycles")
 
 // diagCounts counts the streaming runtime's slow-subscriber switches and

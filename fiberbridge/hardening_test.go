@@ -58,7 +58,7 @@ func pollCase(taskID, query string, status int, code bridgeerr.Code, param strin
 		status: status, code: code, detail: "parameter", value: param}
 }
 
-// TestBadInputEndToEnd sends every kind of bad input the issue lists to a
+// TestBadInputEndToEnd sends every kind of bad input SECURITY.md lists to a
 // real server: each answers the stable envelope with the right 4xx (or,
 // on a WebSocket, the documented close code and reason), and after each
 // the server still creates and polls a task. Unknown fields are rejected

@@ -71,11 +71,12 @@
 // channel closed at the task's next change. It is registered before the
 // store is read, so an append between the read and the wait still wakes the
 // waiter. FeedWaiter implements it over the event store's change feed with
-// one listener per process (the streaming hub implements it too). Services
-// and Executor start a FeedWaiter of their own when none is given and stop
-// it in Close; a host may build one, run it, and pass it to both.
+// one listener per process (the streaming hub implements it too).
+// fiberbridge.New hands its hub to the Executor and to host-given Services
+// (UseWaiter), so a process keeps one listener; without one they start a
+// FeedWaiter of their own at their first wait and stop it in Close.
 //
-// # Choices where the issue is silent
+// # Behaviour worth knowing
 //
 //   - An ownership policy may return its own *bridgeerr.Error from
 //     CanCreate (say AUTHENTICATION_ERROR); any other denial is
@@ -93,13 +94,11 @@
 //   - A cancel request for a queued task writes TASK_CANCELLED at once; for a
 //     running task, when its handler returns. A handler that never returns
 //     keeps its worker and its task open: handlers must honour ctx.
-//   - A change feed delivers only changes made after it subscribed, and it
-//     cannot say when that is, so a watch made in the first instants of a
-//     FeedWaiter may miss one change; every wait therefore has a deadline
-//     (the long-poll's, the suspension's expiry) and Suspend is also woken
-//     directly by the in-process Resume. Services and Executor return only
-//     once their waiter's goroutine is about to subscribe, which keeps that
-//     window to a few instructions.
+//   - A change feed delivers only changes made after it subscribed and then
+//     announces itself with a Resync, which wakes every watch made before:
+//     a waiter started at the first wait misses nothing. Every wait still
+//     has a deadline (the long-poll's, the suspension's expiry), and Suspend
+//     is also woken directly by the in-process Resume.
 //   - Per-poll log lines are at Debug and built only when Debug is enabled,
 //     checked with observe.Logger.Enabled (the one use of zapcore here).
 //   - The executor's Resume wakes an in-process Suspend directly and always

@@ -1,5 +1,5 @@
 // Command tbbaseline runs the handwritten baseline (per-connection blocking
-// store reads, the way the original does it) as a bench server for tbload.
+// store reads, the way taskbridge-fastapi does it) as a bench server for tbload.
 // It serves the protocol's routes on -listen and the generator's
 // control endpoint on -control, and prints one "TBREADY {...}" line with
 // both addresses and its pid once it serves:

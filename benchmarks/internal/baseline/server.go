@@ -19,7 +19,7 @@ import (
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 )
 
-// Defaults of Options: the original's stream settings.
+// Defaults of Options: taskbridge-fastapi's stream settings.
 const (
 	DefaultSSEWait    = 5 * time.Second
 	DefaultWSWait     = 25 * time.Second
