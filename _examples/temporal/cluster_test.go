@@ -22,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 )
@@ -55,7 +56,16 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// The processes are gone (each test's cleanup stops them) and
+		// with them the goroutines that read their logs.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // services returns the Redis and Temporal addresses, skipping the test

@@ -9,6 +9,7 @@ require (
 	github.com/taskbridge/taskbridge-fiber v0.0.0
 	github.com/taskbridge/taskbridge-fiber/adapters/temporal v0.0.0
 	go.temporal.io/sdk v1.51.0
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 )
 
