@@ -128,6 +128,12 @@
 // longer than the limits above. With no worker alive at all, tasks wait,
 // and go on when one starts.
 //
+// A task's workflow history grows with its work: about one history event
+// per TASK_* event it appends (a local activity marker) and three per step.
+// Temporal caps a history at 50,000 events, so a single task should stay
+// well below about ten thousand steps and events; split longer work into
+// several tasks.
+//
 // Attachments are handed to workflows without their content (Temporal
 // history is no place for files): handlers see each attachment's name,
 // type, size and SHA-256, and read large inputs from where the host keeps
