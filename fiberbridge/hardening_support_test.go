@@ -118,7 +118,8 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 	}
 	withFaults := stores
 	withFaults.Events = h.events
-	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: withFaults}))(t)
+	// The test handlers block until cancelled: stop them at once, no drain.
+	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: withFaults, DrainTimeout: -1}))(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -140,7 +140,8 @@ func startHarnessWith(t testing.TB, mutate func(*fiberbridge.Config), mount func
 	t.Helper()
 	stores := memstore.New(memstore.Options{})
 	h := &harness{t: t, stores: stores, gates: &gates{m: map[string]chan string{}}, served: make(chan error, 1)}
-	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores}))(t)
+	// The test handlers block until cancelled: stop them at once, no drain.
+	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, DrainTimeout: -1}))(t)
 	for name, fn := range testHandlers(h.gates) {
 		h.exec.Handle(name, fn)
 	}

@@ -166,7 +166,7 @@ func TestReadyExecutorProbe(t *testing.T) {
 	h := startHarness(t, func(cfg *fiberbridge.Config) {
 		st := cfg.Stores
 		exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{
-			Stores: st, MaxConcurrent: 1, QueueSize: 1,
+			Stores: st, MaxConcurrent: 1, QueueSize: 1, DrainTimeout: -1, // its handler blocks until cancelled
 		}))(t)
 		exec.Handle("test.block", func(ctx context.Context, _ *orchestration.TaskContext) (any, error) {
 			<-ctx.Done()

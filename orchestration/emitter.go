@@ -33,6 +33,7 @@ type Emitter struct {
 	suspensions contracts.SuspensionStore
 	log         *observe.Logger
 	clock       func() time.Time
+	retry       retrier
 }
 
 // EmitterOptions configures NewEmitter.
@@ -46,6 +47,10 @@ type EmitterOptions struct {
 	Logger *zap.Logger
 	// Clock stamps suspensions. Optional. Default: time.Now.
 	Clock func() time.Time
+	// Retry bounds the retries of an append or status update that failed
+	// without a definite answer (see RetryPolicy).
+	// Optional. Default: 15s of retries, 5s per attempt.
+	Retry RetryPolicy
 }
 
 // NewEmitter returns an Emitter over opts.Stores. It returns an error when
@@ -62,17 +67,18 @@ func NewEmitter(opts EmitterOptions) (*Emitter, error) {
 		return nil, fmt.Errorf("taskbridge: orchestration.NewEmitter: %s must be set", strings.Join(missing, ", "))
 	}
 	return newEmitter(opts.Stores.Tasks, opts.Stores.Events, opts.Stores.Suspensions,
-		observe.NewLogger(opts.Logger), opts.Clock), nil
+		observe.NewLogger(opts.Logger), opts.Clock, opts.Retry), nil
 }
 
 // newEmitter is NewEmitter for the services and the executor, which share
 // their logger. suspensions may be nil, clock nil means time.Now.
 func newEmitter(registry contracts.TaskRegistry, events contracts.EventStore, suspensions contracts.SuspensionStore,
-	log *observe.Logger, clock func() time.Time) *Emitter {
+	log *observe.Logger, clock func() time.Time, retry RetryPolicy) *Emitter {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Emitter{registry: registry, events: events, suspensions: suspensions, log: log, clock: clock}
+	return &Emitter{registry: registry, events: events, suspensions: suspensions, log: log, clock: clock,
+		retry: retry.retrier()}
 }
 
 // Emit appends draft to the task's stream and moves the registry status:
@@ -86,12 +92,21 @@ func newEmitter(registry contracts.TaskRegistry, events contracts.EventStore, su
 //
 // Every append carries an idempotency key (contracts.EventDraft
 // WithIdempotencyKey): the draft's own when the caller set one, else a
-// random key drawn once for this call. A retry of the same append with the
-// same key therefore stores nothing twice, whoever retries: the Redis
-// client after a timeout, or a caller that retries Emit with a draft that
-// carries its own key (a worker that derives keys from its own step ids
-// is safe across its own restarts too).
+// random key drawn once for this call. An append or status update that
+// fails without a definite answer (a timeout, a reset connection) is
+// retried with the same key within EmitterOptions.Retry before Emit
+// reports the failure, so the log holds the event once whether or not the
+// failed attempt was applied. The same holds for the Redis client's own
+// retries, and for a caller that retries Emit with a draft that carries
+// its own key (a worker that derives keys from its own step ids is safe
+// across its own restarts too).
 func (e *Emitter) Emit(ctx context.Context, taskID string, draft contracts.EventDraft) (contracts.TaskEvent, error) {
+	return e.emit(ctx, taskID, draft, false)
+}
+
+// emit is Emit; unbounded retries past the policy's budget, until ctx
+// ends (the executor's terminal events).
+func (e *Emitter) emit(ctx context.Context, taskID string, draft contracts.EventDraft, unbounded bool) (contracts.TaskEvent, error) {
 	if draft.IsZero() {
 		return contracts.TaskEvent{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, contracts.ErrInvalidPayload,
 			"event draft is empty; build it with a contracts constructor")
@@ -99,14 +114,26 @@ func (e *Emitter) Emit(ctx context.Context, taskID string, draft contracts.Event
 	if draft.IdempotencyKey() == "" {
 		draft = draft.WithIdempotencyKey(contracts.NewID())
 	}
-	ev, err := e.events.Append(ctx, taskID, draft)
+	var ev contracts.TaskEvent
+	err := e.retry.do(ctx, unbounded, func(ctx context.Context) error {
+		var err error
+		ev, err = e.events.Append(ctx, taskID, draft)
+		return err
+	}, e.retrying(taskID, "append", draft.Type()))
 	if err != nil {
 		if errors.Is(err, contracts.ErrInvalidPayload) {
 			return contracts.TaskEvent{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "invalid event")
 		}
+		e.log.Error("task.emit.failed", observe.Entry{
+			TaskID: taskID, Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+			Details: map[string]any{"type": string(draft.Type())},
+		})
 		return contracts.TaskEvent{}, bridgeerr.From(err)
 	}
-	if err := e.follow(ctx, taskID, draft.Type()); err != nil {
+	err = e.retry.do(ctx, unbounded, func(ctx context.Context) error {
+		return e.follow(ctx, taskID, draft.Type())
+	}, e.retrying(taskID, "status", draft.Type()))
+	if err != nil {
 		e.log.Error("task.status.update_failed", observe.Entry{
 			TaskID: taskID, EventID: ev.EventID.String(), Transport: observe.TransportInternal,
 			Outcome: "failed", Err: err, Details: map[string]any{"type": string(draft.Type())},
@@ -114,6 +141,20 @@ func (e *Emitter) Emit(ctx context.Context, taskID string, draft contracts.Event
 		return ev, bridgeerr.From(err)
 	}
 	return ev, nil
+}
+
+// retrying returns the log hook of a retried write: the first retry of a
+// write at Warn, later ones at Debug.
+func (e *Emitter) retrying(taskID, what string, t contracts.EventType) func(int, error) {
+	return func(attempt int, err error) {
+		entry := observe.Entry{TaskID: taskID, Transport: observe.TransportInternal, Outcome: "retrying", Err: err,
+			Details: map[string]any{"write": what, "type": string(t), "attempt": attempt}}
+		if attempt == 1 {
+			e.log.Warn("task.emit.retrying", entry)
+		} else {
+			e.log.Debug("task.emit.retrying", entry)
+		}
+	}
 }
 
 // follow moves the registry to the status t implies.

@@ -3,6 +3,8 @@ package orchestration_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,12 +187,90 @@ func (failingStatus) UpdateStatus(context.Context, string, contracts.TaskStatus)
 func TestEmitterRegistryFailureKeepsTheEvent(t *testing.T) {
 	h := newHarness(t, orchestration.Options{})
 	task := h.seedTask(t, "alice", contracts.StatusAccepted)
-	em := newEmitter(t, failingStatus{h.store}, h.store, nil, h.log)
+	em := must(orchestration.NewEmitter(orchestration.EmitterOptions{
+		Stores: contracts.Stores{Tasks: failingStatus{h.store}, Events: h.store}, Logger: h.log,
+		Retry: orchestration.RetryPolicy{Budget: 100 * time.Millisecond},
+	}))(t)
 	ev, err := em.Started(context.Background(), task.TaskID, "go")
 	requireCode(t, err, bridgeerr.CodeInternal)
 	assert.Equal(t, contracts.EventStarted, ev.Type, "the appended event is returned with the error")
 	assert.Len(t, h.store.all(task.TaskID), 1)
 	assert.NotEmpty(t, h.logged("task.status.update_failed"))
+	assert.NotEmpty(t, h.logged("task.emit.retrying"), "the status update was retried before the failure was reported")
+}
+
+// ambiguousEvents fails appends: each of the first fail appends fails after
+// it was applied (the store wrote the event, the caller got an error), as
+// a timed-out Redis call that ran once Redis woke up.
+type ambiguousEvents struct {
+	*fakeStore
+	mu       sync.Mutex
+	fail     int
+	attempts int
+	applied  bool // the failing attempts are applied first
+}
+
+func (f *ambiguousEvents) Append(ctx context.Context, taskID string, d contracts.EventDraft) (contracts.TaskEvent, error) {
+	f.mu.Lock()
+	f.attempts++
+	failing := f.attempts <= f.fail
+	f.mu.Unlock()
+	if !failing {
+		return f.fakeStore.Append(ctx, taskID, d)
+	}
+	if f.applied {
+		if _, err := f.fakeStore.Append(ctx, taskID, d); err != nil {
+			return contracts.TaskEvent{}, err
+		}
+	}
+	return contracts.TaskEvent{}, errors.New("i/o timeout")
+}
+
+// TestEmitterRetriesAmbiguousAppends: an append that failed without a
+// definite answer is retried with the same key, so the event is stored
+// exactly once whether the failed attempts were applied or not; once the
+// budget is spent the failure is reported.
+func TestEmitterRetriesAmbiguousAppends(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) {
+			h := newHarness(t, orchestration.Options{})
+			task := h.seedTask(t, "alice", contracts.StatusAccepted)
+			events := &ambiguousEvents{fakeStore: h.store, fail: 3, applied: applied}
+			em := must(orchestration.NewEmitter(orchestration.EmitterOptions{
+				Stores: contracts.Stores{Tasks: h.store, Events: events}, Logger: h.log,
+			}))(t)
+			ev, err := em.Progress(context.Background(), task.TaskID, 40, "", "")
+			require.NoError(t, err)
+			all := h.store.all(task.TaskID)
+			require.Len(t, all, 1, "the event is stored once")
+			assert.Equal(t, all[0].EventID, ev.EventID)
+			assert.Equal(t, 4, events.attempts)
+		})
+	}
+	t.Run("budget spent", func(t *testing.T) {
+		h := newHarness(t, orchestration.Options{})
+		task := h.seedTask(t, "alice", contracts.StatusAccepted)
+		events := &ambiguousEvents{fakeStore: h.store, fail: 1 << 30}
+		em := must(orchestration.NewEmitter(orchestration.EmitterOptions{
+			Stores: contracts.Stores{Tasks: h.store, Events: events}, Logger: h.log,
+			Retry: orchestration.RetryPolicy{Budget: 200 * time.Millisecond},
+		}))(t)
+		_, err := em.Progress(context.Background(), task.TaskID, 40, "", "")
+		requireCode(t, err, bridgeerr.CodeInternal)
+		assert.Greater(t, events.attempts, 2, "retried before giving up")
+		assert.NotEmpty(t, h.logged("task.emit.failed"))
+	})
+	t.Run("definite answers are not retried", func(t *testing.T) {
+		h := newHarness(t, orchestration.Options{})
+		task := h.seedTask(t, "alice", contracts.StatusAccepted)
+		em := newEmitter(t, h.store, h.store, nil, nil)
+		_, err := em.Complete(context.Background(), task.TaskID, nil)
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = em.Progress(context.Background(), task.TaskID, 40, "", "")
+		requireCode(t, err, bridgeerr.CodeTaskAlreadyTerminal)
+		assert.Less(t, time.Since(start), time.Second)
+	})
 }
 
 // TestEmitterIdempotencyKeys: an Emit without a key of its own stores a new

@@ -88,6 +88,9 @@ const (
 	DefaultMaxConcurrent = 64
 	// DefaultQueueSize bounds the tasks waiting for a worker.
 	DefaultQueueSize = 1024
+	// DefaultDrainTimeout is how long Close lets running handlers finish
+	// before it cancels them.
+	DefaultDrainTimeout = 10 * time.Second
 )
 
 // ExecutorOptions configures NewExecutor. Stores is required; every other
@@ -117,6 +120,20 @@ type ExecutorOptions struct {
 	Metrics observe.MetricsSink
 	// Clock returns the current time. Optional. Default: time.Now.
 	Clock func() time.Time
+	// EmitRetry bounds the retries of the events handlers emit (progress,
+	// messages, suspensions) when the store fails without a definite
+	// answer; see RetryPolicy. A task's terminal event is retried past it,
+	// until it is written. Optional. Default: 15s of retries, 5s per
+	// attempt.
+	EmitRetry RetryPolicy
+	// DrainTimeout is how long Close lets running handlers finish (a
+	// rolling deploy's grace period) before it cancels their contexts; a
+	// handler cancelled this way that returns an error ends TASK_FAILED
+	// with the retryable code EXECUTOR_SHUTDOWN. A Close whose context
+	// ends sooner shortens the drain (see Close).
+	// Optional. Default: DefaultDrainTimeout (10s). Negative: no drain,
+	// handlers are cancelled at once.
+	DrainTimeout time.Duration
 }
 
 // Executor is the in-process contracts.Executor: the host registers a
@@ -154,6 +171,20 @@ type Executor struct {
 	workers     sync.WaitGroup
 	closeOnce   sync.Once
 	workersDone chan struct{}
+
+	// drainTimeout is how long Close lets handlers run (0: not at all);
+	// drainTimer cancels them when it fires.
+	drainTimeout time.Duration
+	drainTimer   *time.Timer
+	// kill ends when Close's context ends: terminal writes still being
+	// retried are abandoned then.
+	kill    context.Context
+	killNow context.CancelFunc
+	// enders tracks the goroutines that end queued tasks (cancelled, or
+	// left queued at Close); endersClosed (under mu) is set before Close
+	// waits for them, after which Cancel writes its event itself.
+	enders       sync.WaitGroup
+	endersClosed bool
 }
 
 var (
@@ -213,6 +244,13 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		stop:        make(chan struct{}),
 		workersDone: make(chan struct{}),
 	}
+	switch {
+	case opts.DrainTimeout == 0:
+		e.drainTimeout = DefaultDrainTimeout
+	case opts.DrainTimeout > 0:
+		e.drainTimeout = opts.DrainTimeout
+	}
+	e.kill, e.killNow = context.WithCancel(context.Background())
 	if e.metrics == nil {
 		e.metrics = observe.NopMetrics{}
 	}
@@ -228,7 +266,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		size = DefaultQueueSize
 	}
 	e.queue = make(chan *run, size)
-	e.emitter = newEmitter(e.registry, e.events, e.suspensions, e.log, e.clock)
+	e.emitter = newEmitter(e.registry, e.events, e.suspensions, e.log, e.clock, opts.EmitRetry)
 	e.waiter = newWaiterSlot(e.events, opts.Waiter, func(err error) {
 		e.log.Error("executor.waiter.stopped", observe.Entry{
 			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
@@ -372,10 +410,25 @@ func (e *Executor) Cancel(ctx context.Context, task contracts.TaskRecord) error 
 	r.mu.Lock()
 	switch r.state {
 	case runQueued:
-		r.state = runEnded
+		r.state = runFinished // no worker runs it now
 		r.mu.Unlock()
 		draft, _ := contracts.Cancelled(reason, "")
-		e.end(context.WithoutCancel(ctx), r, draft, "cancelled", "")
+		e.mu.Lock()
+		inline := e.endersClosed
+		if !inline {
+			e.enders.Add(1)
+		}
+		e.mu.Unlock()
+		if inline {
+			// Close is waiting for the last writes: write it here, within
+			// the emit retry budget.
+			e.end(context.WithoutCancel(ctx), r, draft, "cancelled", "", false)
+			return nil
+		}
+		go func() { // owned by e: Close waits for enders
+			defer e.enders.Done()
+			e.end(e.kill, r, draft, "cancelled", "", true)
+		}()
 	case runRunning:
 		r.cancelRequested = true
 		r.cancelReason = reason
@@ -407,41 +460,100 @@ func (e *Executor) Resume(_ context.Context, _ contracts.SubmitActionCommand, s 
 	return nil
 }
 
-// Close stops accepting tasks, cancels running handlers' contexts, ends
-// queued tasks FAILED (code EXECUTOR_SHUTDOWN, retryable) and waits for the
-// workers, or returns ctx.Err() when ctx ends first (a handler that ignores
-// cancellation keeps its worker). A handler interrupted by Close that
-// returns an error ends FAILED with EXECUTOR_SHUTDOWN too. Close is
-// idempotent.
+// Close drains the executor, as a rolling deploy needs: it stops taking
+// tasks (Submit fails with ErrExecutorClosed), ends the tasks still queued
+// FAILED with the retryable code EXECUTOR_SHUTDOWN (they never ran, so a
+// client may submit them again), and lets running handlers finish for up
+// to ExecutorOptions.DrainTimeout, writing their terminal events as usual.
+// When ctx has a deadline the drain ends earlier if need be, leaving a
+// quarter of the time left (up to 2s) for the last terminal events.
+// Handlers still running then have their contexts cancelled; one that then
+// returns an error ends FAILED with EXECUTOR_SHUTDOWN, retryable.
+//
+// Close returns nil once every handler has returned and every terminal
+// event is written, and stops the executor's goroutines. When ctx ends
+// first it cancels the handlers still running, abandons terminal events
+// still being retried (a store that is down), and returns ctx.Err(); the
+// workers then end as soon as their handlers return. Give Close a context
+// longer than DrainTimeout. Close is idempotent.
 func (e *Executor) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
 		e.mu.Lock()
 		e.closed.Store(true)
-		runs := make([]*run, 0, len(e.runs))
-		for _, r := range e.runs {
-			runs = append(runs, r)
-		}
 		e.mu.Unlock()
-		for _, r := range runs {
-			r.mu.Lock()
-			if r.state == runRunning {
-				r.shutdown = true
-			}
-			r.mu.Unlock()
-			r.cancel(ErrExecutorClosed)
+		close(e.stop) // idle workers end the queued tasks and exit
+		e.enders.Add(1)
+		go func() { // owned by e: ends the tasks no worker will take
+			defer e.enders.Done()
+			e.drain()
+		}()
+		if d := e.drainFor(ctx); d > 0 {
+			e.drainTimer = time.AfterFunc(d, e.interrupt)
+		} else {
+			e.interrupt()
 		}
-		close(e.stop)
-		go func() {
+		go func() { // owned by e: ends once the workers and enders have
 			e.workers.Wait()
+			e.mu.Lock()
+			e.endersClosed = true
+			e.mu.Unlock()
+			e.enders.Wait()
 			e.waiter.close()
 			close(e.workersDone)
 		}()
 	})
 	select {
 	case <-e.workersDone:
+		if e.drainTimer != nil {
+			e.drainTimer.Stop()
+		}
 		return nil
 	case <-ctx.Done():
+		if e.drainTimer != nil {
+			e.drainTimer.Stop()
+		}
+		e.interrupt()
+		e.killNow()
 		return ctx.Err()
+	}
+}
+
+// maxTerminalReserve caps the part of Close's remaining time kept for the
+// terminal events of the handlers cancelled when the drain ends.
+const maxTerminalReserve = 2 * time.Second
+
+// drainFor is how long Close lets handlers run: DrainTimeout, shortened
+// when ctx has a deadline so that a quarter of the time left (up to
+// maxTerminalReserve) remains for the terminal events of the handlers it
+// cancels.
+func (e *Executor) drainFor(ctx context.Context) time.Duration {
+	d := e.drainTimeout
+	if dl, ok := ctx.Deadline(); ok && d > 0 {
+		left := time.Until(dl)
+		d = min(d, left-min(left/4, maxTerminalReserve))
+	}
+	return d
+}
+
+// interrupt ends the drain: every running handler's context is cancelled
+// with ErrExecutorClosed, and its run is marked as shut down.
+func (e *Executor) interrupt() {
+	e.mu.Lock()
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	for _, r := range runs {
+		r.mu.Lock()
+		running := r.state == runRunning
+		if running {
+			r.shutdown = true
+		}
+		r.mu.Unlock()
+		if running {
+			r.cancel(ErrExecutorClosed)
+		}
 	}
 }
 
@@ -492,15 +604,11 @@ func (e *Executor) abort(r *run) {
 		r.mu.Unlock()
 		return
 	}
-	r.state = runEnded
+	r.state = runFinished
 	r.mu.Unlock()
 	draft, _ := contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task ran", true)
-	e.end(context.Background(), r, draft, "shutdown", CodeExecutorShutdown)
+	e.end(e.kill, r, draft, "shutdown", CodeExecutorShutdown, true)
 }
-
-// terminalTimeout bounds the store calls that write a terminal event, which
-// run on a context of their own so a cancelled task still gets its event.
-const terminalTimeout = 30 * time.Second
 
 func (e *Executor) execute(r *run) {
 	r.mu.Lock()
@@ -518,9 +626,7 @@ func (e *Executor) execute(r *run) {
 
 	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
 		Transport: observe.TransportInternal}
-	bg, cancel := context.WithTimeout(context.Background(), terminalTimeout)
-	_, err := e.emitter.Emit(bg, r.task.TaskID, contracts.Started(""))
-	cancel()
+	_, err := e.emitter.Emit(e.kill, r.task.TaskID, contracts.Started(""))
 	if errors.Is(err, contracts.ErrTerminal) {
 		// Someone (an emitter elsewhere, a failed submission) ended the
 		// task before it ran.
@@ -571,7 +677,7 @@ func (e *Executor) execute(r *run) {
 		entry.Outcome, entry.Err = "error", herr
 		e.log.Warn("task.run.handler_error", entry)
 	}
-	e.end(context.Background(), r, draft, outcome, code)
+	e.end(e.kill, r, draft, outcome, code, true)
 }
 
 // failureDraft turns a handler error into TASK_FAILED: a *TaskError keeps
@@ -609,13 +715,14 @@ func (e *Executor) call(r *run) (result any, panicked bool, err error) {
 }
 
 // end writes the run's terminal event and forgets the run; failCode is the
-// TASK_FAILED code, counted as the failure reason.
-func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome, failCode string) {
-	ctx, cancel := context.WithTimeout(ctx, terminalTimeout)
-	defer cancel()
+// TASK_FAILED code, counted as the failure reason. With untilWritten the
+// write is retried until it lands or ctx ends (e.kill: Close gave up),
+// else within the emit retry budget. The event's idempotency key is drawn
+// once, so retries never store it twice.
+func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome, failCode string, untilWritten bool) {
 	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
 		Transport: observe.TransportInternal, Outcome: outcome}
-	if ev, err := e.emitter.Emit(ctx, r.task.TaskID, draft); err != nil && ev.EventID.IsZero() {
+	if ev, err := e.emitter.emit(ctx, r.task.TaskID, draft, untilWritten); err != nil && ev.EventID.IsZero() {
 		entry.Err = err
 		if errors.Is(err, contracts.ErrTerminal) {
 			e.log.Info("task.run.already_terminal", entry)

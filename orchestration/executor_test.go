@@ -609,7 +609,7 @@ func TestExecutorBoundedConcurrency(t *testing.T) {
 
 func TestExecutorClose(t *testing.T) {
 	started := make(chan struct{}, 1)
-	h := newExecHarness(t, orchestration.ExecutorOptions{MaxConcurrent: 1}, map[string]orchestration.Handler{
+	h := newExecHarness(t, orchestration.ExecutorOptions{MaxConcurrent: 1, DrainTimeout: 20 * time.Millisecond}, map[string]orchestration.Handler{
 		"wait": func(ctx context.Context, _ *orchestration.TaskContext) (any, error) {
 			started <- struct{}{}
 			<-ctx.Done()
@@ -631,6 +631,54 @@ func TestExecutorClose(t *testing.T) {
 	_, err := h.svc.Creation.Create(context.Background(), createCmd("alice", "after-close", "wait", ""))
 	requireCode(t, err, bridgeerr.CodeTaskSubmission)
 	assert.ErrorIs(t, err, orchestration.ErrExecutorClosed)
+}
+
+// TestExecutorDrain: Close lets a running handler finish (its result
+// stands), ends the queued task at once FAILED EXECUTOR_SHUTDOWN
+// (retryable, it never ran), refuses new tasks meanwhile, and returns once
+// the handler's terminal event is written.
+func TestExecutorDrain(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	h := newExecHarness(t, orchestration.ExecutorOptions{MaxConcurrent: 1, DrainTimeout: time.Minute}, map[string]orchestration.Handler{
+		"work": func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if err := task.Progress(ctx, 90, "", "finishing during the drain"); err != nil {
+				return nil, err
+			}
+			return "done", nil
+		},
+	})
+	running := h.create(t, "work", "")
+	recv(t, started, "start")
+	queued := h.create(t, "work", "")
+	closed := make(chan error, 1)
+	go func() { closed <- h.exec.Close(context.Background()) }()
+
+	evs := h.finish(t, queued) // ended while the other one still runs
+	p := lastPayload(t, evs)
+	assert.Equal(t, orchestration.CodeExecutorShutdown, p["code"])
+	assert.Equal(t, true, p["retryable"])
+	_, err := h.svc.Creation.Create(context.Background(), createCmd("alice", "during-drain", "work", ""))
+	assert.ErrorIs(t, err, orchestration.ErrExecutorClosed)
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a handler was still running", err)
+	default:
+	}
+
+	close(release)
+	require.NoError(t, recv(t, closed, "Close"))
+	page, err := h.stores.Events.Read(context.Background(), running, contracts.EventID{}, 100)
+	require.NoError(t, err)
+	evs = page.Events
+	require.NotEmpty(t, evs, "Close returns after the terminal event is written")
+	assert.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "the drained handler completed")
+	assert.Equal(t, contracts.EventProgress, evs[len(evs)-2].Type)
 }
 
 func TestExecutorCloseHonoursContext(t *testing.T) {

@@ -156,7 +156,7 @@ func NewServices(opts Options) (*Services, error) {
 	if d.receiptTTL <= 0 {
 		d.receiptTTL = DefaultReceiptTTL
 	}
-	d.emitter = newEmitter(d.registry, d.events, d.suspensions, d.log, d.clock)
+	d.emitter = newEmitter(d.registry, d.events, d.suspensions, d.log, d.clock, RetryPolicy{})
 	d.waiter = newWaiterSlot(d.events, opts.Waiter, func(err error) {
 		d.log.Error("orchestration.waiter.stopped", observe.Entry{
 			Transport: observe.TransportInternal, Outcome: "failed", Err: err,

@@ -16,6 +16,8 @@
 //	-prefix     key prefix; the same on every instance that shares tasks
 //	            (TASKBRIDGE_REDIS_PREFIX, default "taskbridge:")
 //	-heartbeat  idle interval of stream heartbeats (TASKBRIDGE_HEARTBEAT, 15s)
+//	-drain      how long a shutdown lets running tasks finish (TASKBRIDGE_DRAIN,
+//	            10s; 0: cancel them at once)
 //
 // Each instance runs the tasks created through it, in process; events, task
 // records, suspensions and action receipts live in Redis. A handler
@@ -24,10 +26,12 @@
 // on any instance reaches the instance running the task
 // (redisstore.CancelRelay). GET /ready answers 503 while Redis does not
 // answer PING within a second.
-// SIGINT or SIGTERM shuts down gracefully: streams end (WebSocket close
-// 1001) so clients reconnect to another instance with their cursor, then
-// the tasks still running here end TASK_FAILED with the retryable code
-// EXECUTOR_SHUTDOWN.
+// SIGINT or SIGTERM shuts down gracefully, as a rolling deploy needs:
+// streams end (WebSocket close 1001) so clients reconnect to another
+// instance with their cursor, the server stops taking requests, and the
+// tasks running here go on for up to -drain (clients follow them through
+// the other instances); tasks still running then end TASK_FAILED with the
+// retryable code EXECUTOR_SHUTDOWN, as do tasks that were still queued.
 package main
 
 import (
@@ -58,7 +62,12 @@ func main() {
 	}
 }
 
-// run serves until SIGINT or SIGTERM, then shuts down within 10 s.
+// shutdownTimeout bounds a shutdown: the drain plus 5 s for the streams,
+// the server and the last terminal events.
+func shutdownTimeout(opts options) time.Duration { return opts.drain + 5*time.Second }
+
+// run serves until SIGINT or SIGTERM, then shuts down within
+// shutdownTimeout.
 func run(opts options, log *zap.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,7 +77,7 @@ func run(opts options, log *zap.Logger) error {
 	}
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout(opts))
 		defer cancel()
 		return errors.Join(err, srv.shutdown(shutdownCtx))
 	}
@@ -81,7 +90,7 @@ func run(opts options, log *zap.Logger) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout(opts))
 	defer cancel()
 	if serr := srv.shutdown(shutdownCtx); serr != nil {
 		err = errors.Join(err, serr)

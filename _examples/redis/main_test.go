@@ -80,11 +80,18 @@ type instance struct {
 	down   bool
 }
 
+// startInstance starts an instance whose shutdown drains for 100 ms only
+// (tests leave tasks running).
 func startInstance(t *testing.T, redisAddr, prefix string) *instance {
+	t.Helper()
+	return startInstanceDraining(t, redisAddr, prefix, 100*time.Millisecond)
+}
+
+func startInstanceDraining(t *testing.T, redisAddr, prefix string, drain time.Duration) *instance {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	opts := options{addr: ln.Addr().String(), redis: redisAddr, prefix: prefix, heartbeat: 15 * time.Second}
+	opts := options{addr: ln.Addr().String(), redis: redisAddr, prefix: prefix, heartbeat: 15 * time.Second, drain: drain}
 	srv, err := newServer(context.Background(), opts, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	in := &instance{t: t, srv: srv, base: "http://" + ln.Addr().String(), client: &http.Client{Timeout: 30 * time.Second},
@@ -285,9 +292,37 @@ func TestTwoInstancesShareTasks(t *testing.T) {
 	})
 }
 
+// TestShutdownDrainsRunningTasks: an instance that shuts down lets the
+// tasks it runs finish within -drain; a client following the task on
+// another instance sees it complete.
+func TestShutdownDrainsRunningTasks(t *testing.T) {
+	addr := redisAddr(t)
+	prefix := uniquePrefix(t, addr)
+	a := startInstanceDraining(t, addr, prefix, 10*time.Second)
+	b := startInstance(t, addr, prefix)
+
+	_, created := a.create("alice", "d1", demo.TypeProgress, `{"steps":5,"delayMs":200}`)
+	b.pollUntil("alice", created.TaskID, contracts.EventProgress)
+	a.stop() // returns once the task has ended
+	evs := b.pollUntil("alice", created.TaskID, contracts.EventCompleted)
+	assert.Equal(t, 5, countOf(evs, contracts.EventProgress), "every step ran during the drain")
+}
+
+// countOf counts the events of type t.
+func countOf(evs []contracts.TaskEvent, t contracts.EventType) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
 // TestShutdownEndsLocalTasksRetryably: an instance that shuts down ends
-// the tasks its executor runs with the retryable EXECUTOR_SHUTDOWN, so a
-// client streaming the task from another instance sees it end.
+// the tasks its executor still runs once its drain is over with the
+// retryable EXECUTOR_SHUTDOWN, so a client streaming the task from another
+// instance sees it end.
 func TestShutdownEndsLocalTasksRetryably(t *testing.T) {
 	addr := redisAddr(t)
 	prefix := uniquePrefix(t, addr)
@@ -325,14 +360,19 @@ func TestParseOptions(t *testing.T) {
 		want options
 		err  bool
 	}{
-		{name: "defaults", want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second}},
+		{name: "defaults", want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second}},
 		{name: "flags", args: []string{"-addr", ":9000", "-redis", "10.0.0.1:6380", "-prefix", "app:", "-heartbeat", "5s"},
-			want: options{addr: ":9000", redis: "10.0.0.1:6380", prefix: "app:", heartbeat: 5 * time.Second}},
+			want: options{addr: ":9000", redis: "10.0.0.1:6380", prefix: "app:", heartbeat: 5 * time.Second, drain: 10 * time.Second}},
 		{name: "environment", env: map[string]string{"TASKBRIDGE_ADDR": ":1", "TASKBRIDGE_REDIS": "redis://:pw@h:1/2",
 			"TASKBRIDGE_REDIS_PREFIX": "p:", "TASKBRIDGE_HEARTBEAT": "1s"},
-			want: options{addr: ":1", redis: "redis://:pw@h:1/2", prefix: "p:", heartbeat: time.Second}},
+			want: options{addr: ":1", redis: "redis://:pw@h:1/2", prefix: "p:", heartbeat: time.Second, drain: 10 * time.Second}},
 		{name: "flags win", args: []string{"-addr", ":2"}, env: map[string]string{"TASKBRIDGE_ADDR": ":1"},
-			want: options{addr: ":2", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second}},
+			want: options{addr: ":2", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second}},
+		{name: "drain", args: []string{"-drain", "30s"}, env: map[string]string{"TASKBRIDGE_DRAIN": "1s"},
+			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 30 * time.Second}},
+		{name: "drain env", env: map[string]string{"TASKBRIDGE_DRAIN": "0s"},
+			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second}},
+		{name: "bad drain", args: []string{"-drain", "-1s"}, err: true},
 		{name: "bad heartbeat", args: []string{"-heartbeat", "0s"}, err: true},
 		{name: "bad heartbeat env", env: map[string]string{"TASKBRIDGE_HEARTBEAT": "soon"}, err: true},
 		{name: "bad redis address", args: []string{"-redis", "nohostport"}, err: true},

@@ -32,14 +32,23 @@ type options struct {
 	redis     string
 	prefix    string
 	heartbeat time.Duration
+	// drain is how long a shutdown lets running tasks finish.
+	drain time.Duration
 }
 
-// parseOptions reads -addr, -redis, -prefix and -heartbeat from args, with
-// TASKBRIDGE_ADDR, TASKBRIDGE_REDIS, TASKBRIDGE_REDIS_PREFIX and
-// TASKBRIDGE_HEARTBEAT (from getenv) as their defaults.
+// Defaults of the duration options.
+const (
+	defaultHeartbeat = 15 * time.Second
+	defaultDrain     = orchestration.DefaultDrainTimeout
+)
+
+// parseOptions reads -addr, -redis, -prefix, -heartbeat and -drain from
+// args, with TASKBRIDGE_ADDR, TASKBRIDGE_REDIS, TASKBRIDGE_REDIS_PREFIX,
+// TASKBRIDGE_HEARTBEAT and TASKBRIDGE_DRAIN (from getenv) as their
+// defaults.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	opts := options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: redisstore.DefaultKeyPrefix,
-		heartbeat: 15 * time.Second}
+		heartbeat: defaultHeartbeat, drain: defaultDrain}
 	for _, e := range []struct {
 		name string
 		dst  *string
@@ -48,13 +57,18 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			*e.dst = v
 		}
 	}
-	if v := getenv("TASKBRIDGE_HEARTBEAT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			fmt.Fprintf(stderr, "TASKBRIDGE_HEARTBEAT: %v\n", err)
-			return options{}, fmt.Errorf("TASKBRIDGE_HEARTBEAT: %w", err)
+	for _, e := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"TASKBRIDGE_HEARTBEAT", &opts.heartbeat}, {"TASKBRIDGE_DRAIN", &opts.drain}} {
+		if v := getenv(e.name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
+				return options{}, fmt.Errorf("%s: %w", e.name, err)
+			}
+			*e.dst = d
 		}
-		opts.heartbeat = d
 	}
 	fs := flag.NewFlagSet("redis", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -62,6 +76,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&opts.redis, "redis", opts.redis, "Redis host:port or redis:// URL (env TASKBRIDGE_REDIS)")
 	fs.StringVar(&opts.prefix, "prefix", opts.prefix, "Redis key prefix, the same on every instance (env TASKBRIDGE_REDIS_PREFIX)")
 	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
+	fs.DurationVar(&opts.drain, "drain", opts.drain, "how long a shutdown lets running tasks finish (env TASKBRIDGE_DRAIN)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -71,6 +86,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		err = fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	case opts.heartbeat <= 0:
 		err = errors.New("-heartbeat must be positive")
+	case opts.drain < 0:
+		err = errors.New("-drain must not be negative")
 	case opts.redis == "":
 		err = errors.New("-redis must not be empty")
 	case strings.ContainsAny(opts.prefix, "{}"):
@@ -151,7 +168,11 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 		_ = client.Close()
 		return nil, err
 	}
-	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log})
+	drain := opts.drain
+	if drain == 0 {
+		drain = -1 // -drain 0: cancel running tasks at once
+	}
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, DrainTimeout: drain})
 	if err != nil {
 		_ = client.Close()
 		return nil, err
@@ -202,9 +223,12 @@ func (s *server) serve(ln net.Listener) error {
 	return s.app.Listener(limited)
 }
 
-// shutdown ends streams and long-polls (bridge), then the server, then the
-// cancel relay and the executor's running tasks (the relay closes the
-// executor), and closes the Redis client last, once nothing uses it.
+// shutdown ends streams and long-polls (bridge: clients reconnect to
+// another instance with their cursor), then the server, then drains the
+// executor through the relay (running tasks finish within -drain; their
+// events reach clients through the other instances; tasks still queued
+// end FAILED EXECUTOR_SHUTDOWN, retryable), and closes the Redis client
+// last, once nothing uses it. ctx must outlast -drain (see shutdownTimeout).
 func (s *server) shutdown(ctx context.Context) error {
 	err := errors.Join(
 		s.bridge.Shutdown(ctx),

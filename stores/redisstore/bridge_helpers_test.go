@@ -80,7 +80,8 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 	core, logs := observer.New(zapcore.InfoLevel)
 	log := zap.New(core).With(zap.String("node", name))
 	stores := check(redisstore.New(cfg.client, redisstore.Options{KeyPrefix: cfg.prefix, Logger: log, FeedPingInterval: cfg.feedPing}))(tb)
-	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log}))(tb)
+	// The stepper's handlers wait for the test: stop them at once, no drain.
+	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, DrainTimeout: -1}))(tb)
 	if cfg.steps != nil {
 		exec.Handle(stepsType, cfg.steps.run)
 	}

@@ -219,13 +219,20 @@ func (r *CancelRelay) Err() error {
 	return r.err
 }
 
-// Close stops the subscription and waits for the relay's goroutine, then
-// closes the local executor when it has Close(ctx) error, so a host that
-// passes the relay around shuts both down with one call. It returns
-// ctx.Err() when ctx ends first, or the local executor's error. Close is
+// Close closes the local executor first, when it has Close(ctx) error,
+// and then stops the subscription and waits for the relay's goroutine, so
+// a host that passes the relay around shuts both down with one call. The
+// subscription stays up while the executor drains (orchestration.Executor
+// lets running handlers finish), so a cancel request made on another
+// instance during the drain still stops the handler here. It returns the
+// local executor's error, or ctx.Err() when ctx ends first. Close is
 // idempotent when the local executor's Close is (orchestration.Executor's
 // is).
 func (r *CancelRelay) Close(ctx context.Context) error {
+	var err error
+	if c, ok := r.local.(closer); ok {
+		err = c.Close(ctx)
+	}
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
@@ -233,12 +240,9 @@ func (r *CancelRelay) Close(ctx context.Context) error {
 	select {
 	case <-r.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return errors.Join(err, ctx.Err())
 	}
-	if c, ok := r.local.(closer); ok {
-		return c.Close(ctx)
-	}
-	return nil
+	return err
 }
 
 // Sweep checks the record of every task the local executor holds and asks

@@ -97,7 +97,7 @@ func startRelayInstance(tb testing.TB, cfg relayInstanceConfig) *relayInstance {
 	log := zaptest.NewLogger(tb)
 	opts := redisstore.Options{KeyPrefix: cfg.prefix, Logger: log}
 	stores := check(redisstore.New(client, opts))(tb)
-	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log}))(tb)
+	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, DrainTimeout: -1}))(tb)
 	in := &relayInstance{stores: stores, exec: exec, hold: newHolder()}
 	exec.Handle(holdType, in.hold.run)
 	relayClient := cfg.relayClient

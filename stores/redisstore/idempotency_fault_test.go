@@ -3,10 +3,16 @@ package redisstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,4 +171,187 @@ func evalshaCalls(tb testing.TB, c *redis.Client) int64 {
 		return n
 	}
 	return 0
+}
+
+// retryFault pauses the test's redis-server (SIGSTOP) just before the
+// pauseAt-th EVALSHA of a call reaches it, so that attempt times out; when
+// the client sends its retry, it resumes the server (SIGCONT), waits until
+// the first attempt has run, and only then lets the retry through. The
+// caller gets the answer of a retry that finds its first attempt applied:
+// the case every script must answer as if it had run once.
+type retryFault struct {
+	proc  *os.Process
+	calls func() int64 // EVALSHA calls Redis has run
+
+	mu      sync.Mutex
+	pauseAt int // 0: disarmed
+	seen    int
+	base    int64
+}
+
+func (f *retryFault) arm(pauseAt int) {
+	f.mu.Lock()
+	f.pauseAt, f.seen, f.base = pauseAt, 0, f.calls()
+	f.mu.Unlock()
+}
+
+// awaitCalls waits until Redis has run n EVALSHA calls since arm.
+func (f *retryFault) awaitCalls(n int64) {
+	deadline := time.Now().Add(10 * time.Second)
+	for f.calls()-f.base < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling INFO on the admin connection
+	}
+}
+
+// write is called for each write of the client's connections.
+func (f *retryFault) write(p []byte, do func() (int, error)) (int, error) {
+	if !bytes.Contains(bytes.ToLower(p), []byte("evalsha")) {
+		return do()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pauseAt == 0 {
+		return do()
+	}
+	f.seen++
+	switch f.seen {
+	case f.pauseAt:
+		_ = f.proc.Signal(syscall.SIGSTOP)
+	case f.pauseAt + 1:
+		_ = f.proc.Signal(syscall.SIGCONT)
+		f.awaitCalls(int64(f.pauseAt)) // the timed-out attempt ran
+		f.pauseAt = 0
+	}
+	return do()
+}
+
+type faultConn struct {
+	net.Conn
+	f *retryFault
+}
+
+func (c *faultConn) Write(p []byte) (int, error) {
+	return c.f.write(p, func() (int, error) { return c.Conn.Write(p) })
+}
+
+// TestFaultRetriedWritesAnswerOnce runs each write of the stores while the
+// Redis client's own retry re-sends it after a timeout, both attempts then
+// running: every script answers the retry as if it had run once (created,
+// stored, won, saved), so go-redis's retries (on by default) are safe.
+func TestFaultRetriedWritesAnswerOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	srv := startServer(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = admin.Close() })
+	fault := &retryFault{proc: srv.cmd.Process, calls: func() int64 { return evalshaCalls(t, admin) }}
+	client := redis.NewClient(&redis.Options{
+		Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: 3,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond,
+		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &faultConn{Conn: c, f: fault}, nil
+		},
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	stores := map[bool]contracts.Stores{}
+	for _, armed := range []bool{false, true} {
+		st, err := redisstore.New(client, redisstore.Options{KeyPrefix: fmt.Sprint("retried-", armed, ":")})
+		require.NoError(t, err)
+		stores[armed] = st
+	}
+	warm := func() { // ready connections for the attempt and its retry, scripts loaded
+		var conns []*redis.Conn
+		for range 3 {
+			cn := client.Conn()
+			require.NoError(t, cn.Ping(ctx).Err())
+			conns = append(conns, cn)
+		}
+		for _, cn := range conns {
+			require.NoError(t, cn.Close())
+		}
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	task := contracts.TaskRecord{TaskID: "t1", OwnerID: "o", ClientRequestID: "r1", TaskType: "demo",
+		Input: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now}
+	susp := contracts.SuspensionRecord{TaskID: "t1", SuspendID: "s1", OwnerID: "o", Status: contracts.SuspensionOpen,
+		Kind: contracts.KindUserActionRequired, ReasonCode: "R", AllowedActions: []string{"approve"}, SchemaVersion: 1,
+		Handoff: contracts.HandoffNone, CreatedAt: now}
+	receipt := contracts.ActionReceipt{TaskID: "t1", SuspendID: "s1", ClientActionID: "a1", ActionType: "approve",
+		Payload: json.RawMessage(`{}`), ActorID: "o", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+
+	type testCase struct {
+		name    string
+		pauseAt int // which EVALSHA of the call is retried
+		call    func() error
+	}
+	cases := func(s contracts.Stores) []testCase {
+		return []testCase{
+			{"create: the record", 1, func() error {
+				got, created, err := s.Tasks.Create(ctx, task)
+				if err == nil && (!created || got.TaskID != task.TaskID) {
+					err = fmt.Errorf("created %v, task %q", created, got.TaskID)
+				}
+				return err
+			}},
+			{"create again: answered by the fast path", 0, func() error {
+				got, created, err := s.Tasks.Create(ctx, contracts.TaskRecord{TaskID: "t-other", OwnerID: "o", ClientRequestID: "r1",
+					TaskType: "demo", Input: json.RawMessage(`{}`)})
+				if err == nil && (created || got.TaskID != task.TaskID) {
+					err = fmt.Errorf("created %v, task %q", created, got.TaskID)
+				}
+				return err
+			}},
+			{"create: the idempotency key", 2, func() error {
+				t2 := task
+				t2.TaskID, t2.ClientRequestID = "t2", "r2"
+				_, created, err := s.Tasks.Create(ctx, t2)
+				if err == nil && !created {
+					err = errors.New("not created")
+				}
+				if err == nil {
+					_, err = s.Tasks.Get(ctx, "t2") // not discarded as a duplicate of itself
+				}
+				return err
+			}},
+			{"suspension", 1, func() error { return s.Suspensions.Create(ctx, susp) }},
+			{"resolve", 1, func() error {
+				_, won, err := s.Suspensions.Resolve(ctx, "t1", "s1", contracts.Resolution{
+					Status: contracts.SuspensionResolved, ClientActionID: "a1", At: now})
+				if err == nil && !won {
+					err = errors.New("lost to its own first attempt")
+				}
+				return err
+			}},
+			{"receipt", 1, func() error {
+				_, saved, err := s.Receipts.Save(ctx, receipt)
+				if err == nil && !saved {
+					err = errors.New("not saved")
+				}
+				return err
+			}},
+			{"append", 1, func() error {
+				_, err := s.Events.Append(ctx, "t1", contracts.Started("").WithIdempotencyKey("k"))
+				return err
+			}},
+		}
+	}
+	// A first round without faults loads every script, so that each
+	// attempt below is one EVALSHA that runs (not NOSCRIPT).
+	for _, tc := range cases(stores[false]) {
+		require.NoError(t, tc.call(), "unarmed "+tc.name)
+	}
+	s := stores[true]
+	for _, tc := range cases(s) {
+		warm()
+		fault.arm(tc.pauseAt)
+		assert.NoError(t, tc.call(), tc.name)
+	}
+	page, err := s.Events.Read(ctx, "t1", contracts.EventID{}, 10)
+	require.NoError(t, err)
+	assert.Len(t, page.Events, 1, "the retried append stored one event")
 }

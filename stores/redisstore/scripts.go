@@ -134,12 +134,17 @@ end
 return out
 `)
 
-// putTaskScript stores a new task record unless its key exists.
+// putTaskScript stores a new task record unless its key exists. A record
+// equal to the stored one (a retry of the call that stored it) counts as
+// stored.
 // KEYS: task, events, meta, appends. ARGV: rec, status, cancel, reason, updated,
 // active TTL ms, terminal TTL ms, ended (1 when the status is terminal).
 // Reply: 1 stored, 0 taken.
 var putTaskScript = redis.NewScript(retainLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'rec') == ARGV[1] then
+    return 1
+  end
   return 0
 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'status', ARGV[2], 'cancel', ARGV[3], 'reason', ARGV[4], 'updated', ARGV[5])
@@ -201,11 +206,16 @@ retain(KEYS[3], KEYS, tonumber(ARGV[4]), tonumber(ARGV[5]))
 return record('ok')
 `)
 
-// claimScript claims an owner-scoped idempotency key for a task id.
+// claimScript claims an owner-scoped idempotency key for a task id; a key
+// the task id already holds (a retry of the call that claimed it) counts
+// as claimed.
 // KEYS: idem. ARGV: taskId, TTL ms (0 = none).
 // Reply: the task id already holding the key, or nil after claiming it.
 var claimScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  return false
+end
 if cur then
   return cur
 end
@@ -266,10 +276,15 @@ end
 `
 
 // createSuspScript stores a new OPEN suspension and indexes its deadline.
+// A record equal to the stored one (a retry of the call that stored it)
+// counts as stored.
 // KEYS: record, open index. ARGV: rec, handoff, action, resolved, deadline
 // (unix µs, 0 = none), member, active TTL ms. Reply: 1 stored, 0 taken.
 var createSuspScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'rec') == ARGV[1] then
+    return 1
+  end
   return 0
 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'status', 'OPEN', 'handoff', ARGV[2], 'action', ARGV[3], 'resolved', ARGV[4])
@@ -283,7 +298,9 @@ return 1
 `)
 
 // resolveSuspScript is the compare-and-set of Resolve: it applies the
-// resolution only to an OPEN suspension. RESOLVED sets the action, the
+// resolution only to an OPEN suspension; a suspension that already holds
+// exactly this resolution (status, action and time: a retry of the call
+// that applied it) answers "won" again. RESOLVED sets the action, the
 // resolution time and handoff PENDING and indexes the pending handoff;
 // EXPIRED and CANCELLED set the status and time and start the terminal TTL.
 // The suspension leaves the open index whatever the outcome.
@@ -299,6 +316,9 @@ if not f[1] then
 end
 if f[1] ~= 'OPEN' then
   redis.call('ZREM', KEYS[2], ARGV[5])
+  if f[1] == ARGV[1] and f[3] == ARGV[2] and f[4] == ARGV[3] then
+    return {'won', f[1], f[2], f[3], f[4], f[5]}
+  end
   return {'lost', f[1], f[2], f[3], f[4], f[5]}
 end
 redis.call('ZREM', KEYS[2], ARGV[5])
@@ -363,11 +383,15 @@ return {'ok', f[1], f[2], f[3], f[4], f[5]}
 
 // saveRcptScript stores a receipt unless a live one exists (one whose
 // expiry is unset or after now); an expired one still in Redis is
-// replaced. KEYS: record, expiry index. ARGV: rec, expiry (unix µs, 0 =
+// replaced, and one equal to the receipt (a retry of the call that stored
+// it) counts as stored. KEYS: record, expiry index. ARGV: rec, expiry (unix µs, 0 =
 // none), now (unix µs), member, TTL ms (0 = none).
 // Reply: nil when stored, else the existing receipt's JSON.
 var saveRcptScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'rec', 'exp')
+if cur[1] == ARGV[1] then
+  return false
+end
 if cur[1] then
   local e = tonumber(cur[2]) or 0
   if e == 0 or e > tonumber(ARGV[3]) then
