@@ -744,7 +744,7 @@ func TestExecutorFaultsEndToEnd(t *testing.T) {
 		ev, _ := terminalOf(t, id)
 		require.Equal(t, contracts.EventCompleted, ev.Type)
 		close(proceed)
-		err := <-late
+		err := recv(t, late, "the late emit's error")
 		require.ErrorIs(t, err, contracts.ErrTerminal)
 		var be *bridgeerr.Error
 		require.ErrorAs(t, err, &be)

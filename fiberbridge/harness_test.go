@@ -287,3 +287,15 @@ func checkEnvelope(t testing.TB, r response, status int, code bridgeerr.Code) br
 }
 
 var errTest = errors.New("test failure")
+
+// recv receives from ch or fails the test after hwait.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(hwait):
+		t.Fatalf("timed out after %v waiting for %s", hwait, what)
+		panic("unreachable")
+	}
+}

@@ -139,7 +139,7 @@ func TestWebSocketFollowsFiftyTasksWithDrops(t *testing.T) {
 		}
 		_ = c.conn.NetConn().Close() // dropped, not closed
 	}
-	<-emitted
+	recv(t, emitted, "the emitter to finish")
 	assert.Greater(t, connections, 2, "the client reconnected")
 	for _, id := range ids {
 		f := state[id]

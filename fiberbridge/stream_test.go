@@ -345,7 +345,7 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 	}
 	wg.Wait()
 	for range n {
-		r := <-polls
+		r := recv(t, polls, "a long-poll's answer")
 		assert.Equal(t, http.StatusOK, r.status, string(r.body))
 	}
 	// New streams are refused while shutting down.

@@ -51,6 +51,11 @@ type Entry struct {
 // Logger writes Entries through a *zap.Logger. The zero value and a nil
 // *Logger are usable and discard everything.
 //
+// Hosts do not need it: every constructor of the library takes the host's
+// *zap.Logger. It is exported for executors, stores and other adapters
+// built outside this module (such as adapters/temporal), so that their
+// lines carry the same stable fields and levels.
+//
 // Levels: per-event and heartbeat lines at Debug, lifecycle (task created,
 // stream opened or closed, shutdown) at Info, denials (auth, ownership,
 // validation, rate limits) at Warn, failures (task failed, store errors) at

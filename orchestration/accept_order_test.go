@@ -62,7 +62,7 @@ func TestSuspendedHandlerResumesOnlyAfterTheAcceptEvent(t *testing.T) {
 	}()
 	defer func() {
 		stop()
-		<-waiterDone
+		recv(t, (<-chan struct{})(waiterDone), "the waiter to stop")
 	}()
 	barrier(t, fw, stores.Events)
 
@@ -122,7 +122,7 @@ func TestSuspendedHandlerResumesOnlyAfterTheAcceptEvent(t *testing.T) {
 	}
 
 	close(receipts.release)
-	got := <-done
+	got := recv(t, done, "the action's answer")
 	require.NoError(t, got.err)
 	assert.Equal(t, contracts.ActionStatusAccepted, got.res.Status)
 	evs := h.finish(t, res.TaskID)

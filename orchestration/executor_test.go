@@ -415,7 +415,7 @@ func TestExecutorSuspendWokenByAnotherProcess(t *testing.T) {
 	}()
 	defer func() {
 		stop()
-		<-waiterDone
+		recv(t, (<-chan struct{})(waiterDone), "the waiter to stop")
 	}()
 	barrier(t, fw, stores.Events)
 

@@ -264,7 +264,7 @@ func runWaiter(t testing.TB, fw *orchestration.FeedWaiter, store *fakeStore) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-stopped
+		recv(t, (<-chan struct{})(stopped), "the waiter to stop")
 	})
 	select {
 	case <-store.listening:

@@ -211,7 +211,12 @@ func TestLongPollWokenByEventDuringItsRead(t *testing.T) {
 	waitHeld(t, held) // the poll read [] after STARTED and is about to wait
 	next := e.append("lp1", progress(t, 10))
 	release()
-	r := <-done
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(wait):
+		t.Fatal("the long-poll did not answer")
+	}
 	require.NoError(t, r.err)
 	assert.Equal(t, ids(next), ids(r.res.Events), "woken by the append, not by its deadline")
 }

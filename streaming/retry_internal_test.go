@@ -64,7 +64,7 @@ func TestRetrySetStop(t *testing.T) {
 	var r retrySet
 	ran := make(chan struct{}, 1)
 	require.True(t, r.after(time.Millisecond, func() { ran <- struct{}{} }))
-	<-ran
+	recvIn(t, ran)
 	require.True(t, r.after(time.Hour, func() { t.Error("a stopped retry ran") }))
 	r.stop()
 	r.stop()

@@ -46,14 +46,14 @@ func TestWritersReuseAnIdleWriter(t *testing.T) {
 	defer p.close()
 	ran := make(chan uint64, 1)
 	p.start(func() { ran <- goid() })
-	first := <-ran
+	first := recvIn(t, ran)
 	for range 10 {
 		handOff(t, p, func() { ran <- goid() })
-		assert.Equal(t, first, <-ran, "the drain ran on the idle writer")
+		assert.Equal(t, first, recvIn(t, ran), "the drain ran on the idle writer")
 	}
 	// start itself hands a drain to the idle writer.
 	handOff(t, p, func() { ran <- goid() })
-	<-ran
+	recvIn(t, ran)
 	require.Eventually(t, func() bool {
 		p.start(func() { ran <- goid() })
 		return <-ran == first
@@ -69,7 +69,7 @@ func TestWritersNeverWaitForABusyWriter(t *testing.T) {
 		close(blocked)
 		<-release // a drain stuck on a slow connection
 	})
-	<-blocked
+	recvIn(t, blocked)
 	done := make(chan struct{})
 	p.start(func() { close(done) })
 	select {
@@ -84,14 +84,14 @@ func TestWritersExitWhenClosed(t *testing.T) {
 	p := newWriters()
 	ran := make(chan uint64, 1)
 	p.start(func() { ran <- goid() })
-	id := <-ran
+	id := recvIn(t, ran)
 	assert.True(t, alive(id), "the writer waits for the next drain")
 	p.close()
 	require.Eventually(t, func() bool { return !alive(id) }, 5*time.Second, time.Millisecond,
 		"the idle writer exits on close")
 	// After close a drain still runs, on a goroutine of its own.
 	p.start(func() { ran <- goid() })
-	assert.NotEqual(t, id, <-ran)
+	assert.NotEqual(t, id, recvIn(t, ran))
 }
 
 func TestWritersExitWhenIdle(t *testing.T) {
@@ -99,7 +99,19 @@ func TestWritersExitWhenIdle(t *testing.T) {
 	defer p.close()
 	ran := make(chan uint64, 1)
 	p.start(func() { ran <- goid() })
-	id := <-ran
+	id := recvIn(t, ran)
 	require.Eventually(t, func() bool { return !alive(id) }, 5*writerIdle, 10*time.Millisecond,
 		"an idle writer exits after writerIdle")
+}
+
+// recvIn receives from ch or fails the test after 5 s.
+func recvIn[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received within 5 s")
+		panic("unreachable")
+	}
 }

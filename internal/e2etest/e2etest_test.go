@@ -147,7 +147,11 @@ func TestAbortResets(t *testing.T) {
 	_, err = conn.Write([]byte("x"))
 	require.NoError(t, err)
 	require.NoError(t, e2etest.Abort(conn))
-	err = <-got
+	select {
+	case err = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's read did not return within 10 s")
+	}
 	var ne net.Error
 	require.Error(t, err, "a reset, not an orderly EOF")
 	assert.False(t, errors.As(err, &ne) && ne.Timeout(), "%v", err)
