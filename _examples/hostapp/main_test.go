@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +56,36 @@ func (c *client) do(method, path, user, body string) answer {
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(c.t, err)
 	return answer{status: resp.StatusCode, body: data}
+}
+
+// sseUntil opens an SSE stream as user and reads its events until one of
+// type want, within 10 s; it returns the type it stopped at.
+func (c *client) sseUntil(path, user string, want contracts.EventType) contracts.EventType {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	require.NoError(c.t, err)
+	req.Header.Set("Authorization", "Bearer "+user)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultTransport.RoundTrip(req) // no client timeout: ctx bounds the stream
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	require.Equal(c.t, http.StatusOK, resp.StatusCode)
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		data, ok := strings.CutPrefix(lines.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct{ Type contracts.EventType } // events and the JSON heartbeat alike
+		require.NoError(c.t, json.Unmarshal([]byte(data), &ev), data)
+		if ev.Type == want {
+			return ev.Type
+		}
+	}
+	c.t.Fatalf("the stream ended before %s: %v", want, lines.Err())
+	return ""
 }
 
 // startHost serves the host app on 127.0.0.1:0 until the test ends.
@@ -132,6 +164,9 @@ func TestHostApp(t *testing.T) {
 			}
 		}
 	}
+
+	// bob streams it over SSE too, up to the suspension.
+	assert.Equal(t, contracts.EventSuspended, c.sseUntil(task+"/events/stream", "bob", contracts.EventSuspended))
 
 	// mallory sees nothing: 404, as for a task that does not exist.
 	for _, path := range []string{task + "/events", task + "/events/stream"} {
