@@ -1,9 +1,11 @@
 // Package fiberbridge is the Fiber face of TaskBridge: it mounts the
 // TaskBridge v1 routes (create, long-poll, SSE, cancel, actions, WebSocket,
-// health and readiness) on any fiber.Router of a host application.
+// health and readiness) on any fiber.Router of a host application. TaskBridge
+// v1 is the protocol of taskbridge-fastapi
+// (https://github.com/nikkiw/task-bridge), so its clients work unchanged.
 //
-// A host builds one Bridge with New at boot, registers it on its app, a group
-// or a prefix with Register, and calls Shutdown before shutting the app down:
+// A host builds one Bridge with New at boot, registers it on its app or a
+// group with Register, and calls Shutdown before shutting the app down:
 //
 //	stores := memstore.New(memstore.Options{})
 //	executor, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores})
@@ -18,6 +20,30 @@
 //	...
 //	_ = bridge.Shutdown(ctx)        // ends streams, wakes long-polls
 //	_ = app.ShutdownWithContext(ctx) // then the server
+//
+// # Mounting in an existing app
+//
+// The task routes live under Config.BasePath (default "/api/v1"; with
+// "/jobs", Register mounts "/jobs/tasks", "/jobs/tasks/:taskId/events",
+// ...). A host with its own authentication mounts them with RegisterTasks
+// on a group behind its middleware, which hands the caller over with
+// SetAuth (Config.AuthResolver is then not needed), and the unauthenticated
+// /health and /ready with RegisterProbes on the app. bridge.ErrorHandler
+// wraps the host's error handler: the bridge's errors get the envelope, the
+// host's routes keep the host's format. Config.Actions lets an approver who
+// is not the owner read a task and act on its suspensions (not cancel it):
+//
+//	app := fiber.New(fiber.Config{ErrorHandler: bridge.ErrorHandler(hostErrors)})
+//	bridge.RegisterProbes(app)
+//	api := app.Group("/app", func(c *fiber.Ctx) error {
+//		user, err := hostSession(c)
+//		if err != nil {
+//			return err
+//		}
+//		fiberbridge.SetAuth(c, contracts.AuthContext{Subject: user})
+//		return c.Next()
+//	})
+//	bridge.RegisterTasks(api) // /app/api/v1/tasks, ...
 //
 // Every route answers failures with the stable JSON envelope of package
 // bridgeerr ({code, message, details, timestamp}); never an HTML page, never

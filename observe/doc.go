@@ -4,13 +4,17 @@
 // runtime reports to, and readiness probes.
 //
 // Every sink defaults to a no-op, so a host that plugs nothing pays nothing;
-// a host plugs its own *zap.Logger with NewLogger and its metrics backend
-// with any MetricsSink (the prom sub-package provides Prometheus).
+// a host passes its own *zap.Logger to the constructors' options
+// (fiberbridge.Config.Logger, orchestration.ExecutorOptions.Logger, ...)
+// and its metrics backend as any MetricsSink (the prom sub-package provides
+// Prometheus).
 //
-// Logging: Logger writes an Entry (taskId, eventId, clientRequestId, userId,
-// transport, outcome, details, error) at Debug for per-event lines, Info for
-// lifecycle, Warn for denials and Error for failures. Disabled levels cost
-// no allocation; With binds per-connection fields once.
+// Logging: the library writes each line as an Entry (taskId, eventId,
+// clientRequestId, clientActionId, userId, transport, outcome, details,
+// error) through Logger: Debug for per-event lines, Info for lifecycle,
+// Warn for denials and Error for failures. Disabled levels cost no
+// allocation; With binds per-connection fields once; a line's caller is the
+// library code that logged it.
 //
 // Metrics: the Metric* names and Tag* keys form a fixed catalogue
 // (Catalogue), so backends can pre-register every series. MultiMetrics fans
