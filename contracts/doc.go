@@ -1,6 +1,10 @@
 // Package contracts holds the TaskBridge v1 wire models, the domain records,
 // the commands and results of the service layer, and the ports (store,
 // executor and policy interfaces) that the rest of the library is built on.
+// TaskBridge v1 is the protocol of taskbridge-fastapi
+// (https://github.com/nikkiw/task-bridge); its clients, and this module's
+// client package, decode the same models. Stores is the bundle of the four
+// store ports that memstore.New and redisstore.New return.
 //
 // It imports only the standard library so that every other package, and
 // workers in other processes, can depend on it cheaply.
