@@ -3,10 +3,11 @@
 #   make test         vet + race tests of every package and example (starts a
 #                     throw-away redis-server for the Redis tests), then
 #                     make test-temporal
-#   make test-temporal race tests of the modules of their own (the Temporal
-#                     adapter and its example) on a throw-away Temporal dev
-#                     server and redis-server (builds and caches the
-#                     temporal CLI on first use: minutes)
+#   make test-temporal race tests of the modules of their own (MODULES: the
+#                     Temporal adapter, its example, the host app example)
+#                     on a throw-away Temporal dev server and redis-server
+#                     (builds and caches the temporal CLI on first use:
+#                     about five minutes on 2 cores)
 #   make vet          gofmt, go mod tidy -diff, go vet and staticcheck (of
 #                     the root module and of each module of its own)
 #   make bench        micro benchmarks (go test -bench) with allocation counts
