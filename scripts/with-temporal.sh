@@ -6,7 +6,8 @@
 # the binary (${XDG_CACHE_HOME:-$HOME/.cache}/taskbridge/temporal-<version>/),
 # starts `temporal server start-dev --headless` on a free loopback port with
 # an in-memory store, waits until its frontend answers a health check,
-# exports TASKBRIDGE_TEMPORAL_ADDR=127.0.0.1:<port>, runs COMMAND, stops the
+# exports TASKBRIDGE_TEMPORAL_ADDR=127.0.0.1:<port> (and the server's pid as
+# TASKBRIDGE_TEMPORAL_PID), runs COMMAND, stops the
 # server on exit (also on failure or interrupt) and exits with COMMAND's
 # status.
 #
@@ -167,6 +168,8 @@ if [ -z "$started" ]; then
 fi
 
 export TASKBRIDGE_TEMPORAL_ADDR="127.0.0.1:$port"
+# The server's pid, for benchmarks that read its CPU time from /proc.
+export TASKBRIDGE_TEMPORAL_PID="$pid"
 log "temporal dev server (CLI $CLI_VERSION) on $TASKBRIDGE_TEMPORAL_ADDR"
 run_command "$@"
 exit $?

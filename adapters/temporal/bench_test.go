@@ -1,13 +1,17 @@
 package tbtemporal_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +34,9 @@ import (
 // message is the wall-clock time (ns) just before the emit; a change-feed
 // listener (what a bridge's streaming hub runs) reads each new event and
 // records emit-to-delivery latency. Reported per run: tasks/s (created
-// and completed), create-to-STARTED and create-to-terminal latency, and
-// emit-to-delivery latency (p50, p99).
+// and completed), create-to-STARTED and create-to-terminal latency,
+// emit-to-delivery latency (p50, p99), and CPU per task of this process and
+// of the Temporal dev server.
 //
 //	scripts/with-redis.sh scripts/with-temporal.sh sh -c \
 //	  'cd adapters/temporal && go test -run "^$" -bench Executors -benchtime 400x'
@@ -190,6 +195,7 @@ func runLoad(b *testing.B, stores contracts.Stores, x contracts.Executor, conc i
 		loops.Wait()
 	}()
 
+	cpu0, server0 := processCPU(), serverCPU()
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -224,6 +230,7 @@ func runLoad(b *testing.B, stores contracts.Stores, x contracts.Executor, conc i
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	cpu, server := processCPU()-cpu0, serverCPU()-server0
 
 	var started, ended, progress []time.Duration
 	for _, tt := range tasks {
@@ -238,6 +245,12 @@ func runLoad(b *testing.B, stores contracts.Stores, x contracts.Executor, conc i
 	b.ReportMetric(ms(pct(ended, 99)), "end_p99_ms")
 	b.ReportMetric(ms(pct(progress, 50)), "emit_p50_ms")
 	b.ReportMetric(ms(pct(progress, 99)), "emit_p99_ms")
+	// CPU per task: this process (handlers, worker, creation service,
+	// listener) and the Temporal dev server; Redis is left out.
+	b.ReportMetric(ms(cpu)/float64(len(tasks)), "cpu_ms/task")
+	if _, onTemporal := x.(*tbtemporal.Executor); onTemporal && server0 >= 0 {
+		b.ReportMetric(ms(server)/float64(len(tasks)), "server_cpu_ms/task")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -282,3 +295,36 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the CPU time the Temporal dev server has used, read from
+// /proc/<TASKBRIDGE_TEMPORAL_PID>/stat (scripts/with-temporal.sh exports
+// it); -1 when it cannot be read.
+func serverCPU() time.Duration {
+	data, err := os.ReadFile("/proc/" + os.Getenv("TASKBRIDGE_TEMPORAL_PID") + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name (which may hold spaces, in parentheses):
+	// utime and stime are the 14th and 15th fields of the line.
+	rest := string(data[bytes.LastIndexByte(data, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}
