@@ -22,7 +22,11 @@ type Waiter interface {
 }
 
 // FeedWaiter implements Waiter from a contracts.ChangeFeed: one feed
-// listener per FeedWaiter, however many watches are open. Watches are
+// listener per FeedWaiter, however many watches are open. A process with a
+// bridge needs none (the bridge's streaming hub is the waiter); a worker
+// process without one may run a FeedWaiter and give it to both its
+// Services and its Executor (Options.Waiter, ExecutorOptions.Waiter) to
+// keep one listener. Watches are
 // one-shot: a change of a task closes and drops every watch of that task; a
 // resync closes them all. It is safe for concurrent use. Its owner runs Run
 // in a goroutine and stops it by cancelling Run's context; watches made
