@@ -95,9 +95,10 @@ type Config struct {
 
 	// Services are the orchestration services the routes call. When nil,
 	// the bridge builds them from Stores and Executor (and Ownership,
-	// Logger, Metrics), uses its streaming hub as their waiter, and closes
-	// them in Shutdown. Services given here are owned by the host, who
-	// closes them; Executor and Ownership must then be nil.
+	// Actions, Logger, Metrics), uses its streaming hub as their waiter, and
+	// closes them in Shutdown. Services given here are owned by the host,
+	// who closes them; they wait on the bridge's hub too (UseWaiter);
+	// Executor, Ownership and Actions must then be nil.
 	//
 	// Optional. Default: built from Stores and Executor.
 	Services *orchestration.Services
