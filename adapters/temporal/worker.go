@@ -24,7 +24,7 @@ type WorkerOptions struct {
 	// Stores are the stores the bridges use (shared, for example Redis):
 	// the worker appends the tasks' events, moves their status and opens
 	// and resolves their suspensions there. Tasks, Events and Suspensions
-	// are required; Receipts is not used.
+	// are required; the others are not used.
 	Stores contracts.Stores
 	// TaskQueue is the Temporal task queue to poll; the bridges' executors
 	// submit to it. Optional. Default: DefaultTaskQueue.
@@ -79,9 +79,16 @@ func NewWorker(c client.Client, opts WorkerOptions) (*Worker, error) {
 	if c == nil {
 		missing = append(missing, "a Temporal client")
 	}
-	for _, m := range opts.Stores.Missing() {
-		if m != "Stores.Receipts" {
-			missing = append(missing, m)
+	for _, f := range [...]struct {
+		name string
+		set  bool
+	}{
+		{"Stores.Tasks", opts.Stores.Tasks != nil},
+		{"Stores.Events", opts.Stores.Events != nil},
+		{"Stores.Suspensions", opts.Stores.Suspensions != nil},
+	} {
+		if !f.set {
+			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {

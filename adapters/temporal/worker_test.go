@@ -433,3 +433,30 @@ func TestRetriedWritesAppendOnce(t *testing.T) {
 	assert.Empty(t, lossy.lose, "every write lost one answer and was retried")
 	lossy.mu.Unlock()
 }
+
+func TestNewWorkerNamesMissingStores(t *testing.T) {
+	t.Parallel()
+	_, err := tbtemporal.NewWorker(nil, tbtemporal.WorkerOptions{Stores: contracts.Stores{Events: nil}})
+	require.Error(t, err)
+	assert.Equal(t, "tbtemporal: NewWorker needs a Temporal client, Stores.Tasks, Stores.Events, Stores.Suspensions", err.Error())
+	_, err = tbtemporal.NewExecutor(nil, tbtemporal.ExecutorOptions{TaskTypes: []string{"a"}})
+	require.Error(t, err)
+	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = tbtemporal.NewExecutor(c, tbtemporal.ExecutorOptions{})
+	require.ErrorContains(t, err, "TaskTypes")
+}
+
+func TestCancelReachesRunningStep(t *testing.T) {
+	t.Parallel()
+	e := stepEnv(t, tbtemporal.TypeOptions{HeartbeatTimeout: time.Second, Retry: fastRetry})
+
+	id := e.create("step", `{"Mode":"slow"}`)
+	// The step has reported its progress: it is waiting on its context.
+	e.waitFor(id, func(ev contracts.TaskEvent) bool { return ev.Type == contracts.EventProgress })
+	_, err := e.services.Cancellation.Cancel(context.Background(), contracts.CancelTaskCommand{Auth: owner, TaskID: id})
+	require.NoError(t, err)
+	evs := e.waitEnd(id)
+	require.Equal(t, []contracts.EventType{contracts.EventStarted, contracts.EventProgress, contracts.EventCancelled}, types(evs))
+}
