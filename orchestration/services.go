@@ -107,6 +107,7 @@ type Services struct {
 	Subscription   *SubscriptionService
 	Reconciliation *ReconciliationService
 	Retention      *RetentionService
+	Tasks          *TaskReadService
 
 	d *deps
 }
@@ -170,6 +171,7 @@ func NewServices(opts Options) (*Services, error) {
 		Subscription:   &SubscriptionService{d: d},
 		Reconciliation: &ReconciliationService{d: d},
 		Retention:      &RetentionService{d: d},
+		Tasks:          &TaskReadService{d: d},
 		d:              d,
 	}, nil
 }

@@ -20,6 +20,11 @@
 // the task's data TerminalTTL later. Stores built one by one with their own
 // constructors expire only what they see themselves.
 //
+// For the task read API the event store folds every append into the task's
+// contracts.TaskLogSummary (SummaryReader) and the registry keeps each
+// owner's tasks in listing order (contracts.TaskLister); both go with the
+// task when it expires.
+//
 // Event ids have the `ms-seq` shape of Redis stream ids: the clock's
 // milliseconds and a sequence number, strictly increasing per task even when
 // the clock stands still or goes backwards.

@@ -63,6 +63,7 @@ type stream struct {
 	terminal contracts.EventID // id of the terminal event; zero: none yet
 	expireAt int64             // UnixNano; 0: not scheduled
 	deleted  bool              // removed from its shard; appenders retry
+	summary  contracts.TaskLogSummary
 
 	// Idempotency keys of the retained events: keys maps a key to its
 	// event's id; keyed lists the keyed events in id order from keyedLo,
@@ -152,6 +153,7 @@ func (s *EventStore) Append(_ context.Context, taskID string, draft contracts.Ev
 		if key != "" {
 			st.remember(key, ev.EventID)
 		}
+		st.summary.Apply(&ev)
 		terminal := ev.Type.IsTerminal()
 		if terminal {
 			st.terminal = ev.EventID

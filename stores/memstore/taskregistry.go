@@ -31,6 +31,8 @@ type TaskRegistry struct {
 	tasks map[string]*taskEntry
 	keys  map[idemKey]string
 	exp   expiryQueue
+
+	owners ownerIndex // each owner's tasks in listing order (ownerindex.go)
 }
 
 type taskEntry struct {
@@ -93,6 +95,7 @@ func (r *TaskRegistry) Create(_ context.Context, task contracts.TaskRecord) (con
 		rec.Status = contracts.StatusAccepted
 	}
 	r.tasks[rec.TaskID] = &taskEntry{rec: rec}
+	r.owners.add(&rec)
 	if rec.ClientRequestID != "" {
 		r.keys[key] = rec.TaskID
 	}
@@ -223,6 +226,7 @@ func (r *TaskRegistry) sweepLocked(nowNs int64) {
 
 func (r *TaskRegistry) removeLocked(e *taskEntry) {
 	delete(r.tasks, e.rec.TaskID)
+	r.owners.remove(&e.rec)
 	key := idemKey{e.rec.OwnerID, e.rec.ClientRequestID}
 	if r.keys[key] == e.rec.TaskID {
 		delete(r.keys, key)

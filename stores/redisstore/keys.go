@@ -11,8 +11,10 @@ import (
 //
 //	P{<taskId>}:task        hash    task record: rec (JSON at create), status, cancel, reason, updated
 //	P{<taskId>}:events      stream  the task's events: type, createdAt (unix ms), payload (JSON)
-//	P{<taskId>}:meta        hash    terminal (id of the terminal event), trimmed (highest trimmed id)
+//	P{<taskId>}:meta        hash    terminal (id of the terminal event), trimmed (highest trimmed id),
+//	                                ended, and the task's summary (summary.go)
 //	P{<taskId>}:appends     hash    idempotency key of an append -> id of the event it stored
+//	Powner:{<owner>}:tasks  zset    the owner's tasks in listing order (ownerindex.go)
 //	Pidem:<n>:<owner>:<crid> string task id claimed by the owner-scoped idempotency key (n = len(owner))
 //	P{susp}:<n>:<taskId>:<suspendId>  hash  suspension: rec (JSON at create), status, handoff, action, resolvedAt
 //	P{susp}:open            zset    OPEN suspensions with a deadline, scored by the deadline (unix µs)

@@ -96,6 +96,10 @@ func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (c
 	if stored == 0 {
 		return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, contracts.ErrAlreadyExists)
 	}
+	if err := r.indexTask(ctx, task); err != nil {
+		r.discard(task.TaskID)
+		return contracts.TaskRecord{}, false, err
+	}
 	if idemKey == "" {
 		return task, true, nil
 	}

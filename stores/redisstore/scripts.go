@@ -51,8 +51,9 @@ end
 // KEYS: events, meta, task, appends. ARGV: type, createdAt (unix ms),
 // payload, terminal (1/0), cap (0 = none), slack, active TTL ms, terminal
 // TTL ms, channel, taskId, idempotency key ("" = none). Reply: {"ok", id},
-// {"terminal", terminal id} or {"held", id, type, createdAt, payload}.
-var appendScript = redis.NewScript(retainLua + `
+// {"terminal", terminal id} or {"held", id, type, createdAt, payload}. It
+// also keeps the task's summary in meta current (summarizeLua, summary.go).
+var appendScript = redis.NewScript(retainLua + summarizeLua + `
 local key = ARGV[11]
 if key ~= '' then
   local held = redis.call('HGET', KEYS[4], key)
@@ -100,6 +101,7 @@ end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[2], 'terminal', id)
 end
+summarize(KEYS[2], id, ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1')
 retain(KEYS[2], KEYS, tonumber(ARGV[7]), tonumber(ARGV[8]))
 redis.call('PUBLISH', ARGV[9], ARGV[10] .. ' ' .. id)
 return {'ok', id}

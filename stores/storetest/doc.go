@@ -19,8 +19,11 @@
 // strictly-after reads with limits and pagination, rejection of the zero
 // draft and of appends after the terminal event (exactly one terminal event
 // under concurrency), EventPage.Ended, change-feed delivery in append order,
-// the compare-and-set of suspensions, handoffs, ExpireOpen, and
-// create-if-absent receipts with DeleteExpired. It never sleeps; waits are
+// the compare-and-set of suspensions, handoffs, ExpireOpen,
+// create-if-absent receipts with DeleteExpired, and, for stores that
+// implement them, contracts.BatchReader, contracts.SummaryReader (the
+// summary follows every append) and contracts.TaskLister (listing order,
+// pagination while tasks are created, filters, the scan bound). It never sleeps; waits are
 // bounded by context deadlines.
 //
 // Retention (per-task caps, TTLs) is configuration-specific and is tested by

@@ -297,6 +297,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) contracts.EventStor
 
 	runBatchReader(t, newStore)
 	runIdempotentAppend(t, newStore)
+	runSummaryReader(t, newStore)
 	runChangeFeed(t, newStore)
 }
 

@@ -193,6 +193,7 @@ func RunTaskRegistry(t *testing.T, newRegistry func(t *testing.T) contracts.Task
 		_, err = reg.RequestCancellation(ctx, "missing", "x")
 		require.ErrorIs(t, err, contracts.ErrNotFound)
 	})
+	runTaskLister(t, newRegistry)
 }
 
 // newTask returns an ACCEPTED task record with every idempotency field set.
