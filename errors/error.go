@@ -27,6 +27,7 @@ const (
 	CodeInternal            Code = "INTERNAL_ERROR"
 	CodeTooManyStreams      Code = "TOO_MANY_STREAMS"
 	CodeServiceShuttingDown Code = "SERVICE_UNAVAILABLE"
+	CodeRouteNotFound       Code = "ROUTE_NOT_FOUND"
 	internalMessage              = "internal error"
 	messagePrefix                = "taskbridge: "
 )
@@ -36,7 +37,7 @@ func (c Code) HTTPStatus() int {
 	switch c {
 	case CodeAuthentication:
 		return http.StatusUnauthorized
-	case CodeTaskNotFound:
+	case CodeTaskNotFound, CodeRouteNotFound:
 		return http.StatusNotFound
 	case CodeTaskOwnership:
 		return http.StatusForbidden
@@ -137,6 +138,7 @@ var (
 	ErrInternal            = New(CodeInternal, internalMessage)
 	ErrTooManyStreams      = New(CodeTooManyStreams, "too many open streams")
 	ErrShuttingDown        = New(CodeServiceShuttingDown, "server is shutting down")
+	ErrRouteNotFound       = New(CodeRouteNotFound, "route not found")
 )
 
 // From turns any error into an *Error: an *Error in the chain is returned as

@@ -19,6 +19,7 @@ import (
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
+	"github.com/taskbridge/taskbridge-fiber/spec"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
@@ -41,6 +42,7 @@ type Bridge struct {
 	clock        func() time.Time
 	allowed      []mediaRange
 	mounts       mountSet // where RegisterTasks mounted the task routes
+	probes       probeSet // where RegisterProbes mounted health and readiness
 
 	// ctx is cancelled by Shutdown; long-polls derive from it.
 	ctx    context.Context
@@ -67,10 +69,16 @@ type Bridge struct {
 // New returns an error for a configuration that cannot work: no
 // AuthResolver, no Stores.Events, neither Services nor the other stores and
 // an Executor, both Services and an Executor, a task route without
-// :taskId, or an invalid AllowedUploadTypes entry.
+// :taskId, an invalid AllowedUploadTypes entry, or Routes.ListTasks set on
+// a task registry that cannot list (contracts.TaskLister).
 func New(cfg Config) (*Bridge, error) {
+	listExplicit := cfg.Routes.ListTasks != ""
 	cfg = configDefault(cfg)
 	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	dropList, err := cfg.checkListing(listExplicit)
+	if err != nil {
 		return nil, err
 	}
 	b := &Bridge{
@@ -82,6 +90,10 @@ func New(cfg Config) (*Bridge, error) {
 	for _, t := range cfg.AllowedUploadTypes {
 		m, _ := parseMediaRange(t) // validated
 		b.allowed = append(b.allowed, m)
+	}
+	if dropList {
+		b.log.Info("http.routes.list_tasks_off", observe.Entry{Outcome: "skipped", Details: map[string]any{
+			"reason": "the task registry does not implement contracts.TaskLister; set Routes.ListTasks to mount it anyway"}})
 	}
 	hub, err := b.newHub()
 	if err != nil {
@@ -177,34 +189,18 @@ func (b *Bridge) Register(router fiber.Router) {
 	b.RegisterProbes(router)
 }
 
-// RegisterTasks mounts the task routes (create, poll, SSE, cancel, actions,
-// WebSocket) under Config.BasePath on router. Each route is one handler
-// that runs the locals steps (services and the AuthContext in c.Locals:
-// SetAuth's, else Config.AuthResolver's) and then the route. Mount them on
-// a group behind the host's authentication middleware when the host
-// authenticates itself (see SetAuth).
+// RegisterTasks mounts the task routes (create, list, snapshot, poll, SSE,
+// cancel, actions, WebSocket, and the OpenAPI document when turned on)
+// under Config.BasePath on router. Each route is one handler that runs the
+// locals steps (services and the AuthContext in c.Locals: SetAuth's, else
+// Config.AuthResolver's) and then the route; the OpenAPI document is not
+// authenticated. Mount them on a group behind the host's authentication
+// middleware when the host authenticates itself (see SetAuth).
 func (b *Bridge) RegisterTasks(router fiber.Router) {
-	r := b.cfg.Routes
-	for _, rt := range []struct {
-		method, path string
-		h            fiber.Handler
-	}{
-		{fiber.MethodPost, r.CreateTask, b.CreateTaskHandler()},
-		{fiber.MethodGet, r.PollEvents, b.PollEventsHandler()},
-		{fiber.MethodGet, r.StreamEvents, b.StreamEventsHandler()},
-		{fiber.MethodPost, r.CancelTask, b.CancelTaskHandler()},
-		{fiber.MethodPost, r.SubmitAction, b.SubmitActionHandler()},
-		{fiber.MethodGet, r.WebSocket, b.WebSocketHandler()},
-	} {
-		if rt.path != Disabled {
-			router.Add(rt.method, b.cfg.BasePath+rt.path, rt.h)
-		}
-	}
 	var paths []string
-	for _, p := range []string{r.CreateTask, r.PollEvents, r.StreamEvents, r.CancelTask, r.SubmitAction, r.WebSocket} {
-		if p != Disabled {
-			paths = append(paths, p)
-		}
+	for _, rt := range b.taskRoutes() {
+		router.Add(rt.method, b.cfg.BasePath+rt.path, rt.handler())
+		paths = append(paths, rt.path)
 	}
 	b.mounts.add(router, b.cfg.BasePath, paths)
 }
@@ -213,13 +209,54 @@ func (b *Bridge) RegisterTasks(router fiber.Router) {
 // Routes.Ready) on router; they are not authenticated. Mount them on the
 // app, outside (and before) a group whose middleware authenticates.
 func (b *Bridge) RegisterProbes(router fiber.Router) {
+	for _, rt := range b.probeRoutes() {
+		router.Add(rt.method, rt.path, rt.handler())
+	}
+	b.probes.add(router)
+}
+
+// mountedRoute is a route the bridge mounts: the operation of spec's
+// document it serves, where (relative to the base path for task routes),
+// and how to build its handler.
+type mountedRoute struct {
+	op, method, path string
+	handler          func() fiber.Handler
+}
+
+// taskRoutes lists the enabled task routes in mounting order: GetTask's
+// :taskId comes last so that fixed paths next to it (the WebSocket's) win.
+func (b *Bridge) taskRoutes() []mountedRoute {
 	r := b.cfg.Routes
-	if r.Health != Disabled {
-		router.Get(r.Health, b.HealthHandler())
+	return enabled([]mountedRoute{
+		{spec.OpCreateTask, fiber.MethodPost, r.CreateTask, b.CreateTaskHandler},
+		{spec.OpListTasks, fiber.MethodGet, r.ListTasks, b.ListTasksHandler},
+		{spec.OpPollEvents, fiber.MethodGet, r.PollEvents, b.PollEventsHandler},
+		{spec.OpStreamEvents, fiber.MethodGet, r.StreamEvents, b.StreamEventsHandler},
+		{spec.OpCancelTask, fiber.MethodPost, r.CancelTask, b.CancelTaskHandler},
+		{spec.OpSubmitAction, fiber.MethodPost, r.SubmitAction, b.SubmitActionHandler},
+		{spec.OpWebSocket, fiber.MethodGet, r.WebSocket, b.WebSocketHandler},
+		{spec.OpOpenAPI, fiber.MethodGet, r.OpenAPI, b.OpenAPIHandler},
+		{spec.OpGetTask, fiber.MethodGet, r.GetTask, b.GetTaskHandler},
+	})
+}
+
+// probeRoutes lists the enabled probe routes.
+func (b *Bridge) probeRoutes() []mountedRoute {
+	r := b.cfg.Routes
+	return enabled([]mountedRoute{
+		{spec.OpHealth, fiber.MethodGet, r.Health, b.HealthHandler},
+		{spec.OpReady, fiber.MethodGet, r.Ready, b.ReadyHandler},
+	})
+}
+
+func enabled(routes []mountedRoute) []mountedRoute {
+	out := routes[:0]
+	for _, rt := range routes {
+		if rt.path != Disabled {
+			out = append(out, rt)
+		}
 	}
-	if r.Ready != Disabled {
-		router.Get(r.Ready, b.ReadyHandler())
-	}
+	return out
 }
 
 // Shutdown stops the bridge: new streams are refused with 503, every open

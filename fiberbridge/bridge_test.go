@@ -315,7 +315,7 @@ func TestErrorHandler(t *testing.T) {
 		{"/plain", http.StatusInternalServerError, bridgeerr.CodeInternal, "internal error"},
 		{"/unencodable", http.StatusBadRequest, bridgeerr.CodeInvalidRequest, "bad"},
 		{"/503", http.StatusServiceUnavailable, bridgeerr.CodeServiceShuttingDown, "service unavailable"},
-		{"/missing", http.StatusNotFound, bridgeerr.CodeInvalidRequest, "not found"}, // no request bytes echoed
+		{"/missing", http.StatusNotFound, bridgeerr.CodeRouteNotFound, "route not found"}, // no request bytes echoed
 	} {
 		r := testRequest(t, app, http.MethodGet, tc.path, "", "")
 		env := checkEnvelope(t, r, tc.status, tc.code)

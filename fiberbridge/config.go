@@ -1,6 +1,7 @@
 package fiberbridge
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"strings"
@@ -40,6 +41,22 @@ type Routes struct {
 	Health string
 	// Ready: GET, unauthenticated. Optional. Default: "/ready".
 	Ready string
+	// ListTasks: GET, the caller's tasks (a TaskBridge-for-Fiber addition;
+	// needs a registry that implements contracts.TaskLister, and is left
+	// out without one unless set explicitly). Optional. Default: the
+	// CreateTask path ("/tasks").
+	ListTasks string
+	// GetTask: GET, one task's snapshot (a TaskBridge-for-Fiber addition).
+	// Mounted after the other task routes, so a fixed path such as the
+	// WebSocket's "/tasks/ws" wins over its :taskId. Optional. Default: the
+	// CreateTask path + "/:taskId" ("/tasks/:taskId").
+	GetTask string
+	// OpenAPI: GET, a task route that is not authenticated: the OpenAPI 3.1
+	// document of the routes mounted with it, at their full paths (a
+	// TaskBridge-for-Fiber addition). Opt-in: for example "/openapi.json"
+	// (below the default base path "/api/v1/openapi.json"). Optional.
+	// Default: Disabled.
+	OpenAPI string
 }
 
 // Disabled as a route path leaves that route out of Register.
@@ -58,6 +75,9 @@ var DefaultRoutes = Routes{
 	WebSocket:    "/tasks/ws",
 	Health:       "/health",
 	Ready:        "/ready",
+	ListTasks:    "/tasks",
+	GetTask:      "/tasks/:taskId",
+	OpenAPI:      Disabled,
 }
 
 // DefaultBasePath is the protocol's prefix of the task routes.
@@ -311,7 +331,7 @@ func configDefault(cfg Config) Config {
 	}{
 		{&r.CreateTask, d.CreateTask}, {&r.PollEvents, d.PollEvents}, {&r.StreamEvents, d.StreamEvents},
 		{&r.CancelTask, d.CancelTask}, {&r.SubmitAction, d.SubmitAction}, {&r.WebSocket, d.WebSocket},
-		{&r.Health, d.Health}, {&r.Ready, d.Ready},
+		{&r.Health, d.Health}, {&r.Ready, d.Ready}, {&r.OpenAPI, d.OpenAPI},
 	} {
 		if *p.field == "" {
 			*p.field = p.def
@@ -319,6 +339,17 @@ func configDefault(cfg Config) Config {
 	}
 	if cfg.BasePath == "" {
 		cfg.BasePath = ConfigDefault.BasePath
+	}
+	// The read API lives where the host put task creation.
+	collection := r.CreateTask
+	if collection == Disabled {
+		collection = d.ListTasks
+	}
+	if r.ListTasks == "" {
+		r.ListTasks = collection
+	}
+	if r.GetTask == "" {
+		r.GetTask = strings.TrimSuffix(collection, "/") + "/:" + TaskIDParam
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = ConfigDefault.MaxBodyBytes
@@ -394,7 +425,7 @@ func (cfg *Config) validate() error {
 	for _, p := range []struct{ name, path string }{
 		{"CreateTask", r.CreateTask}, {"WebSocket", r.WebSocket}, {"Health", r.Health}, {"Ready", r.Ready},
 		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents}, {"CancelTask", r.CancelTask},
-		{"SubmitAction", r.SubmitAction},
+		{"SubmitAction", r.SubmitAction}, {"ListTasks", r.ListTasks}, {"GetTask", r.GetTask}, {"OpenAPI", r.OpenAPI},
 	} {
 		if p.path != Disabled && !strings.HasPrefix(p.path, "/") {
 			return fail("Routes.%s %q must start with /", p.name, p.path)
@@ -402,7 +433,7 @@ func (cfg *Config) validate() error {
 	}
 	for _, p := range []struct{ name, path string }{
 		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents},
-		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction},
+		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction}, {"GetTask", r.GetTask},
 	} {
 		if p.path != Disabled && !hasParam(p.path, TaskIDParam) {
 			return fail("Routes.%s %q must contain the :%s parameter", p.name, p.path, TaskIDParam)
@@ -414,6 +445,30 @@ func (cfg *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// checkListing decides the ListTasks route for stores that cannot list:
+// an error when the route was set explicitly; otherwise it turns the route
+// off and reports true (New logs it).
+func (cfg *Config) checkListing(explicit bool) (bool, error) {
+	if cfg.Routes.ListTasks == Disabled {
+		return false, nil
+	}
+	var can bool
+	if cfg.Services != nil {
+		can = cfg.Services.Tasks != nil && cfg.Services.Tasks.CanList()
+	} else {
+		_, can = cfg.Stores.Tasks.(contracts.TaskLister)
+	}
+	switch {
+	case can:
+		return false, nil
+	case explicit:
+		return false, errors.New("taskbridge: fiberbridge.New: Routes.ListTasks needs a task registry that implements " +
+			"contracts.TaskLister; set it to fiberbridge.Disabled")
+	}
+	cfg.Routes.ListTasks = Disabled
+	return true, nil
 }
 
 // hasParam reports whether a Fiber route path has the parameter :name (a

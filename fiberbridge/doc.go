@@ -1,7 +1,10 @@
 // Package fiberbridge is the Fiber face of TaskBridge: it mounts the
 // TaskBridge v1 routes (create, long-poll, SSE, cancel, actions, WebSocket,
-// health and readiness) on any fiber.Router of a host application. TaskBridge
-// v1 is the protocol of taskbridge-fastapi
+// health and readiness) on any fiber.Router of a host application, together
+// with the library's additions: the task read API (GET a task's snapshot,
+// GET the caller's tasks) and an opt-in OpenAPI document of the mounted
+// routes. Each route can be moved or left out through Config.Routes.
+// TaskBridge v1 is the protocol of taskbridge-fastapi
 // (https://github.com/nikkiw/task-bridge), so its clients work unchanged.
 //
 // A host builds one Bridge with New at boot, registers it on its app or a
@@ -91,6 +94,18 @@
 //
 // Config.Readiness answers /ready, bounded by Config.ReadinessTimeout even
 // when a probe ignores its context.
+//
+// # Task read API
+//
+// GetTaskHandler answers a task's snapshot (contracts.TaskSnapshot) from
+// two small reads: the task record and the log summary the event store
+// updates atomically on every append (contracts.SummaryReader), never a
+// replay of the log. ListTasksHandler pages through the caller's tasks
+// newest first over the registry's owner index (contracts.TaskLister) with
+// an opaque keyset cursor that stays stable while tasks are created. A
+// single SSE stream for several tasks is deliberately not offered: the
+// WebSocket carries many subscriptions on one connection; README.md says
+// why.
 //
 // # Long-poll default
 //

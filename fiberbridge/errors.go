@@ -26,7 +26,8 @@ import (
 // error handler.
 //
 // A *bridgeerr.Error is rendered as is; a *fiber.Error keeps its status
-// (4xx with code INVALID_REQUEST, 401 AUTHENTICATION_ERROR, 422
+// (404, an unknown route, with code ROUTE_NOT_FOUND and the message "route
+// not found"; other 4xx INVALID_REQUEST, 401 AUTHENTICATION_ERROR, 422
 // REQUEST_VALIDATION_ERROR, 503 SERVICE_UNAVAILABLE, other 5xx
 // INTERNAL_ERROR); any other error is a 500 INTERNAL_ERROR whose envelope
 // says only "internal error". An error raised before any route ran (fasthttp
@@ -57,7 +58,8 @@ func routeRan(c *fiber.Ctx) bool {
 func genericFiberError(err error, be *bridgeerr.Error) *bridgeerr.Error {
 	var fe *fiber.Error
 	status := be.HTTPStatus()
-	if !errors.As(err, &fe) || status == http.StatusRequestEntityTooLarge || status >= 500 {
+	if !errors.As(err, &fe) || status == http.StatusRequestEntityTooLarge || status >= 500 ||
+		be.Code == bridgeerr.CodeRouteNotFound {
 		return be // fixed messages already
 	}
 	msg := strings.ToLower(http.StatusText(status))
@@ -94,6 +96,8 @@ func fromFiberError(fe *fiber.Error) *bridgeerr.Error {
 		msg = strings.ToValidUTF8(msg[:maxFiberMessage], "") + "..."
 	}
 	switch {
+	case status == http.StatusNotFound:
+		return bridgeerr.New(bridgeerr.CodeRouteNotFound, "route not found")
 	case status == http.StatusUnauthorized:
 		return bridgeerr.New(bridgeerr.CodeAuthentication, msg)
 	case status == http.StatusUnprocessableEntity:

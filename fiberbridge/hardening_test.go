@@ -198,7 +198,7 @@ func TestBadInputEndToEnd(t *testing.T) {
 			status: 400, code: invalid, detail: "parameter", value: "lastEventId"},
 		{name: "SSE: foreign task", method: http.MethodGet, path: "/api/v1/tasks/" + id + "/events/stream", status: 404, code: notFound},
 
-		{name: "task id with a slash", method: http.MethodGet, path: "/api/v1/tasks/a/b/events", status: 404, code: invalid},
+		{name: "task id with a slash", method: http.MethodGet, path: "/api/v1/tasks/a/b/events", status: 404, code: bridgeerr.CodeRouteNotFound},
 		{name: "task id with an encoded slash", method: http.MethodGet, path: "/api/v1/tasks/a%2Fb/events", status: 404, code: notFound},
 		{name: "task id ..", method: http.MethodGet, path: "/api/v1/tasks/../events", status: 404, code: notFound},
 		{name: "task id .. encoded", method: http.MethodGet, path: "/api/v1/tasks/%2E%2E/events/stream", status: 404, code: notFound},
@@ -311,7 +311,7 @@ func TestBadTaskIDsWithUnescapedPaths(t *testing.T) {
 		{"/api/v1/tasks/%00/events", 400, bridgeerr.CodeInvalidRequest},
 		{"/api/v1/tasks/a%0Ab/events/stream", 400, bridgeerr.CodeInvalidRequest},
 		{"/api/v1/tasks/%FF/events", 400, bridgeerr.CodeInvalidRequest},
-		{"/api/v1/tasks/a%2Fb/events", 404, bridgeerr.CodeInvalidRequest},
+		{"/api/v1/tasks/a%2Fb/events", 404, bridgeerr.CodeRouteNotFound},
 		{"/api/v1/tasks/%2E%2E/events", 404, bridgeerr.CodeTaskNotFound},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

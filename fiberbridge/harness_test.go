@@ -72,7 +72,14 @@ type harness struct {
 	gates  *gates
 	served chan error
 	once   sync.Once
+	// openapi is the document the server serves of its routes; every
+	// response of request to one of them is validated against it.
+	openapi *conformance.Document
 }
+
+// harnessOpenAPIPath is where harness servers serve their OpenAPI document
+// (unless a test's own Routes leave it out).
+const harnessOpenAPIPath = "/api/v1/openapi.json"
 
 // testHandlers registers the tests' task types.
 func testHandlers(g *gates) map[string]orchestration.Handler {
@@ -149,6 +156,7 @@ func startHarnessWith(t testing.TB, mutate func(*fiberbridge.Config), mount func
 		Stores:       stores,
 		Executor:     h.exec,
 		AuthResolver: bearerAuth,
+		Routes:       fiberbridge.Routes{OpenAPI: "/openapi.json"},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -167,7 +175,28 @@ func startHarnessWith(t testing.TB, mutate func(*fiberbridge.Config), mount func
 	go func() { h.served <- h.app.Listener(ln) }()
 	h.client = &http.Client{Timeout: 30 * time.Second}
 	t.Cleanup(h.stop)
+	if cfg.Routes.OpenAPI != "" && cfg.Routes.OpenAPI != fiberbridge.Disabled {
+		base := cfg.BasePath
+		if base == "" {
+			base = fiberbridge.DefaultBasePath
+		}
+		h.openapi = h.fetchOpenAPI(strings.TrimSuffix(base, "/") + cfg.Routes.OpenAPI)
+	}
 	return h
+}
+
+// fetchOpenAPI reads the server's OpenAPI document.
+func (h *harness) fetchOpenAPI(path string) *conformance.Document {
+	h.t.Helper()
+	resp, err := h.client.Get(h.base + path)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(h.t, err)
+	require.Equal(h.t, http.StatusOK, resp.StatusCode, string(raw))
+	doc, err := conformance.NewDocument(raw)
+	require.NoError(h.t, err)
+	return doc
 }
 
 // stop shuts the bridge, then the app, then the executor down.
@@ -206,6 +235,12 @@ func (h *harness) request(method, path, token, contentType string, body []byte) 
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(h.t, err)
+	if h.openapi != nil {
+		if _, ok := h.openapi.Match(method, req.URL.Path); ok {
+			require.NoError(h.t, h.openapi.ValidateResponse(method, req.URL.Path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), data), "the served OpenAPI document must describe this response")
+		}
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 

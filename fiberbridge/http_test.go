@@ -247,7 +247,7 @@ func TestCreatePreprocessor(t *testing.T) {
 	assert.NotContains(t, string(mustJSON(t, env)), "preprocessor bug")
 
 	// The default path is not mounted any more.
-	checkEnvelope(t, h.postJSON("/api/v1/tasks", "alice", req), http.StatusNotFound, bridgeerr.CodeInvalidRequest)
+	checkEnvelope(t, h.postJSON("/api/v1/tasks", "alice", req), http.StatusNotFound, bridgeerr.CodeRouteNotFound)
 }
 
 func mustJSON(t testing.TB, v any) []byte {

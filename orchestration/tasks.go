@@ -38,7 +38,7 @@ type TaskReadService struct{ d *deps }
 // are TASK_NOT_FOUND.
 func (s *TaskReadService) Snapshot(ctx context.Context, auth contracts.AuthContext, taskID string) (contracts.TaskSnapshot, error) {
 	d := s.d
-	task, err := d.authorize(ctx, auth, taskID)
+	task, err := d.authorize(ctx, auth, taskID, accessRead)
 	if err != nil {
 		return contracts.TaskSnapshot{}, err
 	}
@@ -124,8 +124,9 @@ func (s *TaskReadService) List(ctx context.Context, q contracts.ListTasksQuery) 
 	return out, nil
 }
 
-// permitted applies a custom ownership policy to listed tasks (the default
-// one only compares the owner, which the listing already did).
+// permitted applies a custom ownership policy (and the action policy's
+// CanRead, as for a snapshot) to listed tasks; the default policy only
+// compares the owner, which the listing already did.
 func (s *TaskReadService) permitted(ctx context.Context, auth contracts.AuthContext, hs []contracts.TaskHeader) ([]contracts.TaskHeader, error) {
 	switch s.d.ownership.(type) {
 	case SubjectOwnership, *SubjectOwnership:
@@ -140,7 +141,8 @@ func (s *TaskReadService) permitted(ctx context.Context, auth contracts.AuthCont
 		if err != nil {
 			return nil, internal(err)
 		}
-		if s.d.ownership.CanAccess(ctx, auth, task) == nil {
+		if s.d.ownership.CanAccess(ctx, auth, task) == nil ||
+			(s.d.actions != nil && s.d.actions.CanRead(ctx, auth, task) == nil) {
 			kept = append(kept, h)
 		}
 	}

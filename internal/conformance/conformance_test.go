@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,51 +14,87 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
 )
 
+// Every reference fixture passes our schemas (and the reference's).
 func TestReferenceExamplesPass(t *testing.T) {
 	dir, ok := conformance.ProtocolDir()
 	if !ok {
-		t.Skip("reference protocol directory absent; schema part skipped")
+		t.Skip("reference protocol directory absent: nothing to compare with (our schemas are checked by the other tests)")
 	}
-	frames := []string{"task_action_accepted.json", "task_cancelled.json", "task_completed.json",
-		"task_failed.json", "task_message.json", "task_progress.json", "task_started.json",
-		"task_suspended.json", "websocket_heartbeat.json", "websocket_subscribe_ack.json"}
-	for _, name := range frames {
-		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(dir, "examples", name))
+	entries, err := os.ReadDir(filepath.Join(dir, "examples"))
+	require.NoError(t, err)
+	shapes := map[string]conformance.Schema{
+		"poll_events_response.json":        conformance.PollEventsResponse,
+		"websocket_subscribe_request.json": conformance.ClientFrame,
+	}
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		t.Run(e.Name(), func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, "examples", e.Name()))
 			require.NoError(t, err)
-			conformance.CheckFrame(t, raw)
+			if s, ok := shapes[e.Name()]; ok {
+				conformance.CheckBody(t, s, raw)
+				if s == conformance.ClientFrame {
+					conformance.CheckBody(t, conformance.SubscribeRequest, raw)
+					req, err := contracts.ParseSubscribeRequest(raw)
+					require.NoError(t, err)
+					assert.Equal(t, "task_123", req.TaskID)
+				}
+				return
+			}
+			require.True(t, strings.HasPrefix(e.Name(), "task_") || strings.HasPrefix(e.Name(), "websocket_"),
+				"a fixture of an unknown kind: %s", e.Name())
+			f := conformance.CheckFrame(t, raw)
+			conformance.CheckBody(t, conformance.ServerFrame, raw)
+			if f.Event != nil {
+				conformance.CheckBody(t, conformance.SSEData, raw)
+			}
 		})
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "examples", "poll_events_response.json"))
-	require.NoError(t, err)
-	conformance.CheckBody(t, conformance.PollEventsResponse, raw)
-
-	raw, err = os.ReadFile(filepath.Join(dir, "examples", "websocket_subscribe_request.json"))
-	require.NoError(t, err)
-	req, err := contracts.ParseSubscribeRequest(raw)
-	require.NoError(t, err)
-	assert.Equal(t, "task_123", req.TaskID)
 }
 
-func TestSchemaRejectsInvalid(t *testing.T) {
-	if _, ok := conformance.ProtocolDir(); !ok {
-		t.Skip("reference protocol directory absent")
+// Our schemas refuse what the protocol forbids, in every clone.
+func TestOurSchemasRejectInvalid(t *testing.T) {
+	ev := func(typ, payload string) string {
+		return `{"type":"` + typ + `","taskId":"t","eventId":"1-0","createdAt":"2026-01-01T00:00:00Z","payload":` + payload + `}`
 	}
-	bad := map[conformance.Schema]string{
-		conformance.TaskEvent:             `{"type":"TASK_PROGRESS","taskId":"t","eventId":"1-0","createdAt":"2026-01-01T00:00:00Z","payload":{"progress":101}}`,
-		conformance.SubscriptionConfirmed: `{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t"}`,
-		conformance.PollEventsResponse:    `{"taskId":"t","events":[]}`,
-		conformance.ErrorResponse:         `{"code":"X","message":"m"}`,
+	bad := []struct {
+		schema conformance.Schema
+		body   string
+	}{
+		{conformance.TaskEvent, ev("TASK_PROGRESS", `{"progress":101}`)},
+		{conformance.TaskEvent, ev("TASK_PROGRESS", `{}`)},
+		{conformance.TaskEvent, ev("TASK_FAILED", `{"code":"X","message":"m"}`)},
+		{conformance.TaskEvent, ev("TASK_SUSPENDED", `{"suspendId":"s","kind":"NOPE","reasonCode":"r","allowedActions":["a"],"schemaVersion":1}`)},
+		{conformance.TaskEvent, ev("TASK_STARTED", `{"extra":1}`)},
+		{conformance.TaskEvent, ev("TASK_OTHER", `{}`)},
+		{conformance.TaskEvent, `{"type":"TASK_STARTED","taskId":"t","eventId":"hb-1","createdAt":"2026-01-01T00:00:00Z","payload":{}}`},
+		{conformance.TaskEvent, `{"type":"TASK_STARTED","taskId":"t","eventId":"1-0","createdAt":"yesterday","payload":{}}`},
+		{conformance.SubscriptionConfirmed, `{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t"}`},
+		{conformance.SSEHeartbeat, `{"type":"HEARTBEAT","taskId":"t","eventId":"1-0","createdAt":"2026-01-01T00:00:00Z","payload":{"live":true}}`},
+		{conformance.PollEventsResponse, `{"taskId":"t","events":[]}`},
+		{conformance.ErrorResponse, `{"code":"X","message":"m"}`},
+		{conformance.ClientFrame, `{"action":"subscribe"}`},
+		{conformance.ClientFrame, `{"action":"unsubscribe","taskId":"t","lastEventId":"1-0"}`},
+		{conformance.TaskSnapshot, `{"taskId":"t","taskType":"x","status":"RUNNING","createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","lastEventId":null,"cancelRequested":false,"result":1}`},
+		{conformance.TaskList, `{"tasks":[]}`},
 	}
-	for s, body := range bad {
-		checked, err := conformance.Validate(s, []byte(body))
-		assert.True(t, checked)
-		assert.Error(t, err, "%s must reject %s", s, body)
+	for _, tc := range bad {
+		assert.Error(t, conformance.Validate(tc.schema, []byte(tc.body)), "%s must reject %s", tc.schema, tc.body)
 	}
-	checked, err := conformance.Validate(conformance.SubscriptionConfirmed,
-		[]byte(`{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t","replayStartedAfterEventId":null,"live":true}`))
-	assert.True(t, checked)
-	assert.NoError(t, err, "nullable cursor must validate")
+	good := []struct {
+		schema conformance.Schema
+		body   string
+	}{
+		{conformance.SubscriptionConfirmed, `{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t","replayStartedAfterEventId":null,"live":true}`},
+		{conformance.ClientFrame, `{"action":"unsubscribe","taskId":"t"}`},
+		{conformance.ClientFrame, `{"action":"subscribe","taskId":"t","lastEventId":null}`},
+		{conformance.SSEData, `{"type":"HEARTBEAT","taskId":"t","eventId":"hb-0a1b","createdAt":"2026-01-01T00:00:00.000Z","payload":{"live":true}}`},
+		{conformance.TaskList, `{"tasks":[],"nextCursor":null}`},
+	}
+	for _, tc := range good {
+		assert.NoError(t, conformance.Validate(tc.schema, []byte(tc.body)), "%s must accept %s", tc.schema, tc.body)
+	}
+	assert.Error(t, conformance.Validate("NoSuchShape", []byte(`{}`)))
 }
 
 func TestEveryConstructorProducesSchemaValidEvents(t *testing.T) {
@@ -85,5 +122,19 @@ func TestEveryConstructorProducesSchemaValidEvents(t *testing.T) {
 		ev := contracts.TaskEvent{Type: d.Type(), TaskID: "task-1", EventID: contracts.EventID{Ms: 1700000000000, Seq: uint64(i)},
 			CreatedAt: expires, Payload: d.Payload()}
 		conformance.CheckFrame(t, ev.AppendJSON(nil))
+	}
+}
+
+// The SSE heartbeat has its own shape; the WebSocket one and the rest map
+// to theirs.
+func TestFrameSchema(t *testing.T) {
+	for body, want := range map[string]conformance.Schema{
+		`{"type":"HEARTBEAT","taskId":"t","eventId":"hb-00ff","createdAt":"2026-01-01T00:00:00.000Z","payload":{"live":true}}`: conformance.SSEHeartbeat,
+		`{"type":"HEARTBEAT","taskId":"t","live":true}`:                                                            conformance.Heartbeat,
+		`{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t","replayStartedAfterEventId":null,"live":true}`:              conformance.SubscriptionConfirmed,
+		`{"type":"TASK_STARTED","taskId":"t","eventId":"1-0","createdAt":"2026-01-01T00:00:00.000Z","payload":{}}`: conformance.TaskEvent,
+	} {
+		f := conformance.CheckFrame(t, []byte(body))
+		assert.Equal(t, want, conformance.FrameSchema(f), body)
 	}
 }

@@ -8,8 +8,8 @@
 //
 // Readers return errors instead of failing the test, so they can run on a
 // test's own goroutines; frames are checked with the protocol's strict
-// decoders (and its JSON Schemas when ../shared/protocol is present, see
-// package conformance).
+// decoders and the project's JSON Schemas (and the reference's when
+// ../shared/protocol is present, see package conformance).
 //
 // Everything here is for tests: it imports testing and testify.
 package e2etest

@@ -110,9 +110,9 @@ func ReadResponse(conn net.Conn) (Response, error) {
 
 // EnvelopeError returns nil when r is the stable error envelope with
 // status and code: a JSON Content-Type, a body that strictly decodes to
-// bridgeerr.Envelope (and passes the protocol's ErrorResponse schema when
-// present) with non-nil details and an RFC 3339 timestamp. A 500 must say
-// only "internal error".
+// bridgeerr.Envelope and passes the ErrorResponse schemas (see package
+// conformance), with non-nil details and an RFC 3339 timestamp. A 500 must
+// say only "internal error".
 func EnvelopeError(r Response, status int, code bridgeerr.Code) (bridgeerr.Envelope, error) {
 	var env bridgeerr.Envelope
 	if r.Status != status {
@@ -121,7 +121,7 @@ func EnvelopeError(r Response, status int, code bridgeerr.Code) (bridgeerr.Envel
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		return env, fmt.Errorf("content type %q: %s", ct, truncate(r.Body))
 	}
-	if _, err := conformance.Validate(conformance.ErrorResponse, r.Body); err != nil {
+	if err := conformance.Validate(conformance.ErrorResponse, r.Body); err != nil {
 		return env, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(r.Body))

@@ -192,8 +192,8 @@ func (s *SSE) ReadToEnd(timeout time.Duration) ([]contracts.TaskEvent, error) {
 // Close closes the connection.
 func (s *SSE) Close() error { return s.Conn.Close() }
 
-// CheckFrame decodes a server frame with the strict decoder and, when the
-// reference protocol is present, checks it against its schema.
+// CheckFrame decodes a server frame with the strict decoder and checks it
+// against its schemas (the project's, and the reference's where present).
 func CheckFrame(data []byte) (contracts.ServerFrame, error) {
 	return checkFrame(data, false)
 }
@@ -206,10 +206,8 @@ func checkFrame(data []byte, bulk bool) (contracts.ServerFrame, error) {
 	if bulk {
 		return f, nil
 	}
-	if schema, ok := conformance.FrameSchema(f); ok {
-		if _, err := conformance.Validate(schema, data); err != nil {
-			return f, err
-		}
+	if err := conformance.Validate(conformance.FrameSchema(f), data); err != nil {
+		return f, err
 	}
 	return f, nil
 }
