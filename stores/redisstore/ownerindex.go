@@ -31,10 +31,11 @@ var _ contracts.TaskLister = (*TaskRegistry)(nil)
 // type filter needs no read of the record.
 //
 // The index follows the records: Create adds the member once the record is
-// stored (a creation that loses its idempotency race leaves a member whose
-// record is gone), and members whose record has expired or gone are removed
-// when a listing meets them and, two at a time from the oldest end, by
-// every Create, which keeps the set near the owner's live tasks. The set
+// stored, in the round trip that claims the idempotency key (a creation
+// that loses the race leaves a member whose record is gone), and members
+// whose record has expired or gone are removed when a listing meets them
+// and, in batches from the oldest end, by one create in sixteen, which
+// keeps the set near the owner's live tasks. The set
 // itself expires ActiveTTL + TerminalTTL after the owner last created or
 // listed a task (never when either TTL is off).
 
@@ -113,9 +114,10 @@ func (c *config) indexTTL() time.Duration {
 	return c.activeTTL + c.terminalTTL
 }
 
-// indexAddScript adds a member to an owner index, refreshes its expiry and
-// returns its two oldest members for pruning.
-// KEYS: index. ARGV: member, TTL ms (0 = none).
+// indexAddScript adds a member to an owner index, refreshes its expiry
+// and, when asked to, returns its oldest members for pruning.
+// KEYS: index. ARGV: member, TTL ms (0 = none), how many of the oldest
+// members to return (0: none).
 var indexAddScript = redis.NewScript(`
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -124,7 +126,11 @@ if ttl > 0 then
 else
   redis.call('PERSIST', KEYS[1])
 end
-return redis.call('ZRANGE', KEYS[1], 0, 1)
+local n = tonumber(ARGV[3])
+if n > 0 then
+  return redis.call('ZRANGE', KEYS[1], 0, n - 1)
+end
+return {}
 `)
 
 // indexRangeScript reads the next members of an owner index newest first
@@ -139,32 +145,92 @@ end
 return redis.call('ZRANGE', KEYS[1], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))
 `)
 
-// indexTask adds task to its owner's index and prunes the two oldest
-// members when their records are gone. A failure to prune is logged, not
-// returned: the listing prunes too.
+// Pruning by Create: every pruneEvery-th create looks at the pruneBatch
+// oldest members of its owner's index and removes those whose record is
+// gone, so an owner who never lists keeps an index near its live tasks at
+// an average cost of well under one round trip per create.
+const (
+	pruneEvery = 16
+	pruneBatch = 32
+)
+
+// indexArgs returns the arguments of indexAddScript for task; every
+// pruneEvery-th create of the registry prunes.
+func (r *TaskRegistry) indexArgs(task contracts.TaskRecord) []any {
+	batch := 0
+	if r.creates.Add(1)%pruneEvery == 1 {
+		batch = pruneBatch
+	}
+	return []any{ownerMember(task.CreatedAt.UnixMilli(), task.TaskID, task.TaskType), ms(r.cfg.indexTTL()), batch}
+}
+
+// indexTask adds task to its owner's index on its own round trip (for a
+// task created without an idempotency key; claim pipelines it otherwise).
 func (r *TaskRegistry) indexTask(ctx context.Context, task contracts.TaskRecord) error {
 	key := r.keys.ownerIndex(task.OwnerID)
-	oldest, err := indexAddScript.Run(ctx, r.client, []string{key},
-		ownerMember(task.CreatedAt.UnixMilli(), task.TaskID, task.TaskType), ms(r.cfg.indexTTL())).StringSlice()
+	oldest, err := indexAddScript.Run(ctx, r.client, []string{key}, r.indexArgs(task)...).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisstore: create task %q: index under its owner: %w", task.TaskID, err)
 	}
-	// A task created within the shortest TTL cannot have expired yet.
+	r.prune(ctx, key, task, oldest)
+	return nil
+}
+
+// claim runs claimScript for task's idempotency key; on the first attempt
+// it adds the task to its owner's index in the same round trip (a pipeline
+// of both scripts). A task that loses the claim leaves a member whose
+// record Create then discards, which listings and pruning remove. When the
+// claim is won but the index could not be written, claim releases the key
+// again and returns the error: nothing was created.
+func (r *TaskRegistry) claim(ctx context.Context, idemKey string, task contracts.TaskRecord, ttl time.Duration, index bool) (string, error) {
+	claimArgs := []any{task.TaskID, ms(ttl)}
+	if !index {
+		return claimScript.Run(ctx, r.client, []string{idemKey}, claimArgs...).Text()
+	}
+	key := r.keys.ownerIndex(task.OwnerID)
+	indexArgs := r.indexArgs(task)
+	pipe := r.client.Pipeline()
+	claimed := claimScript.EvalSha(ctx, pipe, []string{idemKey}, claimArgs...)
+	added := indexAddScript.EvalSha(ctx, pipe, []string{key}, indexArgs...)
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	if redis.HasErrorPrefix(claimed.Err(), "NOSCRIPT") {
+		claimed = claimScript.Run(ctx, r.client, []string{idemKey}, claimArgs...)
+	}
+	if redis.HasErrorPrefix(added.Err(), "NOSCRIPT") {
+		added = indexAddScript.Run(ctx, r.client, []string{key}, indexArgs...)
+	}
+	holder, err := claimed.Text()
+	oldest, ierr := added.StringSlice()
+	if ierr != nil && errors.Is(err, redis.Nil) {
+		_ = releaseScript.Run(context.WithoutCancel(ctx), r.client, []string{idemKey}, task.TaskID).Err()
+		return "", fmt.Errorf("index under its owner: %w", ierr)
+	}
+	if ierr == nil {
+		r.prune(ctx, key, task, oldest)
+	}
+	return holder, err
+}
+
+// prune removes the members among oldest whose record is gone. Only tasks
+// created longer ago than the shortest TTL can have expired, so younger
+// ones cost nothing; a failure is logged, not returned (listings prune
+// too).
+func (r *TaskRegistry) prune(ctx context.Context, key string, task contracts.TaskRecord, oldest []string) {
 	cutoff := r.cfg.now().Add(-min(positiveOr(r.cfg.terminalTTL), positiveOr(r.cfg.activeTTL))).UnixMilli()
 	var stale []string
 	for _, m := range oldest {
-		if created, id, _, ok := parseOwnerMember(m); ok && created < cutoff && id != task.TaskID {
+		if created, id, _, ok := parseOwnerMember(m); !ok || (created < cutoff && id != task.TaskID) {
 			stale = append(stale, m)
 		}
 	}
-	if len(stale) > 0 {
-		if err := r.pruneMembers(ctx, key, stale); err != nil {
-			r.cfg.log.Warn("redisstore: owner index not pruned", observe.Entry{
-				TaskID: task.TaskID, Transport: observe.TransportInternal, Err: err,
-			})
-		}
+	if len(stale) == 0 {
+		return
 	}
-	return nil
+	if err := r.pruneMembers(ctx, key, stale); err != nil {
+		r.cfg.log.Warn("redisstore: owner index not pruned", observe.Entry{
+			TaskID: task.TaskID, Transport: observe.TransportInternal, Err: err,
+		})
+	}
 }
 
 // positiveOr maps "never" (0) to the longest duration.

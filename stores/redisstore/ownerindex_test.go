@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -77,12 +78,24 @@ func TestOwnerIndexFollowsRecords(t *testing.T) {
 	assert.Equal(t, []string{"d", "b", "a"}, list(), "a task whose record is gone is not listed")
 	assert.EqualValues(t, 3, members(), "and the listing removed its member")
 
-	// The clock moves past the shortest TTL: a Create checks the two oldest.
+	// The clock moves past the shortest TTL: one of every sixteen creates
+	// checks the oldest members and removes those whose record is gone.
 	require.NoError(t, c.Del(ctx, prefix+"{a}:task", prefix+"{b}:task").Err())
 	clock.Advance(2 * time.Hour)
-	create("e")
-	assert.EqualValues(t, 2, members(), "Create pruned the two oldest members, whose records are gone")
-	assert.Equal(t, []string{"e", "d"}, list())
+	var want []string
+	for i := range 16 {
+		id := fmt.Sprintf("n%02d", i)
+		create(id)
+		want = append([]string{id}, want...)
+	}
+	assert.EqualValues(t, 17, members(), "a create pruned a and b, whose records are gone, and kept d")
+	page, err := lister(t, s).ListTasks(ctx, contracts.TaskListQuery{OwnerID: "alice", Limit: 20})
+	require.NoError(t, err)
+	var got []string
+	for _, h := range page.Tasks {
+		got = append(got, h.TaskID)
+	}
+	assert.Equal(t, append(want, "d"), got)
 }
 
 // Task ids with NUL bytes and braces keep their listing order and come

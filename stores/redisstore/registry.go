@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,8 @@ type TaskRegistry struct {
 	client redis.UniversalClient
 	cfg    config
 	keys   keys
+
+	creates atomic.Uint64 // creates so far, for the owner index's pruning turns (ownerindex.go)
 }
 
 var _ contracts.TaskRegistry = (*TaskRegistry)(nil)
@@ -96,16 +99,16 @@ func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (c
 	if stored == 0 {
 		return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, contracts.ErrAlreadyExists)
 	}
-	if err := r.indexTask(ctx, task); err != nil {
-		r.discard(task.TaskID)
-		return contracts.TaskRecord{}, false, err
-	}
 	if idemKey == "" {
+		if err := r.indexTask(ctx, task); err != nil {
+			r.discard(task.TaskID)
+			return contracts.TaskRecord{}, false, err
+		}
 		return task, true, nil
 	}
 
-	for range maxClaimAttempts {
-		holder, err := claimScript.Run(ctx, r.client, []string{idemKey}, task.TaskID, ms(ttl)).Text()
+	for attempt := range maxClaimAttempts {
+		holder, err := r.claim(ctx, idemKey, task, ttl, attempt == 0)
 		if errors.Is(err, redis.Nil) {
 			return task, true, nil // claimed: this call created the task
 		}
