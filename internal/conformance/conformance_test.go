@@ -77,6 +77,8 @@ func TestOurSchemasRejectInvalid(t *testing.T) {
 		{conformance.ClientFrame, `{"action":"unsubscribe","taskId":"t","lastEventId":"1-0"}`},
 		{conformance.TaskSnapshot, `{"taskId":"t","taskType":"x","status":"RUNNING","createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","lastEventId":null,"cancelRequested":false,"result":1}`},
 		{conformance.TaskList, `{"tasks":[]}`},
+		{conformance.ServerFrame, `{"type":"UNSUBSCRIBED","taskId":"t"}`},
+		{conformance.ServerFrame, `{"type":"SUBSCRIPTION_ERROR","taskId":"t","message":"m"}`},
 	}
 	for _, tc := range bad {
 		assert.Error(t, conformance.Validate(tc.schema, []byte(tc.body)), "%s must reject %s", tc.schema, tc.body)
@@ -133,6 +135,8 @@ func TestFrameSchema(t *testing.T) {
 		`{"type":"HEARTBEAT","taskId":"t","live":true}`:                                                            conformance.Heartbeat,
 		`{"type":"SUBSCRIPTION_CONFIRMED","taskId":"t","replayStartedAfterEventId":null,"live":true}`:              conformance.SubscriptionConfirmed,
 		`{"type":"TASK_STARTED","taskId":"t","eventId":"1-0","createdAt":"2026-01-01T00:00:00.000Z","payload":{}}`: conformance.TaskEvent,
+		`{"type":"SUBSCRIPTION_ERROR","taskId":"t","code":"TASK_NOT_FOUND","message":"task not found"}`:            conformance.SubscriptionError,
+		`{"type":"UNSUBSCRIBED","taskId":"t","reason":"unsubscribed"}`:                                             conformance.Unsubscribed,
 	} {
 		f := conformance.CheckFrame(t, []byte(body))
 		assert.Equal(t, want, conformance.FrameSchema(f), body)
