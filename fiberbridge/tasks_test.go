@@ -269,12 +269,12 @@ func TestListTasksPaginationWhileCreating(t *testing.T) {
 		before = append(before, h.create("alice", "test.steps", map[string]int{"steps": 0}))
 	}
 	// A creator on its own goroutine makes one task after every page.
-	stop := make(chan struct{})
+	turn := make(chan struct{}, 1) // buffered: a creator that failed cannot block the pages
 	next := make(chan string)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(next)
-		for {
+		for range turn {
 			body := fmt.Sprintf(`{"clientRequestId":%q,"taskType":"test.steps","input":{"steps":0}}`, contracts.NewID())
 			req, err := http.NewRequest(http.MethodPost, h.base+"/api/v1/tasks", strings.NewReader(body))
 			if err != nil {
@@ -292,11 +292,7 @@ func TestListTasksPaginationWhileCreating(t *testing.T) {
 			if err != nil || r.StatusCode != http.StatusCreated {
 				return
 			}
-			select {
-			case next <- res.TaskID:
-			case <-stop:
-				return
-			}
+			next <- res.TaskID
 		}
 	})
 	var listed []contracts.TaskSnapshot
@@ -307,6 +303,7 @@ func TestListTasksPaginationWhileCreating(t *testing.T) {
 		page := h.list("alice", q)
 		assert.LessOrEqual(t, len(page.Tasks), 4)
 		listed = append(listed, page.Tasks...)
+		turn <- struct{}{}
 		select {
 		case id, ok := <-next:
 			require.True(t, ok, "the creator failed")
@@ -319,7 +316,7 @@ func TestListTasksPaginationWhileCreating(t *testing.T) {
 		}
 		q.Set("cursor", *page.NextCursor)
 	}
-	close(stop)
+	close(turn)
 	wg.Wait()
 	require.Len(t, created, (n+3)/4, "one task was created after every page")
 
