@@ -79,7 +79,7 @@ func TestHostMounting(t *testing.T) {
 	assert.Equal(t, "host error I'm a teapot", string(r.body), "host routes keep the host's errors")
 	r = testRequest(t, app, http.MethodGet, "/app/jobs/tasks/x/nothing-here", "alice", "")
 	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Contains(t, string(r.body), `"code":"INVALID_REQUEST"`, "below the task routes errors are envelopes")
+	assert.Contains(t, string(r.body), `"code":"ROUTE_NOT_FOUND"`, "below the task routes errors are envelopes")
 	r = testRequest(t, app, http.MethodPost, "/app/jobs/tasks", "", `{}`)
 	assert.Equal(t, http.StatusUnauthorized, r.status)
 	assert.Contains(t, string(r.body), `"code":"AUTHENTICATION_ERROR"`, "protocol clients get envelopes from the host's middleware too")
