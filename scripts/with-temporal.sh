@@ -32,13 +32,17 @@ CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/taskbridge/temporal-$CLI_VERSION"
 
 log() { echo "with-temporal: $*" >&2; }
 
+# give_up REASON COMMAND...: fail under CI=true, else run COMMAND without
+# the server.
 give_up() {
+	local reason="$1"
+	shift
 	if [ "${CI:-}" = "true" ]; then
-		log "$* (failing: CI=true)"
+		log "$reason (failing: CI=true)"
 		exit 1
 	fi
-	log "$*; running without TASKBRIDGE_TEMPORAL_ADDR: the Temporal tests will skip."
-	unset TASKBRIDGE_TEMPORAL_ADDR
+	log "$reason; running without TASKBRIDGE_TEMPORAL_ADDR: the Temporal tests will skip."
+	unset TASKBRIDGE_TEMPORAL_ADDR TASKBRIDGE_TEMPORAL_PID
 	exec "$@"
 }
 
