@@ -4,8 +4,9 @@ package contracts
 // memstore.New and redisstore.New return and that the bridge
 // (fiberbridge.Config.Stores), the services (orchestration.Options.Stores)
 // and the in-process executor (orchestration.ExecutorOptions.Stores) take.
-// Every field is required by those constructors; Missing names the ones
-// that are not set. A host with stores of its own fills the fields itself.
+// Every field but Leases is required by those constructors; Missing names
+// the ones that are not set. A host with stores of its own fills the
+// fields itself.
 //
 // A Stores is a plain value: copy it freely. The stores in it are shared
 // and safe for concurrent use.
@@ -19,6 +20,13 @@ type Stores struct {
 	Suspensions SuspensionStore
 	// Receipts stores the receipts of submitted actions.
 	Receipts ActionReceiptStore
+	// Leases holds the leases of running tasks, for stores that several
+	// processes share: with it the in-process executor leases the tasks it
+	// runs, and the services' maintenance ends (or runs again) the tasks
+	// of an instance that died. Optional: redisstore.New sets it,
+	// memstore.New does not (one process needs no leases: when it dies its
+	// tasks die with its memory).
+	Leases LeaseStore
 }
 
 // Missing returns the names of the unset fields of s ("Stores.Tasks", ...)

@@ -111,6 +111,8 @@ func New(cfg Config) (*Bridge, error) {
 			Logger:    cfg.Logger,
 			Metrics:   cfg.Metrics,
 			Clock:     cfg.Clock,
+
+			LeaseSweepInterval: cfg.LeaseSweepInterval,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("taskbridge: fiberbridge.New: %w", err)

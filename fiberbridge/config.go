@@ -260,6 +260,16 @@ type Config struct {
 	// Optional. Default: orchestration.DefaultMaintenanceInterval (1 min).
 	MaintenanceInterval time.Duration
 
+	// LeaseSweepInterval is how often the maintenance of the services the
+	// bridge built takes over expired task leases (Stores.Leases, set by
+	// redisstore.New), ending the tasks of instances that died
+	// (orchestration.LeaseService). Unused when Config.Services is set,
+	// without Stores.Leases, or with MaintenanceInterval off.
+	//
+	// Optional. Default: orchestration.DefaultLeaseSweepInterval (5s).
+	// Negative: no sweep.
+	LeaseSweepInterval time.Duration
+
 	// Logger receives the bridge's structured logs (transport "http") and
 	// is passed to the services and hub the bridge builds.
 	//

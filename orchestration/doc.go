@@ -56,6 +56,37 @@
 // clients), a panic TASK_FAILED with code TASK_PANIC. Once cancellation is
 // requested the task ends TASK_CANCELLED whatever the handler returns.
 //
+// Close drains: it stops taking tasks, lets running handlers finish for up
+// to ExecutorOptions.DrainTimeout (10s by default), then cancels the rest
+// (TASK_FAILED EXECUTOR_SHUTDOWN, retryable). Tasks still queued are handed
+// back to a shared lease store for another instance to run (Redis), or
+// end FAILED EXECUTOR_SHUTDOWN without one (memory: no other instance
+// could run them).
+//
+// # Leases: no stranded task
+//
+// With Stores.Leases (redisstore.New sets it) the executor leases every
+// task it accepts and renews the leases while the tasks are queued,
+// running or suspended (ExecutorOptions.LeaseTTL, 20s; renewed every
+// TTL/4). An instance that dies stops renewing; Services.RunMaintenance on
+// any instance sweeps expired leases every Options.LeaseSweepInterval (5s)
+// with LeaseService: a task that never started runs again on the sweeping
+// instance, any other ends TASK_FAILED EXECUTOR_LOST, retryable, with a
+// message that it may be submitted again, within about TTL plus the sweep
+// interval. A runner that was only late (the store was down longer than
+// the TTL) and finds its lease taken over has its handler's context
+// cancelled; both write EXECUTOR_LOST under one idempotency key, so the
+// log holds it once.
+//
+// # Store faults
+//
+// Every append carries an idempotency key shared by its retries, and the
+// stores store an event once per key, so a retry after an ambiguous
+// failure never repeats an event. The Emitter retries appends and status
+// updates that failed without a definite answer within RetryPolicy (15s);
+// the executor retries a task's terminal event until it is written, its
+// lease is lost, or Close gives up.
+//
 // # Emitter
 //
 // Emitter appends events and keeps the registry status following them
@@ -88,9 +119,10 @@
 //     absent payload and {} are the same action.
 //   - The executor defaults to 64 workers because handlers mostly wait (a
 //     suspended handler keeps its worker while a user decides), and to a
-//     queue of 1024. Close ends queued tasks and handlers that return an
-//     error because of the shutdown with TASK_FAILED code EXECUTOR_SHUTDOWN,
-//     retryable, so their streams end.
+//     queue of 1024. Close drains for 10s by default; handlers it then
+//     cancels that return an error, and queued tasks without a lease store,
+//     end TASK_FAILED code EXECUTOR_SHUTDOWN, retryable, so their streams
+//     end.
 //   - A cancel request for a queued task writes TASK_CANCELLED at once; for a
 //     running task, when its handler returns. A handler that never returns
 //     keeps its worker and its task open: handlers must honour ctx.

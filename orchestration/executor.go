@@ -134,6 +134,26 @@ type ExecutorOptions struct {
 	// Optional. Default: DefaultDrainTimeout (10s). Negative: no drain,
 	// handlers are cancelled at once.
 	DrainTimeout time.Duration
+	// LeaseTTL is how long the lease of a task this executor runs lasts
+	// without renewal, when Stores.Leases is set (redisstore.New sets it):
+	// the executor leases each task it accepts (Submit fails when another
+	// instance holds the task's lease) and renews its leases every
+	// LeaseRenewInterval while the task is queued, running or suspended.
+	// When the instance dies its leases expire, and the services'
+	// maintenance on any instance (Options.LeaseSweepInterval) ends its
+	// tasks TASK_FAILED EXECUTOR_LOST, retryable, or runs a task that never
+	// started again. When another instance took a lease over (this one
+	// could not renew it in time), the handler's context is cancelled.
+	// Optional. Default: DefaultLeaseTTL (20s).
+	LeaseTTL time.Duration
+	// LeaseRenewInterval is how often the leases are renewed; keep it well
+	// under LeaseTTL so that a slow store call does not lose them.
+	// Optional. Default: LeaseTTL/4.
+	LeaseRenewInterval time.Duration
+	// InstanceID names this executor as the holder of its leases; it must
+	// differ between the instances sharing the stores.
+	// Optional. Default: a random id.
+	InstanceID string
 }
 
 // Executor is the in-process contracts.Executor: the host registers a
@@ -185,6 +205,15 @@ type Executor struct {
 	// waits for them, after which Cancel writes its event itself.
 	enders       sync.WaitGroup
 	endersClosed bool
+
+	// Leases (nil: none). The lease goroutine renews them until
+	// renewStop is closed, after the last run has ended.
+	leases     contracts.LeaseStore
+	holder     string
+	leaseTTL   time.Duration
+	renewEvery time.Duration
+	renewStop  chan struct{}
+	renewDone  chan struct{}
 }
 
 var (
@@ -212,11 +241,17 @@ type run struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 
+	// term ends the retries of the run's terminal event: when the lease
+	// was lost (another instance ends the task) or Close gave up (kill).
+	term     context.Context
+	loseTerm context.CancelCauseFunc
+
 	mu              sync.Mutex
 	state           runState
 	cancelRequested bool
 	cancelReason    string
 	shutdown        bool
+	leaseLost       bool
 	resumes         map[string]chan struct{}
 }
 
@@ -251,6 +286,25 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		e.drainTimeout = opts.DrainTimeout
 	}
 	e.kill, e.killNow = context.WithCancel(context.Background())
+	if opts.Stores.Leases != nil {
+		e.leases, e.holder = opts.Stores.Leases, opts.InstanceID
+		if e.holder == "" {
+			e.holder = contracts.NewID()
+		}
+		e.leaseTTL = opts.LeaseTTL
+		if e.leaseTTL <= 0 {
+			e.leaseTTL = DefaultLeaseTTL
+		}
+		e.renewEvery = opts.LeaseRenewInterval
+		if e.renewEvery <= 0 {
+			e.renewEvery = e.leaseTTL / 4
+		}
+		e.renewStop, e.renewDone = make(chan struct{}), make(chan struct{})
+		go func() { // owned by e: Close stops it after the last run ended
+			defer close(e.renewDone)
+			e.renewLeases(e.renewStop)
+		}()
+	}
 	if e.metrics == nil {
 		e.metrics = observe.NopMetrics{}
 	}
@@ -314,36 +368,61 @@ func (e *Executor) TaskTypes() []string {
 	return types
 }
 
-// Submit implements contracts.Executor: it queues task for a worker without
-// blocking. It fails with ErrUnknownTaskType, ErrQueueFull when the bounded
-// queue is full, or ErrExecutorClosed after Close; the creation service then
-// fails the task with TASK_SUBMISSION_ERROR.
-func (e *Executor) Submit(_ context.Context, task contracts.TaskRecord) error {
+// Submit implements contracts.Executor: it queues task for a worker
+// without waiting for the task's work. With a lease store it first leases
+// the task (one store call). It fails with ErrUnknownTaskType,
+// ErrQueueFull when the bounded queue is full, ErrExecutorClosed after
+// Close, or a lease error (contracts.ErrLeaseHeld when another instance
+// runs the task); the creation service then fails the task with
+// TASK_SUBMISSION_ERROR.
+func (e *Executor) Submit(ctx context.Context, task contracts.TaskRecord) error {
 	e.handlersMu.RLock()
 	h := e.handlers[task.TaskType]
 	e.handlersMu.RUnlock()
 	if h == nil {
 		return fmt.Errorf("%w %q", ErrUnknownTaskType, task.TaskType)
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	r := &run{task: task, handler: h, ctx: ctx, cancel: cancel, resumes: make(map[string]chan struct{})}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed.Load() {
-		cancel(ErrExecutorClosed)
 		return ErrExecutorClosed
 	}
-	if _, dup := e.runs[task.TaskID]; dup {
-		cancel(nil)
-		return fmt.Errorf("taskbridge: task %s was already submitted", task.TaskID)
+	if err := e.acquire(ctx, task.TaskID); err != nil {
+		return fmt.Errorf("taskbridge: lease task %s: %w", task.TaskID, err)
+	}
+	rctx, cancel := context.WithCancelCause(context.Background())
+	term, loseTerm := context.WithCancelCause(e.kill)
+	r := &run{task: task, handler: h, ctx: rctx, cancel: cancel, term: term, loseTerm: loseTerm,
+		resumes: make(map[string]chan struct{})}
+
+	e.mu.Lock()
+	err := e.enqueue(r)
+	e.mu.Unlock()
+	if err != nil {
+		cancel(err)
+		loseTerm(err)
+		if !errors.Is(err, errDuplicateRun) {
+			e.release(r)
+		}
+	}
+	return err
+}
+
+// errDuplicateRun: Submit of a task this executor holds already.
+var errDuplicateRun = errors.New("taskbridge: task was already submitted")
+
+// enqueue queues r unless the executor is closed, holds the task already or
+// its queue is full. e.mu must be held.
+func (e *Executor) enqueue(r *run) error {
+	if e.closed.Load() {
+		return ErrExecutorClosed
+	}
+	if _, dup := e.runs[r.task.TaskID]; dup {
+		return fmt.Errorf("%w: %s", errDuplicateRun, r.task.TaskID)
 	}
 	select {
 	case e.queue <- r:
-		e.runs[task.TaskID] = r
+		e.runs[r.task.TaskID] = r
 		return nil
 	default:
-		cancel(ErrQueueFull)
 		return ErrQueueFull
 	}
 }
@@ -427,7 +506,7 @@ func (e *Executor) Cancel(ctx context.Context, task contracts.TaskRecord) error 
 		}
 		go func() { // owned by e: Close waits for enders
 			defer e.enders.Done()
-			e.end(e.kill, r, draft, "cancelled", "", true)
+			e.end(r.term, r, draft, "cancelled", "", true)
 		}()
 	case runRunning:
 		r.cancelRequested = true
@@ -498,6 +577,10 @@ func (e *Executor) Close(ctx context.Context) error {
 			e.endersClosed = true
 			e.mu.Unlock()
 			e.enders.Wait()
+			if e.renewStop != nil {
+				close(e.renewStop)
+				<-e.renewDone
+			}
 			e.waiter.close()
 			close(e.workersDone)
 		}()
@@ -565,6 +648,7 @@ func (e *Executor) lookup(taskID string) *run {
 
 func (e *Executor) forget(r *run) {
 	r.cancel(nil)
+	r.loseTerm(nil)
 	e.mu.Lock()
 	if e.runs[r.task.TaskID] == r {
 		delete(e.runs, r.task.TaskID)
@@ -585,29 +669,56 @@ func (e *Executor) worker() {
 	}
 }
 
-// drain ends the tasks still queued at Close.
+// drain ends the tasks still queued at Close: with leases they are handed
+// back for another instance to run, otherwise they end FAILED
+// EXECUTOR_SHUTDOWN.
 func (e *Executor) drain() {
+	var queued []*run
 	for {
 		select {
 		case r := <-e.queue:
-			e.abort(r)
+			if r.takeQueued() {
+				queued = append(queued, r)
+			}
+			continue
 		default:
-			return
 		}
+		break
+	}
+	if e.handBack(queued) {
+		return
+	}
+	for _, r := range queued {
+		e.shutDown(r)
 	}
 }
 
-// abort ends a queued run that will never run because the executor closed.
-func (e *Executor) abort(r *run) {
+// takeQueued moves a queued run out of the queue's hands (to runFinished)
+// and reports whether it was still queued.
+func (r *run) takeQueued() bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.state != runQueued {
-		r.mu.Unlock()
-		return
+		return false
 	}
 	r.state = runFinished
-	r.mu.Unlock()
+	return true
+}
+
+// abort ends a queued run that will never run here because the executor
+// closed: handed back with leases, else FAILED EXECUTOR_SHUTDOWN.
+func (e *Executor) abort(r *run) {
+	if !r.takeQueued() || e.handBack([]*run{r}) {
+		return
+	}
+	e.shutDown(r)
+}
+
+// shutDown ends a queued run that never ran FAILED EXECUTOR_SHUTDOWN,
+// retryable.
+func (e *Executor) shutDown(r *run) {
 	draft, _ := contracts.Failed(CodeExecutorShutdown, "the executor shut down before the task ran", true)
-	e.end(e.kill, r, draft, "shutdown", CodeExecutorShutdown, true)
+	e.end(r.term, r, draft, "shutdown", CodeExecutorShutdown, true)
 }
 
 func (e *Executor) execute(r *run) {
@@ -647,8 +758,18 @@ func (e *Executor) execute(r *run) {
 
 	r.mu.Lock()
 	r.state = runFinished
-	cancelled, reason, shutdown := r.cancelRequested, r.cancelReason, r.shutdown
+	cancelled, reason, shutdown, lost := r.cancelRequested, r.cancelReason, r.shutdown, r.leaseLost
 	r.mu.Unlock()
+
+	if lost {
+		// Another instance took the lease over and ends the task
+		// EXECUTOR_LOST; write the same event (same key), once, in case
+		// it has not yet.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.kill), leaseCallTimeout)
+		e.end(ctx, r, executorLostDraft(r.task.TaskID), "lease_lost", CodeExecutorLost, false)
+		cancel()
+		return
+	}
 
 	var draft contracts.EventDraft
 	var outcome, code string
@@ -677,7 +798,7 @@ func (e *Executor) execute(r *run) {
 		entry.Outcome, entry.Err = "error", herr
 		e.log.Warn("task.run.handler_error", entry)
 	}
-	e.end(e.kill, r, draft, outcome, code, true)
+	e.end(r.term, r, draft, outcome, code, true)
 }
 
 // failureDraft turns a handler error into TASK_FAILED: a *TaskError keeps
@@ -722,6 +843,11 @@ func (e *Executor) call(r *run) (result any, panicked bool, err error) {
 func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, outcome, failCode string, untilWritten bool) {
 	entry := observe.Entry{TaskID: r.task.TaskID, ClientRequestID: r.task.ClientRequestID, UserID: r.task.OwnerID,
 		Transport: observe.TransportInternal, Outcome: outcome}
+	if failCode != "" {
+		// Counted before the event is written, so that whoever sees the
+		// event sees the count.
+		e.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: failCode})
+	}
 	if ev, err := e.emitter.emit(ctx, r.task.TaskID, draft, untilWritten); err != nil && ev.EventID.IsZero() {
 		entry.Err = err
 		if errors.Is(err, contracts.ErrTerminal) {
@@ -733,11 +859,9 @@ func (e *Executor) end(ctx context.Context, r *run, draft contracts.EventDraft, 
 		entry.EventID = ev.EventID.String()
 		e.log.Info("task.run.ended", entry)
 	}
-	if failCode != "" {
-		e.metrics.IncCounter(observe.MetricTaskFailures, 1, observe.Tag{Key: observe.TagReason, Value: failCode})
-	}
 	r.mu.Lock()
 	r.state = runEnded
 	r.mu.Unlock()
+	e.release(r)
 	e.forget(r)
 }

@@ -56,6 +56,14 @@ type Options struct {
 	// ReceiptTTL is how long action receipts live (their ExpiresAt).
 	// Optional. Default: DefaultReceiptTTL (24h).
 	ReceiptTTL time.Duration
+	// LeaseSweepInterval is how often RunMaintenance takes over the
+	// expired leases of Stores.Leases (LeaseService.Sweep), ending the
+	// tasks of instances that died. A task whose instance died ends within
+	// about its lease TTL (ExecutorOptions.LeaseTTL) plus this interval.
+	// Unused without Stores.Leases.
+	// Optional. Default: DefaultLeaseSweepInterval (5s). Negative:
+	// RunMaintenance does not sweep (Leases.Sweep still works).
+	LeaseSweepInterval time.Duration
 }
 
 // deps is what every service shares. It is immutable after NewServices.
@@ -74,6 +82,9 @@ type deps struct {
 	clock       func() time.Time
 	receiptTTL  time.Duration
 	emitter     *Emitter
+	leases      contracts.LeaseStore // nil: no lease sweep
+	sweepEvery  time.Duration        // 0: RunMaintenance does not sweep
+	sweepHolder string               // lease holder of the sweep without an in-process executor
 
 	noMaintenance sync.Once // logs once that the suspension store cannot sweep
 }
@@ -108,6 +119,7 @@ type Services struct {
 	Reconciliation *ReconciliationService
 	Retention      *RetentionService
 	Tasks          *TaskReadService
+	Leases         *LeaseService
 
 	d *deps
 }
@@ -157,6 +169,15 @@ func NewServices(opts Options) (*Services, error) {
 	if d.receiptTTL <= 0 {
 		d.receiptTTL = DefaultReceiptTTL
 	}
+	if opts.Stores.Leases != nil {
+		d.leases, d.sweepHolder = opts.Stores.Leases, "sweeper-"+contracts.NewID()
+		switch {
+		case opts.LeaseSweepInterval == 0:
+			d.sweepEvery = DefaultLeaseSweepInterval
+		case opts.LeaseSweepInterval > 0:
+			d.sweepEvery = opts.LeaseSweepInterval
+		}
+	}
 	d.emitter = newEmitter(d.registry, d.events, d.suspensions, d.log, d.clock, RetryPolicy{})
 	d.waiter = newWaiterSlot(d.events, opts.Waiter, func(err error) {
 		d.log.Error("orchestration.waiter.stopped", observe.Entry{
@@ -172,6 +193,7 @@ func NewServices(opts Options) (*Services, error) {
 		Reconciliation: &ReconciliationService{d: d},
 		Retention:      &RetentionService{d: d},
 		Tasks:          &TaskReadService{d: d},
+		Leases:         &LeaseService{d: d},
 		d:              d,
 	}, nil
 }
@@ -197,22 +219,43 @@ func (s *Services) Close(ctx context.Context) error {
 const DefaultMaintenanceInterval = time.Minute
 
 // RunMaintenance runs Retention.Prune and Reconciliation.ReconcilePending
-// once at start and then every interval until ctx ends, logging failures. It
-// blocks; the host runs it in a goroutine it owns and stops it by cancelling
-// ctx. It returns ctx.Err().
+// once at start and then every interval, and, with Stores.Leases,
+// Leases.Sweep every Options.LeaseSweepInterval, until ctx ends, logging
+// failures. It blocks; the host runs it in a goroutine it owns and stops it
+// by cancelling ctx (fiberbridge.New runs it until Shutdown). It returns
+// ctx.Err().
 func (s *Services) RunMaintenance(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
 		every = DefaultMaintenanceInterval
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var sweep <-chan time.Time
+	if s.d.leases != nil && s.d.sweepEvery > 0 {
+		st := time.NewTicker(s.d.sweepEvery)
+		defer st.Stop()
+		sweep = st.C
+		s.sweep(ctx)
+	}
+	s.maintain(ctx)
 	for {
-		s.maintain(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+			s.maintain(ctx)
+		case <-sweep:
+			s.sweep(ctx)
 		}
+	}
+}
+
+// sweep runs one lease sweep, logging a failure.
+func (s *Services) sweep(ctx context.Context) {
+	if _, err := s.Leases.Sweep(ctx); err != nil && ctx.Err() == nil {
+		s.d.log.Error("task.lease.sweep_failed", observe.Entry{
+			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
+		})
 	}
 }
 

@@ -18,6 +18,10 @@
 //	-heartbeat  idle interval of stream heartbeats (TASKBRIDGE_HEARTBEAT, 15s)
 //	-drain      how long a shutdown lets running tasks finish (TASKBRIDGE_DRAIN,
 //	            10s; 0: cancel them at once)
+//	-lease-ttl  how long a task's lease lasts without renewal
+//	            (TASKBRIDGE_LEASE_TTL, 20s)
+//	-lease-sweep how often expired leases are swept (TASKBRIDGE_LEASE_SWEEP, 5s)
+//	-workers    tasks run at once by this instance (64)
 //
 // Each instance runs the tasks created through it, in process; events, task
 // records, suspensions and action receipts live in Redis. A handler
@@ -31,7 +35,13 @@
 // instance with their cursor, the server stops taking requests, and the
 // tasks running here go on for up to -drain (clients follow them through
 // the other instances); tasks still running then end TASK_FAILED with the
-// retryable code EXECUTOR_SHUTDOWN, as do tasks that were still queued.
+// retryable code EXECUTOR_SHUTDOWN. Tasks still queued are handed back to
+// Redis: another instance runs them.
+//
+// An instance that dies (kill -9, a lost machine) stops renewing the leases
+// of its tasks; within about -lease-ttl plus -lease-sweep another instance
+// ends its started tasks (running or suspended) TASK_FAILED with the
+// retryable code EXECUTOR_LOST, and runs the ones that never started.
 package main
 
 import (

@@ -91,7 +91,8 @@ func startInstanceDraining(t *testing.T, redisAddr, prefix string, drain time.Du
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	opts := options{addr: ln.Addr().String(), redis: redisAddr, prefix: prefix, heartbeat: 15 * time.Second, drain: drain}
+	opts := options{addr: ln.Addr().String(), redis: redisAddr, prefix: prefix, heartbeat: 15 * time.Second, drain: drain,
+		leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}
 	srv, err := newServer(context.Background(), opts, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	in := &instance{t: t, srv: srv, base: "http://" + ln.Addr().String(), client: &http.Client{Timeout: 30 * time.Second},
@@ -360,19 +361,24 @@ func TestParseOptions(t *testing.T) {
 		want options
 		err  bool
 	}{
-		{name: "defaults", want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second}},
+		{name: "defaults", want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "flags", args: []string{"-addr", ":9000", "-redis", "10.0.0.1:6380", "-prefix", "app:", "-heartbeat", "5s"},
-			want: options{addr: ":9000", redis: "10.0.0.1:6380", prefix: "app:", heartbeat: 5 * time.Second, drain: 10 * time.Second}},
+			want: options{addr: ":9000", redis: "10.0.0.1:6380", prefix: "app:", heartbeat: 5 * time.Second, drain: 10 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "environment", env: map[string]string{"TASKBRIDGE_ADDR": ":1", "TASKBRIDGE_REDIS": "redis://:pw@h:1/2",
 			"TASKBRIDGE_REDIS_PREFIX": "p:", "TASKBRIDGE_HEARTBEAT": "1s"},
-			want: options{addr: ":1", redis: "redis://:pw@h:1/2", prefix: "p:", heartbeat: time.Second, drain: 10 * time.Second}},
+			want: options{addr: ":1", redis: "redis://:pw@h:1/2", prefix: "p:", heartbeat: time.Second, drain: 10 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "flags win", args: []string{"-addr", ":2"}, env: map[string]string{"TASKBRIDGE_ADDR": ":1"},
-			want: options{addr: ":2", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second}},
+			want: options{addr: ":2", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 10 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "drain", args: []string{"-drain", "30s"}, env: map[string]string{"TASKBRIDGE_DRAIN": "1s"},
-			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 30 * time.Second}},
+			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, drain: 30 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "drain env", env: map[string]string{"TASKBRIDGE_DRAIN": "0s"},
-			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second}},
+			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second, leaseTTL: 20 * time.Second, leaseSweep: 5 * time.Second, workers: 64}},
 		{name: "bad drain", args: []string{"-drain", "-1s"}, err: true},
+		{name: "leases and workers", args: []string{"-lease-ttl", "2s", "-lease-sweep", "500ms", "-workers", "2"},
+			want: options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: "taskbridge:", heartbeat: 15 * time.Second,
+				drain: 10 * time.Second, leaseTTL: 2 * time.Second, leaseSweep: 500 * time.Millisecond, workers: 2}},
+		{name: "bad lease ttl", args: []string{"-lease-ttl", "0s"}, err: true},
+		{name: "bad workers", args: []string{"-workers", "0"}, err: true},
 		{name: "bad heartbeat", args: []string{"-heartbeat", "0s"}, err: true},
 		{name: "bad heartbeat env", env: map[string]string{"TASKBRIDGE_HEARTBEAT": "soon"}, err: true},
 		{name: "bad redis address", args: []string{"-redis", "nohostport"}, err: true},

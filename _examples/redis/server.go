@@ -34,21 +34,31 @@ type options struct {
 	heartbeat time.Duration
 	// drain is how long a shutdown lets running tasks finish.
 	drain time.Duration
+	// leaseTTL and leaseSweep: how long a task's lease lasts without
+	// renewal, and how often expired leases are swept (the tasks of a dead
+	// instance end within about their sum).
+	leaseTTL   time.Duration
+	leaseSweep time.Duration
+	// workers is how many tasks run at once (more wait in the queue).
+	workers int
 }
 
 // Defaults of the duration options.
 const (
 	defaultHeartbeat = 15 * time.Second
 	defaultDrain     = orchestration.DefaultDrainTimeout
+	defaultLeaseTTL  = orchestration.DefaultLeaseTTL
+	defaultSweep     = orchestration.DefaultLeaseSweepInterval
+	defaultWorkers   = orchestration.DefaultMaxConcurrent
 )
 
-// parseOptions reads -addr, -redis, -prefix, -heartbeat and -drain from
-// args, with TASKBRIDGE_ADDR, TASKBRIDGE_REDIS, TASKBRIDGE_REDIS_PREFIX,
-// TASKBRIDGE_HEARTBEAT and TASKBRIDGE_DRAIN (from getenv) as their
-// defaults.
+// parseOptions reads the flags from args, with the TASKBRIDGE_*
+// environment variables (from getenv) as their defaults (see the package
+// doc).
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	opts := options{addr: "127.0.0.1:8081", redis: "127.0.0.1:6379", prefix: redisstore.DefaultKeyPrefix,
-		heartbeat: defaultHeartbeat, drain: defaultDrain}
+		heartbeat: defaultHeartbeat, drain: defaultDrain, leaseTTL: defaultLeaseTTL, leaseSweep: defaultSweep,
+		workers: defaultWorkers}
 	for _, e := range []struct {
 		name string
 		dst  *string
@@ -60,7 +70,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	for _, e := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"TASKBRIDGE_HEARTBEAT", &opts.heartbeat}, {"TASKBRIDGE_DRAIN", &opts.drain}} {
+	}{{"TASKBRIDGE_HEARTBEAT", &opts.heartbeat}, {"TASKBRIDGE_DRAIN", &opts.drain},
+		{"TASKBRIDGE_LEASE_TTL", &opts.leaseTTL}, {"TASKBRIDGE_LEASE_SWEEP", &opts.leaseSweep}} {
 		if v := getenv(e.name); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -77,6 +88,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&opts.prefix, "prefix", opts.prefix, "Redis key prefix, the same on every instance (env TASKBRIDGE_REDIS_PREFIX)")
 	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
 	fs.DurationVar(&opts.drain, "drain", opts.drain, "how long a shutdown lets running tasks finish (env TASKBRIDGE_DRAIN)")
+	fs.DurationVar(&opts.leaseTTL, "lease-ttl", opts.leaseTTL, "how long a task's lease lasts without renewal (env TASKBRIDGE_LEASE_TTL)")
+	fs.DurationVar(&opts.leaseSweep, "lease-sweep", opts.leaseSweep, "how often expired leases are swept (env TASKBRIDGE_LEASE_SWEEP)")
+	fs.IntVar(&opts.workers, "workers", opts.workers, "tasks run at once by this instance")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -88,6 +102,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		err = errors.New("-heartbeat must be positive")
 	case opts.drain < 0:
 		err = errors.New("-drain must not be negative")
+	case opts.leaseTTL <= 0 || opts.leaseSweep <= 0:
+		err = errors.New("-lease-ttl and -lease-sweep must be positive")
+	case opts.workers <= 0:
+		err = errors.New("-workers must be positive")
 	case opts.redis == "":
 		err = errors.New("-redis must not be empty")
 	case strings.ContainsAny(opts.prefix, "{}"):
@@ -172,7 +190,10 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 	if drain == 0 {
 		drain = -1 // -drain 0: cancel running tasks at once
 	}
-	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, DrainTimeout: drain})
+	// Stores.Leases is set: the executor leases the tasks it runs, so
+	// that another instance ends them if this one dies.
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log,
+		DrainTimeout: drain, LeaseTTL: opts.leaseTTL, MaxConcurrent: opts.workers})
 	if err != nil {
 		_ = client.Close()
 		return nil, err
@@ -192,6 +213,7 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
+		LeaseSweepInterval: opts.leaseSweep,
 		Readiness: observe.NewComposite(probeTimeout,
 			observe.NamedProbe{Name: "redis", Probe: redisstore.NewProbe(client, probeTimeout)}),
 		Logger: log,

@@ -29,6 +29,7 @@ func TestConformance(t *testing.T) {
 			EventsWithClock: func(_ *testing.T, clock func() time.Time) contracts.EventStore {
 				return memstore.NewEventStore(memstore.Options{Clock: clock})
 			},
+			Leases: func(*testing.T) contracts.LeaseStore { return memstore.NewLeaseStore(memstore.Options{}) },
 		})
 	})
 	t.Run("Bundle", func(t *testing.T) {

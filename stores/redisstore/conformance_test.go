@@ -31,5 +31,9 @@ func TestConformance(t *testing.T) {
 			s, _, _ := newStores(t, redisstore.Options{})
 			return s.Receipts
 		},
+		Leases: func(t *testing.T) contracts.LeaseStore {
+			s, _, _ := newStores(t, redisstore.Options{})
+			return s.Leases
+		},
 	})
 }

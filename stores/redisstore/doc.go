@@ -19,6 +19,13 @@
 //   - TaskRegistry, SuspensionStore (with contracts.SuspensionMaintenance)
 //     and ReceiptStore: atomic idempotent create and compare-and-set
 //     changes in Lua, TTL retention like the memory store's.
+//   - LeaseStore: the leases of running tasks (a sorted set by deadline and
+//     a hash of holders under {lease}), deadlines from the server's clock
+//     (TIME in the scripts), so that the tasks of an instance that died are
+//     taken over by another (orchestration.LeaseService).
+//   - Every write script answers a retry of itself as if it had run once,
+//     so go-redis's own retries of a timed-out command (MaxRetries, on by
+//     default) store nothing twice.
 //   - Probe: a PING with a timeout for readiness.
 //
 // CancelRelay carries cancel requests across instances: an in-process

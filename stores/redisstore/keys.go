@@ -21,6 +21,8 @@ import (
 //	P{susp}:pending         zset    RESOLVED suspensions whose handoff is PENDING, scored by resolution time
 //	P{rcpt}:<n>:<taskId>:<clientActionId> hash  action receipt: rec (JSON), exp (unix µs, 0 = none)
 //	P{rcpt}:expiry          zset    receipts with an expiry, scored by it (unix µs)
+//	P{lease}:deadlines      zset    leased task ids, scored by the lease's deadline (unix ms, server clock)
+//	P{lease}:holders        hash    leased task id -> holder (the instance running the task)
 //	Pchanges                channel change feed: "<taskId> <eventId>" per append
 //
 // <taskId> in a tag is the id itself, or '%' and the id in hex when it holds
@@ -91,6 +93,9 @@ func (k keys) suspension(taskID, suspendID string) string {
 }
 func (k keys) suspOpen() string    { return k.suspTag() + "open" }
 func (k keys) suspPending() string { return k.suspTag() + "pending" }
+
+func (k keys) leaseDeadlines() string { return k.prefix + "{lease}:deadlines" }
+func (k keys) leaseHolders() string   { return k.prefix + "{lease}:holders" }
 
 func (k keys) rcptTag() string { return k.prefix + "{rcpt}:" }
 func (k keys) receipt(taskID, clientActionID string) string {

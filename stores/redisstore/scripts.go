@@ -444,3 +444,84 @@ for i = 2, #KEYS do
 end
 return n
 `)
+
+// nowLua defines now(): the Redis server's time in unix milliseconds. The
+// lease scripts take their deadlines from it, so the instances' clocks
+// need not agree.
+const nowLua = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+// acquireLeaseScript gives holder the lease unless another holder's lease
+// has not expired. KEYS: deadlines, holders. ARGV: taskId, holder, TTL ms.
+// Reply: 1 acquired (or renewed, or taken over), 0 held by another.
+var acquireLeaseScript = redis.NewScript(nowLua + `
+local n = now()
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur and cur ~= ARGV[2] then
+  local d = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if d and tonumber(d) > n then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], n + tonumber(ARGV[3]), ARGV[1])
+return 1
+`)
+
+// renewLeaseScript extends the leases holder holds (expired ones too, when
+// nobody took them over); TTL 0 sets their deadline to now (expired:
+// handed to the next take).
+// KEYS: deadlines, holders. ARGV: holder, TTL ms, task ids...
+// Reply: the ids not renewed.
+var renewLeaseScript = redis.NewScript(nowLua + `
+local n = now()
+local ttl = tonumber(ARGV[2])
+local dl = n
+if ttl > 0 then
+  dl = n + ttl
+end
+local lost = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[2], id) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], dl, id)
+  else
+    lost[#lost + 1] = id
+  end
+end
+return lost
+`)
+
+// releaseLeaseScript deletes holder's lease. KEYS: deadlines, holders.
+// ARGV: taskId, holder. Reply: 1 deleted, 0 not holder's.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+`)
+
+// takeExpiredScript gives holder up to limit expired leases, oldest
+// deadline first. KEYS: deadlines, holders. ARGV: holder, TTL ms, limit.
+// Reply: per lease taken, its task id, previous holder ("" when unknown)
+// and previous deadline (unix ms).
+var takeExpiredScript = redis.NewScript(nowLua + `
+local n = now()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', n, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for i = 1, #due, 2 do
+  local id = due[i]
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+  out[#out + 1] = due[i + 1]
+  redis.call('HSET', KEYS[2], id, ARGV[1])
+  redis.call('ZADD', KEYS[1], n + tonumber(ARGV[2]), id)
+end
+return out
+`)

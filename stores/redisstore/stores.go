@@ -11,8 +11,9 @@ import (
 // New returns the four Redis stores on client, configured by opts, as the
 // bundle the bridge and the executor take: a *TaskRegistry, an *EventStore
 // (also a contracts.BatchReader; its change feed holds one subscription
-// per Listen call), a *SuspensionStore (also contracts.SuspensionMaintenance)
-// and a *ReceiptStore. New does no I/O and starts no goroutine. It returns
+// per Listen call), a *SuspensionStore (also contracts.SuspensionMaintenance),
+// a *ReceiptStore and a *LeaseStore (the leases of running tasks, so that
+// the tasks of an instance that dies are ended by another). New does no I/O and starts no goroutine. It returns
 // an error when client is nil or opts.KeyPrefix contains '{' or '}', and
 // logs a warning through opts.Logger when the client ignores context
 // deadlines (redis.Options.ContextTimeoutEnabled unset).
@@ -34,5 +35,6 @@ func New(client redis.UniversalClient, opts Options) (contracts.Stores, error) {
 		Events:      newEventStore(client, cfg),
 		Suspensions: newSuspensionStore(client, cfg),
 		Receipts:    newReceiptStore(client, cfg),
+		Leases:      newLeaseStore(client, cfg),
 	}, nil
 }

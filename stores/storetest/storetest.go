@@ -34,6 +34,10 @@ type Factory struct {
 	// Redis server) leave it nil and RunAll skips the clock-driven id tests,
 	// saying so.
 	EventsWithClock func(t *testing.T, clock func() time.Time) contracts.EventStore
+	// Leases, optional, returns a new, empty lease store (for stores that
+	// several processes share); RunAll skips the lease suite without it,
+	// saying so.
+	Leases func(t *testing.T) contracts.LeaseStore
 }
 
 // RunAll runs every suite of the package against the stores f builds, each
@@ -54,6 +58,12 @@ func RunAll(t *testing.T, f Factory) {
 	})
 	t.Run("SuspensionStore", func(t *testing.T) { RunSuspensionStore(t, f.Suspensions) })
 	t.Run("ReceiptStore", func(t *testing.T) { RunReceiptStore(t, f.Receipts) })
+	t.Run("LeaseStore", func(t *testing.T) {
+		if f.Leases == nil {
+			t.Skip("storetest: Factory.Leases not provided; the store has no leases")
+		}
+		RunLeaseStore(t, f.Leases)
+	})
 }
 
 // testTimeout bounds every wait of one subtest.
