@@ -188,8 +188,9 @@ func scaleFile() *File {
 		{Name: "scale-many", Kind: KindScaleMany, Params: Params{Transport: "sse+ws", Subscribers: 100_000, Tasks: 10_000, Rate: 1,
 			Duration: Duration(20 * time.Second), Store: "redis", Instances: 2, Stages: 1},
 			Runs: []Run{{Target: TargetBridge, Subscribers: 100_000, Connected: 90_000, Events: 1_800_000, Expected: 1_800_000, DeliveredPerSec: 99_000,
+				EmitAppended: 200_000, EmitElapsed: Duration(40 * time.Second), EmitMaxLag: Duration(20 * time.Second), RedisCPU: Duration(28 * time.Second),
 				RedisClientsAfter: 47, Scale: &ScaleRun{Instances: []InstanceRun{inst(50_000, 200<<20, 90), inst(50_000, 210<<20, 95)},
-					StopReason: "memory: 100 MB of 24000 MB available"}}}},
+					StopReason: "memory: 100 MB of 24000 MB available", EmitWanted: 10_000, EmitterCPU: Duration(30 * time.Second)}}}},
 	}}
 	for i := range f.Scenarios {
 		for j := range f.Scenarios[i].Runs {
@@ -212,6 +213,7 @@ func TestRenderScale(t *testing.T) {
 	assert.Contains(t, out, "- limit too low for the plan: memory available (MB): 100, needs 4687")
 	assert.Contains(t, out, "#### scale-many: 10000 tasks x 10 sse+ws subscribers (100000 streams), 1 events/s per task for 20s, over 2 bridge instances, store redis")
 	assert.Contains(t, out, "| bridge | 90000 | 1.80M | 1.80M | 99.0k |")
+	assert.Contains(t, out, "- appends: 200000 in 40.0 s, 5000/s of the 10000/s wanted (max lag 20s); emitter CPU 30.00 s (150 µs per append), Redis CPU 28.00 s (140 µs per append)")
 	assert.Contains(t, out, "- stopped at 90000 of 100000 streams: memory: 100 MB of 24000 MB available")
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "|") {

@@ -32,6 +32,10 @@ type ScaleRun struct {
 	// StopReason says which limit stopped the run short of the wanted
 	// streams; empty when every stream connected.
 	StopReason string `json:"stopReason,omitempty"`
+	// EmitWanted is how many appends per second the emission asked for
+	// (0: all at once) and EmitterCPU the emitter process's CPU over it.
+	EmitWanted float64  `json:"emitWanted,omitempty"`
+	EmitterCPU Duration `json:"emitterCpu,omitempty"`
 }
 
 // InstanceRun is one bridge process of a scale scenario.
@@ -184,6 +188,17 @@ func scaleNotes(s *Scenario) []string {
 		}
 		out = append(out, fmt.Sprintf("Redis connections in total: %d (redis-server's connected_clients with the streams held, "+
 			"including the emitter's and the generator's own)", sc.RedisClients))
+		if r := &s.Runs[i]; sc.EmitWanted > 0 && r.EmitAppended > 0 && r.EmitElapsed > 0 {
+			el := time.Duration(r.EmitElapsed).Seconds()
+			line := fmt.Sprintf("appends: %d in %.1f s, %.0f/s of the %.0f/s wanted (max lag %s)", r.EmitAppended, el,
+				float64(r.EmitAppended)/el, sc.EmitWanted, time.Duration(r.EmitMaxLag).Round(time.Millisecond))
+			per := func(d Duration) string {
+				return strconv.FormatFloat(float64(time.Duration(d)/time.Microsecond)/float64(r.EmitAppended), 'f', 0, 64)
+			}
+			line += fmt.Sprintf("; emitter CPU %s s (%s µs per append), Redis CPU %s s (%s µs per append)",
+				secs(sc.EmitterCPU), per(sc.EmitterCPU), secs(r.RedisCPU), per(r.RedisCPU))
+			out = append(out, line)
+		}
 		l, p := sc.Limits, sc.Peak
 		out = append(out, fmt.Sprintf("machine limits: %d open files per process (hard %d), ports %d-%d per source address, "+
 			"somaxconn %d, tcp_max_syn_backlog %d, file-max %d, conntrack max %d; at the peak %d TCP sockets in use, "+

@@ -73,6 +73,11 @@ type Config struct {
 	// ScaleConnectTimeout bounds each connect stage of the scale
 	// scenarios; ScaleDrain the wait for the clients to catch up.
 	ScaleConnectTimeout, ScaleDrain time.Duration
+	// ScaleQuiet is how long after the last stream connected the scale
+	// scenario's idle window starts: longer than the streams' write
+	// deadline (streaming's WriteTimeout, 10 s), which each stream's first
+	// write arms and which fires once, unneeded, when it comes round.
+	ScaleQuiet time.Duration
 	// ScaleEmitWorkers is how many goroutines append in scale-many.
 	ScaleEmitWorkers int
 	// TuneKernel raises the sysctls a scale plan needs and the machine has
@@ -103,6 +108,7 @@ func DefaultConfig(exe string) Config {
 		ScaleHeartbeat:      10 * time.Minute,
 		ScaleConnectTimeout: 5 * time.Minute,
 		ScaleDrain:          60 * time.Second,
+		ScaleQuiet:          12 * time.Second,
 		ScaleEmitWorkers:    32,
 
 		ServerLog: io.Discard,
@@ -222,18 +228,23 @@ func DefaultSpecs(kind string, o Overrides) ([]Spec, error) {
 	case report.KindHTTP:
 		return []Spec{{Name: "http", Kind: kind, Concurrency: pick(o.Concurrency, 64),
 			Duration: pickD(o.Duration, 5*time.Second), PollTasks: pick(o.Tasks, 100)}}, nil
-	case report.KindScale:
+	case report.KindScale, report.KindScaleMany:
 		// The streams: first all of them on one task, idle, then one event;
 		// then as many on tasks of 10 subscribers each at a rate per task.
+		// "scale-many" runs the second alone.
 		n := pick(o.Subscribers, 100_000)
 		tasks := pick(o.Tasks, max(n/10, 1))
 		tr := pickS(o.Transport, TransportStreams)
-		return []Spec{
+		specs := []Spec{
 			{Name: "scale", Kind: report.KindScale, Transport: tr, Subscribers: n, Tasks: 1,
 				Instances: o.Instances, Stages: pick(o.Stages, 4)},
 			{Name: "scale-many", Kind: report.KindScaleMany, Transport: tr, Subscribers: n, Tasks: tasks,
 				Rate: pickF(o.Rate, 1), Duration: pickD(o.Duration, 20*time.Second), Instances: o.Instances, Stages: 1},
-		}, nil
+		}
+		if kind == report.KindScaleMany {
+			specs = specs[1:]
+		}
+		return specs, nil
 	}
 	return nil, fmt.Errorf("scenario: unknown scenario %q (%s, %s)", kind, strings.Join(Kinds, ", "), report.KindScale)
 }
@@ -265,5 +276,6 @@ func SmokeConfig(cfg Config) Config {
 	cfg.ConnectTimeout = 30 * time.Second
 	cfg.ScaleConnectTimeout = 30 * time.Second
 	cfg.ScaleDrain = 10 * time.Second
+	cfg.ScaleQuiet = 0
 	return cfg
 }

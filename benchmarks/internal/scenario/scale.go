@@ -282,6 +282,7 @@ func (r *Runner) runScale(ctx context.Context, spec Spec) (report.Run, error) {
 	// Connect stage by stage; stop adding stages after one that fell short.
 	var kids children
 	defer func() { kids.closeAll() }()
+	var lastConnect time.Time
 	var started []scaleChild
 	var samples []string
 	wanted := 0
@@ -320,6 +321,7 @@ func (r *Runner) runScale(ctx context.Context, spec Spec) (report.Run, error) {
 			g.RedisClients = rs.redisClients
 		}
 		sc.Stages = append(sc.Stages, g)
+		lastConnect = time.Now()
 		if err != nil || failed > 0 || len(newKids) < len(plan) {
 			sc.StopReason = diagnose(err, samples, insts, sc.Limits, measure.ReadKernel())
 			break
@@ -352,8 +354,9 @@ func (r *Runner) runScale(ctx context.Context, spec Spec) (report.Run, error) {
 	}
 	idle := make([]time.Duration, len(insts))
 	if hold {
-		// Between heartbeats: the GC the harness asked for has finished.
-		sleepCtx(ctx, time.Second)
+		// Between heartbeats: the GC the harness asked for has finished and
+		// the write deadlines the streams' first writes armed have passed.
+		sleepCtx(ctx, max(time.Second, time.Until(lastConnect.Add(r.cfg.ScaleQuiet))))
 		w0, err := sampleAll(ctx, insts, false)
 		if err != nil {
 			return run, err
@@ -396,10 +399,20 @@ func (r *Runner) runScale(ctx context.Context, spec Spec) (report.Run, error) {
 	if !hold {
 		req = control.EmitRequest{TaskIDs: ids, EventsPerTask: spec.EventsPerTask(), RatePerTask: spec.Rate, Workers: r.cfg.ScaleEmitWorkers}
 	}
+	em0, err := em.ctl.Stats(ctx)
+	if err != nil {
+		return run, err
+	}
+	if req.RatePerTask > 0 {
+		sc.EmitWanted = req.RatePerTask * float64(len(req.TaskIDs))
+	}
 	start := time.Now()
 	emit, err := em.ctl.Emit(ctx, req)
 	if err != nil {
 		return run, err
+	}
+	if em1, err := em.ctl.Stats(ctx); err == nil {
+		sc.EmitterCPU = report.Duration(em1.CPU - em0.CPU)
 	}
 	run.EmitAppended, run.EmitErrors = emit.Appended, emit.Errors
 	run.EmitMaxLag, run.EmitElapsed = report.Duration(emit.MaxLag), report.Duration(emit.Elapsed)
