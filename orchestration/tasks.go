@@ -110,6 +110,7 @@ func (s *TaskReadService) List(ctx context.Context, q contracts.ListTasksQuery) 
 		return contracts.TaskList{}, err
 	}
 	now := d.clock()
+	out.Tasks = make([]contracts.TaskSnapshot, 0, len(headers))
 	for i := range headers {
 		out.Tasks = append(out.Tasks, s.snapshot(headers[i], &sums[i], now))
 	}

@@ -105,6 +105,7 @@ func (r *TaskRegistry) ListTasks(_ context.Context, q contracts.TaskListQuery) (
 			ownerEntry.compare)
 	}
 	var page contracts.TaskListPage
+	page.Tasks = make([]contracts.TaskHeader, 0, min(q.Limit, i))
 	for i--; i >= 0; i-- {
 		if len(page.Tasks) == q.Limit || budget == 0 {
 			last := list[i+1]

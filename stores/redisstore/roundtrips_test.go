@@ -217,6 +217,10 @@ func TestRoundTripsPerRoute(t *testing.T) {
 		record("action", act("action", taskID, suspend(taskID)))
 		_, trips = do("cancel", http.MethodPost, "/api/v1/tasks/"+taskID+"/cancel", "", http.StatusAccepted)
 		record("cancel", trips)
+		_, trips = do("snapshot", http.MethodGet, "/api/v1/tasks/"+taskID, "", http.StatusOK)
+		record("snapshot", trips)
+		_, trips = do("list", http.MethodGet, "/api/v1/tasks?limit=5", "", http.StatusOK)
+		record("list", trips)
 	}
 
 	assert.Empty(t, counter.take(""), "Redis commands made while serving the requests without the request's context")
