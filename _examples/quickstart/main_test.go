@@ -152,6 +152,26 @@ func TestDemoProgress(t *testing.T) {
 	// Defaults: 3 steps.
 	evs = q.events("alice", q.create("alice", "demo.progress", `{"delayMs":1}`))
 	assert.Len(t, evs, 5)
+
+	// The read API: the task's snapshot and the caller's list, both as the
+	// served OpenAPI document describes them.
+	status, raw := q.do(http.MethodGet, "/api/v1/openapi.json", "", "", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	doc, err := conformance.NewDocument(raw)
+	require.NoError(t, err)
+	status, body := q.do(http.MethodGet, "/api/v1/tasks/"+id, "alice", "", "")
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.NoError(t, doc.ValidateResponse(http.MethodGet, "/api/v1/tasks/"+id, status, "application/json", body))
+	var snap contracts.TaskSnapshot
+	require.NoError(t, json.Unmarshal(body, &snap))
+	assert.Equal(t, contracts.StatusCompleted, snap.Status)
+	assert.Equal(t, &contracts.ProgressSnapshot{Percent: 100, Stage: "working", Message: "step 4 of 4"}, snap.Progress)
+	status, body = q.do(http.MethodGet, "/api/v1/tasks?status=COMPLETED", "alice", "", "")
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.NoError(t, doc.ValidateResponse(http.MethodGet, "/api/v1/tasks", status, "application/json", body))
+	var list contracts.TaskList
+	require.NoError(t, json.Unmarshal(body, &list))
+	assert.Len(t, list.Tasks, 2)
 }
 
 func TestDemoFail(t *testing.T) {

@@ -131,6 +131,7 @@ func newServer(opts options, log *zap.Logger) (*server, error) {
 		Executor:           exec,
 		AuthResolver:       demo.Auth,
 		CreatePreprocessor: demo.ValidateInput,
+		Routes:             fiberbridge.Routes{OpenAPI: "/openapi.json"}, // GET /api/v1/openapi.json describes the routes
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
 		Logger:             log,     // one line for zap
 		Metrics:            metrics, // one line for Prometheus
