@@ -28,8 +28,16 @@ const (
 	CodeTooManyStreams      Code = "TOO_MANY_STREAMS"
 	CodeServiceShuttingDown Code = "SERVICE_UNAVAILABLE"
 	CodeRouteNotFound       Code = "ROUTE_NOT_FOUND"
-	internalMessage              = "internal error"
-	messagePrefix                = "taskbridge: "
+	// CodeQuotaExceeded: the caller's subject reached one of its limits
+	// (tasks, creates per second, stored bytes); 429 with Retry-After.
+	CodeQuotaExceeded Code = "QUOTA_EXCEEDED"
+	// CodeStorageFull: the store as a whole is full; 507.
+	CodeStorageFull Code = "STORAGE_FULL"
+)
+
+const (
+	internalMessage = "internal error"
+	messagePrefix   = "taskbridge: "
 )
 
 // HTTPStatus returns the status a code answers with. Unknown codes are 500.
@@ -47,8 +55,10 @@ func (c Code) HTTPStatus() int {
 		return http.StatusBadRequest
 	case CodeRequestValidation:
 		return http.StatusUnprocessableEntity
-	case CodeTooManyStreams:
+	case CodeTooManyStreams, CodeQuotaExceeded:
 		return http.StatusTooManyRequests
+	case CodeStorageFull:
+		return http.StatusInsufficientStorage
 	case CodeTaskSubmission, CodeServiceShuttingDown:
 		return http.StatusServiceUnavailable
 	}
@@ -155,6 +165,10 @@ func From(err error) *Error {
 	if errors.As(err, &be) {
 		return be
 	}
+	var le *contracts.LimitError
+	if errors.As(err, &le) {
+		return fromLimit(le, err)
+	}
 	switch {
 	case errors.Is(err, contracts.ErrNotFound):
 		return Wrap(CodeTaskNotFound, err, "task not found")
@@ -201,4 +215,16 @@ func (e *Error) Envelope(now time.Time) Envelope {
 		env.Message = string(env.Code)
 	}
 	return env
+}
+
+// fromLimit maps a refusal by a limit: 429 QUOTA_EXCEEDED for a subject's
+// quota (details.retryAfterSeconds, at least 1, becomes the Retry-After
+// header), 507 STORAGE_FULL for a full store.
+func fromLimit(le *contracts.LimitError, err error) *Error {
+	details := map[string]any{"limit": le.Limit, "max": le.Max}
+	if errors.Is(le.Err, contracts.ErrStoreFull) {
+		return Wrap(CodeStorageFull, err, "storage is full").WithDetails(details)
+	}
+	details["retryAfterSeconds"] = max(1, int64((le.RetryAfter+time.Second-1)/time.Second))
+	return Wrap(CodeQuotaExceeded, err, "quota exceeded: "+le.Limit).WithDetails(details)
 }

@@ -114,3 +114,19 @@ func ExampleError_Envelope() {
 	// Output:
 	// 404 {"code":"TASK_NOT_FOUND","message":"task not found","details":{},"timestamp":"2026-01-01T00:00:00.000Z"}
 }
+
+func TestFromLimitError(t *testing.T) {
+	t.Parallel()
+	quota := fmt.Errorf("store: %w", &contracts.LimitError{Err: contracts.ErrQuotaExceeded, Limit: "MaxTasksPerOwner", Max: 3, RetryAfter: 1500 * time.Millisecond})
+	be := bridgeerr.From(quota)
+	assert.Equal(t, bridgeerr.CodeQuotaExceeded, be.Code)
+	assert.Equal(t, http.StatusTooManyRequests, be.HTTPStatus())
+	assert.Equal(t, map[string]any{"limit": "MaxTasksPerOwner", "max": int64(3), "retryAfterSeconds": int64(2)}, be.Details)
+	assert.ErrorIs(t, be, contracts.ErrQuotaExceeded)
+
+	full := &contracts.LimitError{Err: contracts.ErrStoreFull, Limit: "MaxBytes", Max: 10}
+	be = bridgeerr.From(full)
+	assert.Equal(t, bridgeerr.CodeStorageFull, be.Code)
+	assert.Equal(t, http.StatusInsufficientStorage, be.HTTPStatus())
+	assert.NotContains(t, be.Details, "retryAfterSeconds")
+}

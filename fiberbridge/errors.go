@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,6 +131,9 @@ func writeError(c *fiber.Ctx, be *bridgeerr.Error, now time.Time) {
 	resp := c.Response()
 	resp.ResetBody()
 	resp.SetStatusCode(status)
+	if secs, ok := be.Details["retryAfterSeconds"].(int64); ok && status == http.StatusTooManyRequests {
+		resp.Header.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+	}
 	resp.Header.SetContentType(fiber.MIMEApplicationJSONCharsetUTF8)
 	resp.SetBodyRaw(body)
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
@@ -186,4 +189,50 @@ func TestAppliesHostSettings(t *testing.T) {
 	resp, err := e2etest.RawExchange(q.addr, []byte(raw), wait)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.Status, "routed, not parsed: %s", resp.Body)
+}
+
+// TestInMemoryStoreIsBounded: one user creates 100 tasks with a 3.9 MB
+// attachment each. The in-memory stores refuse that user's creates with
+// 429 QUOTA_EXCEEDED (and Retry-After) once its 64 MiB share is held,
+// another user's create still succeeds, and the child's RSS stays far
+// below the ~760 MB the same run reached without limits.
+func TestInMemoryStoreIsBounded(t *testing.T) {
+	t.Parallel()
+	c := startChild(t, 0)
+	cc := c.client()
+	before := c.rssBytes()
+	attachment := bytes.Repeat([]byte("a"), 3_900_000)
+	create := func(token string) e2etest.Response {
+		var body bytes.Buffer
+		w := multipart.NewWriter(&body)
+		require.NoError(t, w.WriteField("clientRequestId", contracts.NewID()))
+		require.NoError(t, w.WriteField("taskType", "demo.progress"))
+		require.NoError(t, w.WriteField("input", `{"steps":1,"delayMs":1}`))
+		fw, err := w.CreateFormFile("attachment", "big.bin")
+		require.NoError(t, err)
+		_, err = fw.Write(attachment)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return e2etest.MustDo(t, cc.http, e2etest.Request{Method: http.MethodPost, URL: "http://" + c.addr + "/api/v1/tasks",
+			Token: token, ContentType: w.FormDataContentType(), Body: body.Bytes()})
+	}
+	created, refused := 0, 0
+	for range 100 {
+		r := create("alice")
+		switch r.Status {
+		case http.StatusCreated:
+			created++
+		default:
+			env := e2etest.CheckEnvelope(t, r, http.StatusTooManyRequests, bridgeerr.CodeQuotaExceeded)
+			assert.Equal(t, "MaxBytesPerOwner", env.Details["limit"])
+			assert.NotEmpty(t, r.Header.Get("Retry-After"))
+			refused++
+		}
+	}
+	after := c.rssBytes()
+	t.Logf("child RSS %d MB before, %d MB after %d creates (%d refused) of 3.9 MB", before>>20, after>>20, created, refused)
+	assert.Positive(t, refused, "the user's share ran out")
+	assert.Less(t, after-before, int64(256<<20), "memory held by one user's uploads")
+	r := create("bob")
+	require.Equal(t, http.StatusCreated, r.Status, "another user still creates: %s", r.Body)
 }

@@ -13,6 +13,13 @@
 // events; older ones are dropped and a Read whose cursor is older than the
 // oldest retained event reports EventPage.RetentionGap.
 //
+// The stores of New hold a bounded amount of data: task records with their
+// input, metadata and attachments, and events, are counted overall and per
+// owner, and writes past Options.MaxBytes, MaxTasks, MaxBytesPerOwner or
+// MaxTasksPerOwner are refused with a *contracts.LimitError (the bridge
+// answers 507 STORAGE_FULL, or 429 QUOTA_EXCEEDED for one owner's share);
+// data leaves the count only as retention drops it.
+//
 // Build the four stores with New, which returns them as the contracts.Stores
 // bundle that fiberbridge.Config and the executor take, so that they share
 // one clock and learn of terminal tasks from each other: the registry (a terminal status) and the

@@ -141,15 +141,22 @@ func (s *EventStore) Append(_ context.Context, taskID string, draft contracts.Ev
 			st.mu.Unlock()
 			return contracts.TaskEvent{}, fmt.Errorf("memstore: append %s to task %q: %w", draft.Type(), taskID, contracts.ErrTerminal)
 		}
+		payload := draft.Payload()
+		if err := s.cfg.quota.admitEvent(taskID, int64(len(payload)+len(key)), draft.Type().IsTerminal(), nowNs); err != nil {
+			st.mu.Unlock()
+			return contracts.TaskEvent{}, fmt.Errorf("memstore: append %s to task %q: %w", draft.Type(), taskID, err)
+		}
 		ev := contracts.TaskEvent{
 			Type:      draft.Type(),
 			TaskID:    taskID,
 			EventID:   nextID(st.last, now),
 			CreatedAt: now,
-			Payload:   draft.Payload(),
+			Payload:   payload,
 		}
 		st.last = ev.EventID
-		st.push(ev, s.cfg.maxEvents)
+		if dropped, ok := st.push(ev, s.cfg.maxEvents); ok {
+			s.cfg.quota.releaseEvent(taskID, int64(len(dropped.Payload)))
+		}
 		if key != "" {
 			st.remember(key, ev.EventID)
 		}
@@ -409,8 +416,9 @@ func (st *stream) find(id contracts.EventID) contracts.TaskEvent {
 // never writes an element a reader may hold: drops only move lo, and when
 // the array is full and at least half of it is dropped, the live events are
 // copied into a new array (amortised O(1) per append).
-func (st *stream) push(ev contracts.TaskEvent, max int) {
+func (st *stream) push(ev contracts.TaskEvent, max int) (dropped contracts.TaskEvent, ok bool) {
 	if max > 0 && len(st.events)-st.lo >= max {
+		dropped, ok = st.events[st.lo], true
 		st.dropped = st.events[st.lo].EventID
 		st.lo++
 		if len(st.keys) > 0 {
@@ -424,6 +432,7 @@ func (st *stream) push(ev contracts.TaskEvent, max int) {
 		st.events, st.lo = fresh, 0
 	}
 	st.events = append(st.events, ev)
+	return dropped, ok
 }
 
 // nextID returns the id after last for an append at now: the clock's

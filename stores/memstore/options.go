@@ -12,6 +12,16 @@ const (
 	DefaultMaxEventsPerTask = 10_000
 	// DefaultReceiptTTL is the lifetime of a receipt saved without ExpiresAt.
 	DefaultReceiptTTL = 24 * time.Hour
+	// DefaultMaxBytes bounds the bytes of task records (input, metadata,
+	// attachments) and events the stores hold (256 MiB).
+	DefaultMaxBytes = 256 << 20
+	// DefaultMaxBytesPerOwner bounds those bytes per owner (64 MiB).
+	DefaultMaxBytesPerOwner = 64 << 20
+	// DefaultMaxTasks bounds the tasks held, terminal ones included until
+	// their retention ends.
+	DefaultMaxTasks = 100_000
+	// DefaultMaxTasksPerOwner bounds the tasks held per owner.
+	DefaultMaxTasksPerOwner = 10_000
 )
 
 // Options configures the stores. The zero value is usable: every zero field
@@ -44,6 +54,41 @@ type Options struct {
 	//
 	// Optional. Default: DefaultReceiptTTL (24h).
 	ReceiptTTL time.Duration
+
+	// MaxBytes bounds what the stores of a bundle (New) hold: task records
+	// with their input, metadata and attachment contents, and events, each
+	// counted with a small fixed overhead. A create or an event past it is
+	// refused with a *contracts.LimitError wrapping contracts.ErrStoreFull
+	// (507 STORAGE_FULL); terminal events are always taken, so tasks can
+	// end. Data leaves the count when retention drops it (TerminalTTL,
+	// MaxEventsPerTask); nothing is evicted early to make room. A negative
+	// value removes the limit. Only New's bundle counts; stores built one
+	// by one are unbounded.
+	//
+	// Optional. Default: DefaultMaxBytes (256 MiB).
+	MaxBytes int64
+
+	// MaxBytesPerOwner is MaxBytes for the tasks of one owner (subject);
+	// past it the owner's writes are refused with contracts.ErrQuotaExceeded
+	// (429 QUOTA_EXCEEDED with Retry-After) while others go on. A negative
+	// value removes the limit.
+	//
+	// Optional. Default: DefaultMaxBytesPerOwner (64 MiB).
+	MaxBytesPerOwner int64
+
+	// MaxTasks bounds the tasks held (terminal ones until their retention
+	// ends); past it creates are refused with contracts.ErrStoreFull. A
+	// negative value removes the limit.
+	//
+	// Optional. Default: DefaultMaxTasks (100,000).
+	MaxTasks int
+
+	// MaxTasksPerOwner bounds the tasks one owner holds; past it its
+	// creates are refused with contracts.ErrQuotaExceeded. A negative value
+	// removes the limit.
+	//
+	// Optional. Default: DefaultMaxTasksPerOwner (10,000).
+	MaxTasksPerOwner int
 }
 
 // config is Options with defaults applied, plus the link New sets up.
@@ -53,6 +98,10 @@ type config struct {
 	maxEvents   int
 	receiptTTL  time.Duration
 	link        *linker
+
+	maxBytes, maxBytesPerOwner int64
+	maxTasks, maxTasksPerOwner int
+	quota                      *quota // set by New; nil: unbounded
 }
 
 func (o Options) config() config {
@@ -74,6 +123,10 @@ func (o Options) config() config {
 	if c.receiptTTL == 0 {
 		c.receiptTTL = DefaultReceiptTTL
 	}
+	c.maxBytes = orDefault(o.MaxBytes, DefaultMaxBytes)
+	c.maxBytesPerOwner = orDefault(o.MaxBytesPerOwner, DefaultMaxBytesPerOwner)
+	c.maxTasks = int(orDefault(int64(o.MaxTasks), DefaultMaxTasks))
+	c.maxTasksPerOwner = int(orDefault(int64(o.MaxTasksPerOwner), DefaultMaxTasksPerOwner))
 	return c
 }
 
@@ -107,4 +160,15 @@ func (c *config) terminated(self terminalHook, taskID string, at time.Time) {
 	for _, h := range c.link.hooks {
 		h.expireTask(taskID, deadline)
 	}
+}
+
+// orDefault returns def for 0, -1 (no limit) for a negative v, else v.
+func orDefault(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
 }

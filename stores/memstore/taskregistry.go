@@ -84,6 +84,10 @@ func (r *TaskRegistry) Create(_ context.Context, task contracts.TaskRecord) (con
 		r.mu.Unlock()
 		return contracts.TaskRecord{}, false, fmt.Errorf("memstore: create task %q: %w", task.TaskID, contracts.ErrAlreadyExists)
 	}
+	if err := r.cfg.quota.admitTask(task.TaskID, task.OwnerID, taskBytes(task), nowNs); err != nil {
+		r.mu.Unlock()
+		return contracts.TaskRecord{}, false, fmt.Errorf("memstore: create task %q: %w", task.TaskID, err)
+	}
 	rec := cloneTask(task)
 	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
@@ -233,11 +237,30 @@ func (r *TaskRegistry) removeLocked(e *taskEntry) {
 	}
 }
 
+// Usage returns what the stores of this registry's bundle (New) hold, as
+// counted for Options.MaxBytes and MaxTasks, overall and for owner. A
+// registry built on its own (NewTaskRegistry) counts nothing.
+func (r *TaskRegistry) Usage(owner string) (all, ofOwner Usage) {
+	if r.cfg.quota == nil {
+		return Usage{}, Usage{}
+	}
+	return r.cfg.quota.usageOf(owner)
+}
+
 // len returns the number of stored tasks and idempotency keys (for tests).
 func (r *TaskRegistry) len() (tasks, keys int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.tasks), len(r.keys)
+}
+
+// taskBytes is what a record holds beyond its fixed fields.
+func taskBytes(t contracts.TaskRecord) int64 {
+	n := int64(len(t.Input) + len(t.Metadata) + len(t.ClientRequestID) + len(t.TaskType) + len(t.OwnerID))
+	for _, a := range t.Attachments {
+		n += int64(len(a.Content) + len(a.Filename) + len(a.ContentType) + len(a.SHA256))
+	}
+	return n
 }
 
 func cloneTask(t contracts.TaskRecord) contracts.TaskRecord {
