@@ -54,7 +54,9 @@ type Bundle struct {
 func Open(ctx context.Context, opts Options) (*Bundle, error) {
 	switch opts.Kind {
 	case "", Memory:
-		return &Bundle{Kind: Memory, Stores: memstore.New(memstore.Options{})}, nil
+		// Load runs measure streaming, not the store's memory limits.
+		unbounded := memstore.Options{MaxBytes: -1, MaxBytesPerOwner: -1, MaxTasks: -1, MaxTasksPerOwner: -1}
+		return &Bundle{Kind: Memory, Stores: memstore.New(unbounded)}, nil
 	case Redis:
 		addr := opts.RedisAddr
 		if addr == "" {
