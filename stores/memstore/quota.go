@@ -86,18 +86,6 @@ func (q *quota) admitTask(taskID, owner string, bytes int64, nowNs int64) error 
 	return nil
 }
 
-// forgetTask undoes admitTask for a task that was not stored after all.
-func (q *quota) forgetTask(taskID string) {
-	if q == nil {
-		return
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if t := q.tasks[taskID]; t != nil {
-		q.dropLocked(taskID, t)
-	}
-}
-
 // admitEvent counts an event of bytes for taskID, or refuses it. Terminal
 // events are always admitted (a task must be able to end), and so are
 // events of tasks the registry does not know (an event store used on its
