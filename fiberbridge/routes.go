@@ -3,6 +3,7 @@ package fiberbridge
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (b *Bridge) pollEvents(c *fiber.Ctx, s *orchestration.Services, auth contra
 		} else {
 			defer b.polls.Done()
 			var stop func()
-			ctx, stop = b.pollContext(ctx, c.Context().Done())
+			ctx, stop = b.pollContext(ctx, c.Context().Done(), c.Context().Conn())
 			defer stop()
 		}
 	}
@@ -96,12 +97,17 @@ var pollBuffers = sync.Pool{New: func() any {
 const maxPooledPollBuffer = 256 << 10
 
 // pollContext derives a long-poll's context from parent that also ends when
-// the bridge shuts down or the server does (serverDone, fasthttp's shutdown
-// signal; it never fires for a client that goes away, so the poll's own
-// timeout bounds that case). stop releases it and waits for its watcher.
-func (b *Bridge) pollContext(parent context.Context, serverDone <-chan struct{}) (context.Context, func()) {
+// the bridge shuts down, when the server does (serverDone, fasthttp's
+// shutdown signal) or when the client closes conn (watchClient: fasthttp
+// never reports a departed client), so an abandoned poll gives its
+// connection back at once. stop releases it and waits for its watchers.
+func (b *Bridge) pollContext(parent context.Context, serverDone <-chan struct{}, conn net.Conn) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	stopBridge := context.AfterFunc(b.ctx, cancel)
+	stopWatch := func() {}
+	if conn != nil {
+		stopWatch = watchClient(conn, cancel)
+	}
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -114,6 +120,7 @@ func (b *Bridge) pollContext(parent context.Context, serverDone <-chan struct{})
 	return ctx, func() {
 		stopBridge()
 		cancel()
+		stopWatch()
 		<-exited
 	}
 }

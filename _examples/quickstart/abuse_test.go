@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +236,79 @@ func TestInMemoryStoreIsBounded(t *testing.T) {
 	assert.Less(t, after-before, int64(256<<20), "memory held by one user's uploads")
 	r := create("bob")
 	require.Equal(t, http.StatusCreated, r.Status, "another user still creates: %s", r.Body)
+}
+
+// goroutines reads go_goroutines from the child's /metrics.
+func (cc *childClient) goroutines() (int, error) {
+	r, err := e2etest.Do(cc.http, e2etest.Request{Method: http.MethodGet, URL: "http://" + cc.addr + "/metrics"})
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no go_goroutines in /metrics")
+}
+
+// TestAbandonedLongPollsReleaseAtOnce: 1,050 long-polls (60 s wait, a
+// cursor past the end of a suspended task) against the quickstart in a
+// process limited to 1,024 open files, whose clients then go away. Each
+// poll notices its client left and answers at once, so the child's
+// descriptors and goroutines are back to where they were within seconds
+// (not after the 60 s wait), and it serves /health and a new stream.
+func TestAbandonedLongPollsReleaseAtOnce(t *testing.T) {
+	t.Parallel()
+	c := startChild(t, 1024)
+	cc := c.client()
+	r := e2etest.MustDo(t, cc.http, e2etest.Request{Method: http.MethodPost, URL: "http://" + c.addr + "/api/v1/tasks", Token: "alice",
+		ContentType: "application/json", Body: []byte(`{"clientRequestId":"` + contracts.NewID() + `","taskType":"demo.approval"}`)})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+	taskID := strings.Split(strings.Split(string(r.Body), `"taskId":"`)[1], `"`)[0]
+	baseFiles := c.openFiles()
+	baseGoroutines, err := cc.goroutines()
+	require.NoError(t, err)
+
+	poll := "GET /api/v1/tasks/" + taskID + "/events?waitTimeoutMs=60000&afterEventId=9999999999999-0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n\r\n"
+	polls := make([]net.Conn, 0, 1050)
+	defer func() {
+		for _, conn := range polls {
+			_ = conn.Close()
+		}
+	}()
+	for range 1050 {
+		conn, err := net.DialTimeout("tcp", c.addr, wait)
+		require.NoError(t, err)
+		_, err = conn.Write([]byte(poll))
+		require.NoError(t, err)
+		polls = append(polls, conn)
+	}
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Greater(ct, c.openFiles(), baseFiles+800, "the polls are held")
+	}, wait, 20*time.Millisecond)
+	for _, conn := range polls {
+		require.NoError(t, conn.Close())
+	}
+	polls = nil
+
+	start := time.Now()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.LessOrEqual(ct, c.openFiles(), baseFiles+10, "descriptors of abandoned polls")
+	}, 5*time.Second, 20*time.Millisecond, "child log: %s", c.stderr())
+	t.Logf("descriptors of 1,050 abandoned long-polls released in %v", time.Since(start).Round(time.Millisecond))
+	// Each poll's watcher and connection goroutine end with it; fasthttp
+	// parks a finished connection's worker goroutine for reuse and stops
+	// it after MaxIdleWorkerDuration (10 s, checked every 10 s), so the
+	// count is back to its base within about 20 s, far inside the 60 s
+	// the polls would have waited.
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		n, err := cc.goroutines()
+		if assert.NoError(ct, err) {
+			assert.LessOrEqual(ct, n, baseGoroutines+10, "goroutines of abandoned polls")
+		}
+	}, 25*time.Second, 200*time.Millisecond)
+	t.Logf("goroutines back to base after %v", time.Since(start).Round(time.Millisecond))
+	require.NoError(t, cc.health())
+	require.NoError(t, cc.streamOne("alice"))
 }
