@@ -2,7 +2,6 @@ package orchestration
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
@@ -11,7 +10,10 @@ import (
 
 // PollingService answers HTTP long-polls: events strictly after a cursor,
 // optionally waiting for the first one. It is safe for concurrent use.
-type PollingService struct{ d *deps }
+type PollingService struct {
+	d      *deps
+	groups pollGroups // polls waiting on the same task share reads
+}
 
 // Poll returns up to q.Limit events of q.TaskID strictly after q.After.
 //
@@ -90,37 +92,37 @@ func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit 
 	}
 	timer := time.NewTimer(q.Wait)
 	defer timer.Stop()
+	// Polls waiting on the same task share one watch and, per wake-up, one
+	// read per distinct cursor and one existence check (pollGroups).
+	pg := s.groups.join(q.TaskID)
+	defer s.groups.leave(pg)
 	for woken := false; ; woken = true {
-		changed, release := d.waiter.Watch(q.TaskID)
-		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
-		page, err := d.events.Read(ctx, q.TaskID, q.After, limit)
+		page, err, changed, round, leader := pg.read(ctx, d.waiter, d.events, q.After, limit)
+		if leader {
+			d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
+		}
 		if err != nil {
-			release()
 			if ctx.Err() != nil {
 				return contracts.EventPage{}, nil
 			}
 			return contracts.EventPage{}, internal(err)
 		}
 		if len(page.Events) > 0 || page.Ended || page.RetentionGap {
-			release()
 			return page, nil
 		}
 		if woken {
 			// Woken without new events: a change feed resync, as after a
 			// store restart, which may have taken the task with it.
-			if _, err := d.registry.Get(ctx, q.TaskID); errors.Is(err, contracts.ErrNotFound) {
-				release()
+			if pg.gone(ctx, d.registry, round) {
 				return contracts.EventPage{}, notFound()
 			}
 		}
 		select {
 		case <-changed:
-			release()
+			pg.woke(round)
 		case <-timer.C:
-			release()
 			return page, nil
 		case <-ctx.Done():
-			release()
 			return page, nil
 		}
 	}
