@@ -97,7 +97,7 @@ func (g *pollGroups) leave(pg *pollGroup) {
 // read returns this round's page for (after, limit), reading the store
 // only if no other poll of the round did or does, and the round's watch
 // channel and number. leader reports whether this call made the read.
-func (pg *pollGroup) read(ctx context.Context, w Waiter, events contracts.EventStore, after contracts.EventID, limit int) (contracts.EventPage, error, <-chan struct{}, uint64, bool) {
+func (pg *pollGroup) read(ctx context.Context, w Waiter, events contracts.EventStore, after contracts.EventID, limit int) (page contracts.EventPage, changed <-chan struct{}, round uint64, leader bool, err error) {
 	pg.mu.Lock()
 	if pg.changed == nil {
 		pg.changed, pg.release = w.Watch(pg.taskID)
@@ -105,10 +105,10 @@ func (pg *pollGroup) read(ctx context.Context, w Waiter, events contracts.EventS
 		pg.reads = make(map[readKey]*sharedRead)
 		pg.check = nil
 	}
-	changed, round := pg.changed, pg.round
+	changed, round = pg.changed, pg.round
 	key := readKey{after, limit}
 	r := pg.reads[key]
-	leader := r == nil
+	leader = r == nil
 	if leader {
 		r = &sharedRead{done: make(chan struct{})}
 		pg.reads[key] = r
@@ -122,10 +122,10 @@ func (pg *pollGroup) read(ctx context.Context, w Waiter, events contracts.EventS
 		select {
 		case <-r.done:
 		case <-ctx.Done():
-			return contracts.EventPage{}, ctx.Err(), changed, round, false
+			return contracts.EventPage{}, changed, round, false, ctx.Err()
 		}
 	}
-	return r.page, r.err, changed, round, leader
+	return r.page, changed, round, leader, r.err
 }
 
 // woke ends round (once its watch fired): the next read starts a new round

@@ -97,7 +97,7 @@ func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit 
 	pg := s.groups.join(q.TaskID)
 	defer s.groups.leave(pg)
 	for woken := false; ; woken = true {
-		page, err, changed, round, leader := pg.read(ctx, d.waiter, d.events, q.After, limit)
+		page, changed, round, leader, err := pg.read(ctx, d.waiter, d.events, q.After, limit)
 		if leader {
 			d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
 		}
