@@ -2,10 +2,12 @@ package fiberbridge_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
 )
 
 // TestParseErrorsEchoNoRequestBytes sends requests fasthttp cannot parse
@@ -157,4 +160,69 @@ func TestStreamedBodiesUnderAppConfig(t *testing.T) {
 		assert.EqualValues(t, fiberbridge.DefaultMaxUploadBytes, env.Details["maxBytes"])
 	})
 	h.healthy()
+}
+
+// TestOneSubjectCannotStarveOthers: alice floods the create route with 100
+// long tasks at once. She gets DefaultMaxActiveTasksPerSubject of them and
+// 429 QUOTA_EXCEEDED with Retry-After for the rest, with nothing stored for
+// the refused requests; bob's create during her flood succeeds and his
+// task runs to its end (alice holds half the workers at most); and a
+// refused request of alice, retried once one of her tasks ended, creates
+// a new task instead of answering a deduplicated FAILED one.
+func TestOneSubjectCannotStarveOthers(t *testing.T) {
+	t.Parallel()
+	h := startHardened(t, hopts{})
+	const flood = 100
+	type answer struct {
+		request string
+		r       e2etest.Response
+	}
+	answers := make(chan answer, flood)
+	var wg sync.WaitGroup
+	for range flood {
+		wg.Add(1)
+		go func() { // owner: this test
+			defer wg.Done()
+			request := contracts.NewID()
+			body := `{"clientRequestId":"` + request + `","taskType":"test.block"}`
+			answers <- answer{request, h.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json", []byte(body))}
+		}()
+	}
+	// bob, while alice's flood is on.
+	bob := h.create("bob", "test.steps", map[string]any{"steps": 2})
+	wg.Wait()
+	close(answers)
+	var created []string
+	var refused []string
+	for a := range answers {
+		switch a.r.Status {
+		case http.StatusCreated:
+			var tc contracts.TaskCreated
+			require.NoError(t, json.Unmarshal(a.r.Body, &tc))
+			created = append(created, tc.TaskID)
+		default:
+			env := e2etest.CheckEnvelope(t, a.r, http.StatusTooManyRequests, bridgeerr.CodeQuotaExceeded)
+			assert.Equal(t, "MaxActiveTasks", env.Details["limit"])
+			assert.Equal(t, "1", a.r.Header.Get("Retry-After"))
+			refused = append(refused, a.request)
+		}
+	}
+	assert.Len(t, created, orchestration.DefaultMaxActiveTasksPerSubject)
+	require.Len(t, refused, flood-orchestration.DefaultMaxActiveTasksPerSubject)
+	evs := h.allEvents("bob", bob)
+	require.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "bob's task ran during alice's flood")
+
+	// One of alice's tasks ends; her refused request, retried, is a new task.
+	r := h.do(http.MethodPost, "/api/v1/tasks/"+created[0]+"/cancel", "alice", "", nil)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Body))
+	evs = h.allEvents("alice", created[0])
+	require.Equal(t, contracts.EventCancelled, evs[len(evs)-1].Type)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		r := h.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json",
+			[]byte(`{"clientRequestId":"`+refused[0]+`","taskType":"test.block"}`))
+		assert.Equal(c, http.StatusCreated, r.Status, "the retried request creates its task: %s", r.Body)
+	}, hwait, 250*time.Millisecond)
+	for _, id := range created[1:] {
+		h.do(http.MethodPost, "/api/v1/tasks/"+id+"/cancel", "alice", "", nil)
+	}
 }

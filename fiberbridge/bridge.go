@@ -113,6 +113,7 @@ func New(cfg Config) (*Bridge, error) {
 			Clock:     cfg.Clock,
 
 			LeaseSweepInterval: cfg.LeaseSweepInterval,
+			SubjectLimits:      cfg.SubjectLimits,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("taskbridge: fiberbridge.New: %w", err)

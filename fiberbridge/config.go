@@ -239,6 +239,16 @@ type Config struct {
 	// Optional. Default: DefaultMaxStreamsPerSubject (100).
 	MaxStreamsPerSubject int
 
+	// SubjectLimits are the per-subject quotas on creates (tasks not yet
+	// terminal, creates per second) of the services the bridge builds; a
+	// create past one answers 429 QUOTA_EXCEEDED with Retry-After and
+	// stores nothing. Unused when Services is set (set them on its
+	// orchestration.Options instead).
+	//
+	// Optional. Default: orchestration.SubjectLimits{} (32 tasks, 100
+	// creates per second with bursts of 200).
+	SubjectLimits orchestration.SubjectLimits
+
 	// Stream configures the streaming hub (heartbeats, queues, WebSocket
 	// limits; see streaming.Options). Its Logger, Metrics and Diagnostics
 	// default to the bridge's.

@@ -837,10 +837,12 @@ func TestShutdownWithThousandsOfStreams(t *testing.T) {
 	defer pollClient.CloseIdleConnections()
 	readsBefore := h.events.reads.Load()
 	answers := make(chan error, polls)
-	for range polls {
+	for i := range polls {
 		go func() {
+			// Distinct page sizes: polls with the same cursor and size share
+			// their reads, and each should read once here.
 			r, err := e2etest.Do(pollClient, e2etest.Request{Method: http.MethodGet, Token: "alice",
-				URL: h.srv.Base + "/api/v1/tasks/" + id + "/events?waitTimeoutMs=60000&afterEventId=" + cursor})
+				URL: h.srv.Base + "/api/v1/tasks/" + id + fmt.Sprintf("/events?waitTimeoutMs=60000&maxEvents=%d&afterEventId=%s", i+1, cursor)})
 			if err == nil && r.Status != http.StatusOK {
 				err = fmt.Errorf("long-poll answered %d %s", r.Status, r.Body)
 			}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net"
@@ -661,9 +662,11 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 
 	const n = 5
 	results := make(chan response, n)
-	for range n {
+	for i := range n {
 		go func() {
-			_, r := h.poll("alice", id, "?waitTimeoutMs=60000&afterEventId="+last.String())
+			// Distinct page sizes: polls with the same cursor and size
+			// share their reads, and each should read once here.
+			_, r := h.poll("alice", id, fmt.Sprintf("?waitTimeoutMs=60000&maxEvents=%d&afterEventId=%s", i+1, last))
 			results <- r
 		}()
 	}

@@ -53,14 +53,36 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 		return contracts.TaskCreated{}, err
 	}
 
+	// Quotas and capacity are checked before anything is stored, so a
+	// refused create leaves no task behind and its retry can succeed.
+	tk, err := d.admission.admit(ctx, cmd.Auth.Subject)
+	if err != nil {
+		entry.Outcome, entry.Err = "quota", err
+		d.log.Info("task.create.refused", entry)
+		return contracts.TaskCreated{}, bridgeerr.From(err)
+	}
+	if err := executorReady(ctx, d.executor); err != nil {
+		tk.cancel(false)
+		entry.Outcome, entry.Err = "capacity", err
+		d.log.Warn("task.create.refused", entry)
+		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "the executor is at capacity").
+			WithDetails(map[string]any{"retryAfterSeconds": int64(1)})
+	}
 	stored, created, err := d.registry.Create(ctx, task)
 	if err != nil {
+		tk.cancel(false)
 		entry.Outcome, entry.Err = "failed", err
-		d.log.Error("task.create.failed", entry)
+		var le *contracts.LimitError
+		if errors.As(err, &le) {
+			d.log.Info("task.create.refused", entry)
+		} else {
+			d.log.Error("task.create.failed", entry)
+		}
 		return contracts.TaskCreated{}, internal(err)
 	}
 	entry.TaskID = stored.TaskID
 	if !created {
+		tk.cancel(true)
 		if stored.Fingerprint != task.Fingerprint {
 			entry.Outcome = "conflict"
 			d.log.Warn("task.create.conflict", entry)
@@ -77,10 +99,12 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	}
 
 	if err := d.executor.Submit(ctx, stored); err != nil {
+		tk.cancel(false)
 		s.failSubmission(context.WithoutCancel(ctx), stored, entry, err)
 		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "task could not be submitted").
 			WithDetails(map[string]any{"taskId": stored.TaskID})
 	}
+	tk.commit(stored.TaskID)
 	d.metrics.IncCounter(observe.MetricTaskStarts, 1)
 	entry.Outcome = "accepted"
 	d.log.Info("task.create.accepted", entry)
@@ -153,4 +177,16 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// executorReady asks an executor that can tell (orchestration.Executor:
+// Ready fails while its queue is full or after Close) whether it takes
+// tasks now, so a create it would refuse is refused before the task is
+// stored. A queue that fills between this check and Submit still fails the
+// task (TASK_SUBMISSION_ERROR, retryable).
+func executorReady(ctx context.Context, ex contracts.Executor) error {
+	if r, ok := ex.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready(ctx)
+	}
+	return nil
 }

@@ -539,7 +539,11 @@ func TestExecutorTaskContextAfterEnd(t *testing.T) {
 	assert.Equal(t, types(evs), types(after), "nothing was appended after the terminal event")
 }
 
-func TestExecutorQueueFullFailsCreate(t *testing.T) {
+// TestExecutorQueueFullRefusesCreate: with the queue full, a create is
+// refused before anything is stored (503 TASK_SUBMISSION_ERROR), so the
+// same request succeeds once there is room again instead of answering a
+// deduplicated FAILED task.
+func TestExecutorQueueFullRefusesCreate(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	h := newExecHarness(t, orchestration.ExecutorOptions{MaxConcurrent: 1, QueueSize: 1}, map[string]orchestration.Handler{
 		"block": func(context.Context, *orchestration.TaskContext) (any, error) {
@@ -554,14 +558,17 @@ func TestExecutorQueueFullFailsCreate(t *testing.T) {
 	_, err := h.svc.Creation.Create(context.Background(), createCmd("alice", "overflow", "block", ""))
 	be := requireCode(t, err, bridgeerr.CodeTaskSubmission)
 	assert.ErrorIs(t, err, orchestration.ErrQueueFull)
-	rejected := be.Details["taskId"].(string)
-	evs := h.finish(t, rejected)
-	assert.Equal(t, []contracts.EventType{contracts.EventFailed}, types(evs))
-	assert.Equal(t, "TASK_SUBMISSION_ERROR", lastPayload(t, evs)["code"])
+	assert.NotContains(t, be.Details, "taskId", "no task was stored")
 
 	close(release)
 	h.finish(t, running)
 	h.finish(t, queued)
+	// The same request again: a new task that runs, not a FAILED one.
+	res, err := h.svc.Creation.Create(context.Background(), createCmd("alice", "overflow", "block", ""))
+	require.NoError(t, err)
+	assert.False(t, res.Deduplicated)
+	recv(t, started, "the retried task starts")
+	assert.Equal(t, contracts.EventCompleted, h.finish(t, res.TaskID)[len(h.finish(t, res.TaskID))-1].Type)
 }
 
 func TestExecutorBoundedConcurrency(t *testing.T) {

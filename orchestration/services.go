@@ -64,6 +64,10 @@ type Options struct {
 	// Optional. Default: DefaultLeaseSweepInterval (5s). Negative:
 	// RunMaintenance does not sweep (Leases.Sweep still works).
 	LeaseSweepInterval time.Duration
+	// SubjectLimits are per-subject quotas on creates (active tasks,
+	// creates per second). Optional. Default: SubjectLimits{} (the
+	// Default* values).
+	SubjectLimits SubjectLimits
 }
 
 // deps is what every service shares. It is immutable after NewServices.
@@ -85,6 +89,7 @@ type deps struct {
 	leases      contracts.LeaseStore // nil: no lease sweep
 	sweepEvery  time.Duration        // 0: RunMaintenance does not sweep
 	sweepHolder string               // lease holder of the sweep without an in-process executor
+	admission   *admission
 
 	noMaintenance sync.Once // logs once that the suspension store cannot sweep
 }
@@ -179,6 +184,7 @@ func NewServices(opts Options) (*Services, error) {
 		}
 	}
 	d.emitter = newEmitter(d.registry, d.events, d.suspensions, d.log, d.clock, RetryPolicy{})
+	d.admission = newAdmission(opts.SubjectLimits, d.registry, d.clock)
 	d.waiter = newWaiterSlot(d.events, opts.Waiter, func(err error) {
 		d.log.Error("orchestration.waiter.stopped", observe.Entry{
 			Transport: observe.TransportInternal, Outcome: "failed", Err: err,
@@ -260,6 +266,7 @@ func (s *Services) sweep(ctx context.Context) {
 }
 
 func (s *Services) maintain(ctx context.Context) {
+	s.d.admission.sweep(ctx)
 	if _, err := s.Retention.Prune(ctx); err != nil && ctx.Err() == nil {
 		s.d.log.Error("task.retention.failed", observe.Entry{
 			Transport: observe.TransportInternal, Outcome: "failed", Err: err,

@@ -85,7 +85,7 @@ func TestSurvivesConnectionFlood(t *testing.T) {
 	c := startChild(t, 1024)
 	cc := c.client()
 	require.NoError(t, cc.health())
-	baseFiles := c.openFiles()
+	baseFiles, baseRSS := c.openFiles(), c.rssBytes()
 
 	flood := make([]net.Conn, 0, 1100)
 	defer func() {
@@ -104,6 +104,9 @@ func TestSurvivesConnectionFlood(t *testing.T) {
 	}, wait, 20*time.Millisecond)
 	assert.Less(t, c.openFiles(), 1024, "below the file limit")
 	assert.True(t, c.alive(), "the server is still running during the flood: %s", c.stderr())
+	held := c.openFiles() - baseFiles
+	t.Logf("%d idle connections held: RSS %d KiB more, %.1f KiB each (SECURITY.md quotes it)",
+		held, (c.rssBytes()-baseRSS)>>10, float64(c.rssBytes()-baseRSS)/1024/float64(held))
 
 	for _, conn := range flood {
 		require.NoError(t, conn.Close())
@@ -266,7 +269,7 @@ func TestAbandonedLongPollsReleaseAtOnce(t *testing.T) {
 		ContentType: "application/json", Body: []byte(`{"clientRequestId":"` + contracts.NewID() + `","taskType":"demo.approval"}`)})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
 	taskID := strings.Split(strings.Split(string(r.Body), `"taskId":"`)[1], `"`)[0]
-	baseFiles := c.openFiles()
+	baseFiles, baseRSS := c.openFiles(), c.rssBytes()
 	baseGoroutines, err := cc.goroutines()
 	require.NoError(t, err)
 
@@ -287,6 +290,9 @@ func TestAbandonedLongPollsReleaseAtOnce(t *testing.T) {
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		assert.Greater(ct, c.openFiles(), baseFiles+800, "the polls are held")
 	}, wait, 20*time.Millisecond)
+	held := c.openFiles() - baseFiles
+	t.Logf("%d waiting long-polls: RSS %d KiB more, %.1f KiB each (SECURITY.md quotes it)",
+		held, (c.rssBytes()-baseRSS)>>10, float64(c.rssBytes()-baseRSS)/1024/float64(held))
 	for _, conn := range polls {
 		require.NoError(t, conn.Close())
 	}

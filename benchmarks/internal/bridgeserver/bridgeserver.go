@@ -80,6 +80,7 @@ func New(opts Options) (*Server, error) {
 		MaintenanceInterval: -1,
 		// Every load client is the one subject Subject.
 		MaxStreamsPerSubject: -1,
+		SubjectLimits:        orchestration.SubjectLimits{MaxActiveTasks: -1, CreatesPerSecond: -1},
 	})
 	if err != nil {
 		return nil, err
