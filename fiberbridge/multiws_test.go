@@ -70,7 +70,10 @@ func messageNumber(t testing.TB, ev contracts.TaskEvent) int {
 func TestWebSocketFollowsFiftyTasksWithDrops(t *testing.T) {
 	t.Parallel()
 	const tasks, rounds = 50, 6
-	h := startHarness(t, func(cfg *fiberbridge.Config) { cfg.MaxStreamsPerSubject = 4 * tasks })
+	h := startHarness(t, func(cfg *fiberbridge.Config) {
+		cfg.MaxStreamsPerSubject = 4 * tasks
+		cfg.SubjectLimits.MaxActiveTasks = tasks // one subject runs them all at once
+	})
 	ids := make([]string, tasks)
 	for i := range ids {
 		ids[i] = h.create("alice", "test.gated", nil)
