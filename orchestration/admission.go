@@ -28,8 +28,11 @@ const (
 // refused before anything is stored, with a *contracts.LimitError wrapping
 // contracts.ErrQuotaExceeded (429 QUOTA_EXCEEDED with Retry-After), so the
 // same request can simply be retried later; other subjects are not held
-// back. Zero fields take their defaults; a negative value removes that
-// limit.
+// back. The check comes before the idempotency look-up, so while a subject
+// is at MaxActiveTasks a retry of a create that did succeed is refused too;
+// retried after Retry-After it answers the task (deduplicated retries cost
+// no create token). Zero fields take their defaults; a negative value
+// removes that limit.
 type SubjectLimits struct {
 	// MaxActiveTasks bounds the subject's tasks that are not terminal yet
 	// (queued, running or suspended) among those created through this

@@ -48,6 +48,9 @@ func newExecHarness(t testing.TB, opts orchestration.ExecutorOptions, handlers m
 	}
 	svc, err := orchestration.NewServices(orchestration.Options{
 		Stores: h.stores, Executor: h.exec, Logger: log, Metrics: h.metrics,
+		// These tests run many tasks of one subject at once; the quotas
+		// have tests of their own.
+		SubjectLimits: orchestration.SubjectLimits{MaxActiveTasks: -1, CreatesPerSecond: -1},
 	})
 	require.NoError(t, err)
 	h.svc = svc
