@@ -205,20 +205,26 @@ func TestInMemoryStoreIsBounded(t *testing.T) {
 	c := startChild(t, 0)
 	cc := c.client()
 	before := c.rssBytes()
-	attachment := bytes.Repeat([]byte("a"), 3_900_000)
+	// One multipart body, built once; each create patches its own
+	// clientRequestId (32 hex digits) into a copy.
+	var tmpl bytes.Buffer
+	w := multipart.NewWriter(&tmpl)
+	placeholder := strings.Repeat("0", 32)
+	require.NoError(t, w.WriteField("clientRequestId", placeholder))
+	require.NoError(t, w.WriteField("taskType", "demo.progress"))
+	require.NoError(t, w.WriteField("input", `{"steps":1,"delayMs":1}`))
+	fw, err := w.CreateFormFile("attachment", "big.bin")
+	require.NoError(t, err)
+	_, err = fw.Write(bytes.Repeat([]byte("a"), 3_900_000))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	at := bytes.Index(tmpl.Bytes(), []byte(placeholder))
+	body := make([]byte, tmpl.Len())
 	create := func(token string) e2etest.Response {
-		var body bytes.Buffer
-		w := multipart.NewWriter(&body)
-		require.NoError(t, w.WriteField("clientRequestId", contracts.NewID()))
-		require.NoError(t, w.WriteField("taskType", "demo.progress"))
-		require.NoError(t, w.WriteField("input", `{"steps":1,"delayMs":1}`))
-		fw, err := w.CreateFormFile("attachment", "big.bin")
-		require.NoError(t, err)
-		_, err = fw.Write(attachment)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
+		copy(body, tmpl.Bytes())
+		copy(body[at:], contracts.NewID())
 		return e2etest.MustDo(t, cc.http, e2etest.Request{Method: http.MethodPost, URL: "http://" + c.addr + "/api/v1/tasks",
-			Token: token, ContentType: w.FormDataContentType(), Body: body.Bytes()})
+			Token: token, ContentType: w.FormDataContentType(), Body: body})
 	}
 	created, refused := 0, 0
 	for range 100 {
@@ -301,7 +307,7 @@ func TestAbandonedLongPollsReleaseAtOnce(t *testing.T) {
 	start := time.Now()
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		assert.LessOrEqual(ct, c.openFiles(), baseFiles+10, "descriptors of abandoned polls")
-	}, 5*time.Second, 20*time.Millisecond, "child log: %s", c.stderr())
+	}, 10*time.Second, 20*time.Millisecond, "child log: %s", c.stderr())
 	t.Logf("descriptors of 1,050 abandoned long-polls released in %v", time.Since(start).Round(time.Millisecond))
 	// Each poll's watcher and connection goroutine end with it; fasthttp
 	// parks a finished connection's worker goroutine for reuse and stops

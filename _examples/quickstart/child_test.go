@@ -8,45 +8,50 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zapcore"
 )
 
-// The quickstart as a child process of its tests: the test binary runs
-// itself with childEnv set, and TestMain then runs the quickstart's run
-// (listening on 127.0.0.1:0) instead of the tests. childFilesEnv, when
-// set, lowers the child's open-file limit (soft and hard) first, as an
-// operator's ulimit would.
-const (
-	childEnv      = "QUICKSTART_TEST_CHILD"
-	childFilesEnv = "QUICKSTART_TEST_NOFILE"
+// The quickstart as a child process of its tests: the tests build the
+// quickstart's own main once (without the race detector, so the child's
+// memory and speed are those of a real deployment even under go test
+// -race) and start it through /bin/sh, whose ulimit sets the child's
+// open-file limit (soft and hard), as an operator's would.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
 )
 
-// runChild is TestMain's child mode; it returns the exit code.
-func runChild() int {
-	if v := os.Getenv(childFilesEnv); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err == nil {
-			err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n})
+// quickstartBinary builds the quickstart once per test run.
+func quickstartBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "quickstart-child-")
+		if buildErr != nil {
+			return
 		}
+		binPath = filepath.Join(binDir, "quickstart")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "set open-file limit:", err)
-			return 2
+			buildErr = fmt.Errorf("go build: %w: %s", err, out)
 		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// removeChildBinary deletes what quickstartBinary built (TestMain).
+func removeChildBinary() {
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
 	}
-	// JSON lines on stderr; the parent reads the address from the
-	// "quickstart listening" line.
-	log := newLogger(zapcore.Lock(os.Stderr), false, zapcore.InfoLevel)
-	if err := run(options{addr: "127.0.0.1:0", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}, log); err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart failed:", err)
-		return 1
-	}
-	return 0
 }
 
 // child is a running quickstart process.
@@ -63,11 +68,16 @@ type child struct {
 // stopped (SIGTERM, then SIGKILL) at cleanup.
 func startChild(t *testing.T, files int) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	bin := quickstartBinary(t)
+	limit := "unlimited"
 	if files > 0 {
-		cmd.Env = append(cmd.Env, childFilesEnv+"="+strconv.Itoa(files))
+		limit = strconv.Itoa(files)
 	}
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -n "$1" && exec "$0"`, bin, limit)
+	if files == 0 {
+		cmd = exec.Command(bin)
+	}
+	cmd.Env = append(os.Environ(), "TASKBRIDGE_ADDR=127.0.0.1:0", "TASKBRIDGE_LOG_LEVEL=info")
 	c := &child{t: t, cmd: cmd, logPath: filepath.Join(t.TempDir(), "stderr"), exit: make(chan struct{})}
 	logFile, err := os.Create(c.logPath)
 	require.NoError(t, err)
