@@ -110,10 +110,13 @@ func TestStrictKeys(t *testing.T) {
 // only what fasthttp pre-reads).
 func TestStreamedBodiesUnderAppConfig(t *testing.T) {
 	t.Parallel()
+	// h cuts slow bodies after a second; full has AppConfig's own 30 s
+	// read timeout, for bodies that take a while on a loaded machine.
 	h := startHardened(t, hopts{fresh: true, app: func(cfg *fiber.Config) {
 		*cfg = fiberbridge.AppConfig(*cfg)
 		cfg.ReadTimeout = time.Second
 	}})
+	full := startHardened(t, hopts{fresh: true, app: func(cfg *fiber.Config) { *cfg = fiberbridge.AppConfig(*cfg) }})
 	head := func(extra string) string {
 		return "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\nContent-Type: application/json\r\n" + extra + "\r\n"
 	}
@@ -138,9 +141,9 @@ func TestStreamedBodiesUnderAppConfig(t *testing.T) {
 	})
 	t.Run("valid JSON, plain and chunked", func(t *testing.T) {
 		body := `{"clientRequestId":"` + contracts.NewID() + `","taskType":"test.steps","input":{"steps":1},"metadata":{"pad":"` + strings.Repeat("p", 64<<10) + `"}}`
-		r := h.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json", []byte(body))
+		r := full.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json", []byte(body))
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
-		resp, err, _ := sendBody(t, h.srv.Addr, head("Transfer-Encoding: chunked\r\n"),
+		resp, err, _ := sendBody(t, full.srv.Addr, head("Transfer-Encoding: chunked\r\n"),
 			strings.NewReader(fmt.Sprintf("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", 10, body[:10], len(body)-10, body[10:])), 4096, 0)
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusOK, resp.Status, "the same create again, chunked: deduplicated: %s", resp.Body)
@@ -150,12 +153,12 @@ func TestStreamedBodiesUnderAppConfig(t *testing.T) {
 		big := formFile{field: "attachment", filename: "big.bin", contentType: "application/octet-stream",
 			content: bytes.Repeat([]byte{7}, fiberbridge.DefaultMaxUploadBytes)}
 		ct, body := multipartBody(t, fields, big)
-		r := h.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body)
+		r := full.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body)
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
 		fields["clientRequestId"] = contracts.NewID()
 		big.content = append(big.content, 7)
 		ct, body = multipartBody(t, fields, big)
-		env := e2etest.CheckEnvelope(t, h.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body),
+		env := e2etest.CheckEnvelope(t, full.do(http.MethodPost, "/api/v1/tasks", "alice", ct, body),
 			http.StatusRequestEntityTooLarge, bridgeerr.CodeUploadValidation)
 		assert.EqualValues(t, fiberbridge.DefaultMaxUploadBytes, env.Details["maxBytes"])
 	})
