@@ -202,7 +202,9 @@ func (r *TaskRegistry) claim(ctx context.Context, idemKey string, task contracts
 	holder, err := claimed.Text()
 	oldest, ierr := added.StringSlice()
 	if ierr != nil && errors.Is(err, redis.Nil) {
-		_ = releaseScript.Run(context.WithoutCancel(ctx), r.client, []string{idemKey}, task.TaskID).Err()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = releaseScript.Run(rctx, r.client, []string{idemKey}, task.TaskID).Err()
+		cancel()
 		return "", fmt.Errorf("index under its owner: %w", ierr)
 	}
 	if ierr == nil {
@@ -297,7 +299,10 @@ func (r *TaskRegistry) ListTasks(ctx context.Context, q contracts.TaskListQuery)
 	)
 	defer func() {
 		if len(stale) > 0 {
-			_ = r.client.ZRem(context.WithoutCancel(ctx), key, stale...).Err() // best effort: the next listing retries
+			// Best effort, also when the caller has gone: the next listing retries.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = r.client.ZRem(cctx, key, stale...).Err()
+			cancel()
 		}
 	}()
 	for {
