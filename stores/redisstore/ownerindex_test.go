@@ -151,3 +151,30 @@ func TestSummarySurvivesTrimming(t *testing.T) {
 	assert.JSONEq(t, `{"progress":30}`, string(sums[0].Progress))
 	assert.Equal(t, last.EventID, sums[0].LastEventID)
 }
+
+// A create whose owner index cannot be written creates nothing: the record
+// is discarded and the idempotency key released, so a retry creates the
+// task once the index works again.
+func TestCreateFailsWithoutItsIndex(t *testing.T) {
+	ctx := testContext(t)
+	s, c, prefix := newStores(t, redisstore.Options{})
+	index := prefix + "owner:{bob}:tasks"
+	require.NoError(t, c.Set(ctx, index, "not a sorted set", 0).Err()) // ZADD answers WRONGTYPE
+	task := contracts.TaskRecord{TaskID: "t1", OwnerID: "bob", ClientRequestID: "r1", TaskType: "demo", Input: []byte(`{}`)}
+	_, _, err := s.Tasks.Create(ctx, task)
+	require.Error(t, err)
+	_, err = s.Tasks.Get(ctx, "t1")
+	require.ErrorIs(t, err, contracts.ErrNotFound, "the record is discarded")
+	n, err := c.Exists(ctx, prefix+"idem:3:bob:r1").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the idempotency key is released")
+
+	require.NoError(t, c.Del(ctx, index).Err())
+	_, created, err := s.Tasks.Create(ctx, task)
+	require.NoError(t, err)
+	assert.True(t, created)
+	page, err := lister(t, s).ListTasks(ctx, contracts.TaskListQuery{OwnerID: "bob", Limit: 5})
+	require.NoError(t, err)
+	require.Len(t, page.Tasks, 1)
+	assert.Equal(t, "t1", page.Tasks[0].TaskID)
+}
