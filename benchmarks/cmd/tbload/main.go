@@ -58,7 +58,7 @@ func exit(err error) {
 func run(args []string) int {
 	fs := flag.NewFlagSet("tbload", flag.ContinueOnError)
 	var (
-		scen        = fs.String("scenario", "all", "scenarios to run, comma-separated: idle, fanout, many, resume, http, all (these five), scale or scale-many (Redis only)")
+		scen        = fs.String("scenario", "all", "scenarios to run, comma-separated: idle, fanout, many, resume, http, all (these five), scale (both of scale-hold and scale-many; Redis only)")
 		targets     = fs.String("targets", "bridge,baseline,raw", "servers to measure, comma-separated")
 		store       = fs.String("store", "mem", "store of bridge and baseline: mem or redis")
 		redisAddr   = fs.String("redis-addr", os.Getenv(benchstore.RedisAddrEnv), "redis-server host:port (default $"+benchstore.RedisAddrEnv+")")

@@ -195,7 +195,7 @@ func scaleNotes(s *Scenario) []string {
 			per := func(d Duration) string {
 				return strconv.FormatFloat(float64(time.Duration(d)/time.Microsecond)/float64(r.EmitAppended), 'f', 0, 64)
 			}
-			line += fmt.Sprintf("; emitter CPU %s s (%s µs per append), Redis CPU %s s (%s µs per append)",
+			line += fmt.Sprintf("; emitter CPU %s s (%s µs per append), Redis CPU %s s (%s µs per append, the instances' reads included)",
 				secs(sc.EmitterCPU), per(sc.EmitterCPU), secs(r.RedisCPU), per(r.RedisCPU))
 			out = append(out, line)
 		}

@@ -149,6 +149,10 @@ var Kinds = []string{report.KindIdle, report.KindFanout, report.KindMany, report
 // connections and takes the whole machine for several minutes).
 var ScaleKinds = []string{report.KindScale, report.KindScaleMany}
 
+// ScaleHold names the scale scenario without scale-many on the command
+// line (-scenario scale-hold).
+const ScaleHold = "scale-hold"
+
 // IsScale reports whether kind is one of ScaleKinds.
 func IsScale(kind string) bool { return kind == report.KindScale || kind == report.KindScaleMany }
 
@@ -228,10 +232,10 @@ func DefaultSpecs(kind string, o Overrides) ([]Spec, error) {
 	case report.KindHTTP:
 		return []Spec{{Name: "http", Kind: kind, Concurrency: pick(o.Concurrency, 64),
 			Duration: pickD(o.Duration, 5*time.Second), PollTasks: pick(o.Tasks, 100)}}, nil
-	case report.KindScale, report.KindScaleMany:
+	case report.KindScale, report.KindScaleMany, ScaleHold:
 		// The streams: first all of them on one task, idle, then one event;
 		// then as many on tasks of 10 subscribers each at a rate per task.
-		// "scale-many" runs the second alone.
+		// "scale-many" runs the second alone, ScaleHold the first.
 		n := pick(o.Subscribers, 100_000)
 		tasks := pick(o.Tasks, max(n/10, 1))
 		tr := pickS(o.Transport, TransportStreams)
@@ -241,8 +245,11 @@ func DefaultSpecs(kind string, o Overrides) ([]Spec, error) {
 			{Name: "scale-many", Kind: report.KindScaleMany, Transport: tr, Subscribers: n, Tasks: tasks,
 				Rate: pickF(o.Rate, 1), Duration: pickD(o.Duration, 20*time.Second), Instances: o.Instances, Stages: 1},
 		}
-		if kind == report.KindScaleMany {
+		switch kind {
+		case report.KindScaleMany:
 			specs = specs[1:]
+		case ScaleHold:
+			specs = specs[:1]
 		}
 		return specs, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchstore"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/control"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/loadclient"
+	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/measure"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/report"
 )
 
@@ -336,13 +337,23 @@ func (r *Runner) runStream(ctx context.Context, spec Spec, target string) (repor
 		if after, err = r.sample(ctx, srv, target); err != nil {
 			return run, err
 		}
+		// The window's CPU is read from /proc by this process, so that
+		// the server does no measuring work inside it.
+		cpu0, err := procCPU(srv.ready.PID)
+		if err != nil {
+			return run, err
+		}
 		sleepCtx(ctx, r.cfg.IdleWindow)
+		cpu1, err := procCPU(srv.ready.PID)
+		if err != nil {
+			return run, err
+		}
 		end, err := r.sample(ctx, srv, target)
 		if err != nil {
 			return run, err
 		}
 		run.IdleWindow = report.Duration(r.cfg.IdleWindow)
-		run.IdleCPU = report.Duration(end.stats.CPU - after.stats.CPU)
+		run.IdleCPU = report.Duration(cpu1 - cpu0)
 		run.IdleRedisCPU = report.Duration(end.redisCPU - after.redisCPU)
 		if connected > 0 {
 			run.RSSPerConn = float64(int64(after.stats.RSS)-int64(before.stats.RSS)) / float64(connected)
@@ -477,6 +488,12 @@ func (r *Runner) runHTTP(ctx context.Context, spec Spec, target string) (report.
 	}
 	run.Check()
 	return run, nil
+}
+
+// procCPU reads the CPU time process pid has used, from /proc.
+func procCPU(pid int) (time.Duration, error) {
+	p, err := measure.ReadProc(pid)
+	return p.CPU, err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
