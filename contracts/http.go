@@ -10,6 +10,8 @@ const (
 	PathCancelTask   = "/api/v1/tasks/:taskId/cancel"
 	PathSubmitAction = "/api/v1/tasks/:taskId/actions"
 	PathWebSocket    = "/api/v1/tasks/ws"
+	// PathStreamTicket issues stream tickets (opt-in on the server).
+	PathStreamTicket = "/api/v1/tasks/:taskId/stream-ticket"
 
 	// QueryAfterEventID is the long-poll's cursor.
 	QueryAfterEventID = "afterEventId"
@@ -25,6 +27,9 @@ const (
 	// QueryMulti=true opens a WebSocket that follows several tasks from its
 	// first subscribe (a TaskBridge-for-Fiber addition).
 	QueryMulti = "multi"
+	// QueryStreamTicket carries a stream ticket on the SSE and WebSocket
+	// routes, in place of the caller's credentials.
+	QueryStreamTicket = "ticket"
 
 	// MaxWaitTimeoutMs is the protocol's longest long-poll wait (60 s).
 	MaxWaitTimeoutMs = 60_000

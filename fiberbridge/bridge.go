@@ -238,6 +238,7 @@ func (b *Bridge) taskRoutes() []mountedRoute {
 		{spec.OpCancelTask, fiber.MethodPost, r.CancelTask, b.CancelTaskHandler},
 		{spec.OpSubmitAction, fiber.MethodPost, r.SubmitAction, b.SubmitActionHandler},
 		{spec.OpWebSocket, fiber.MethodGet, r.WebSocket, b.WebSocketHandler},
+		{spec.OpStreamTicket, fiber.MethodPost, b.ticketRoute(), b.StreamTicketHandler},
 		{spec.OpOpenAPI, fiber.MethodGet, r.OpenAPI, b.OpenAPIHandler},
 		{spec.OpGetTask, fiber.MethodGet, r.GetTask, b.GetTaskHandler},
 	})

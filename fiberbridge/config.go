@@ -57,6 +57,10 @@ type Routes struct {
 	// (below the default base path "/api/v1/openapi.json"). Optional.
 	// Default: Disabled.
 	OpenAPI string
+	// StreamTicket: POST, mounted only when Config.StreamTickets.Store is
+	// set (a TaskBridge-for-Fiber addition). Optional. Default:
+	// "/tasks/:taskId/stream-ticket".
+	StreamTicket string
 }
 
 // Disabled as a route path leaves that route out of Register.
@@ -78,6 +82,7 @@ var DefaultRoutes = Routes{
 	ListTasks:    "/tasks",
 	GetTask:      "/tasks/:taskId",
 	OpenAPI:      Disabled,
+	StreamTicket: "/tasks/:taskId/stream-ticket",
 }
 
 // DefaultBasePath is the protocol's prefix of the task routes.
@@ -256,6 +261,13 @@ type Config struct {
 	// Optional. Default: streaming.Options{} (the streaming defaults).
 	Stream streaming.Options
 
+	// StreamTickets turns on stream tickets when its Store is set: short-lived,
+	// single-use, task-scoped credentials that the SSE and WebSocket routes
+	// accept in place of the AuthResolver's (see StreamTickets).
+	//
+	// Optional. Default: off.
+	StreamTickets StreamTickets
+
 	// WebSocketOrigins lists the Origin header values a WebSocket upgrade
 	// may carry; others are refused before the upgrade.
 	//
@@ -352,6 +364,7 @@ func configDefault(cfg Config) Config {
 		{&r.CreateTask, d.CreateTask}, {&r.PollEvents, d.PollEvents}, {&r.StreamEvents, d.StreamEvents},
 		{&r.CancelTask, d.CancelTask}, {&r.SubmitAction, d.SubmitAction}, {&r.WebSocket, d.WebSocket},
 		{&r.Health, d.Health}, {&r.Ready, d.Ready}, {&r.OpenAPI, d.OpenAPI},
+		{&r.StreamTicket, d.StreamTicket},
 	} {
 		if *p.field == "" {
 			*p.field = p.def
@@ -446,6 +459,7 @@ func (cfg *Config) validate() error {
 		{"CreateTask", r.CreateTask}, {"WebSocket", r.WebSocket}, {"Health", r.Health}, {"Ready", r.Ready},
 		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents}, {"CancelTask", r.CancelTask},
 		{"SubmitAction", r.SubmitAction}, {"ListTasks", r.ListTasks}, {"GetTask", r.GetTask}, {"OpenAPI", r.OpenAPI},
+		{"StreamTicket", r.StreamTicket},
 	} {
 		if p.path != Disabled && !strings.HasPrefix(p.path, "/") {
 			return fail("Routes.%s %q must start with /", p.name, p.path)
@@ -453,7 +467,7 @@ func (cfg *Config) validate() error {
 	}
 	for _, p := range []struct{ name, path string }{
 		{"PollEvents", r.PollEvents}, {"StreamEvents", r.StreamEvents},
-		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction}, {"GetTask", r.GetTask},
+		{"CancelTask", r.CancelTask}, {"SubmitAction", r.SubmitAction}, {"GetTask", r.GetTask}, {"StreamTicket", r.StreamTicket},
 	} {
 		if p.path != Disabled && !hasParam(p.path, TaskIDParam) {
 			return fail("Routes.%s %q must contain the :%s parameter", p.name, p.path, TaskIDParam)

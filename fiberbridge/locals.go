@@ -19,6 +19,7 @@ type localsKey int
 const (
 	authKey localsKey = iota + 1
 	servicesKey
+	ticketTaskKey // the task of the stream ticket a request was authenticated with
 )
 
 // AuthFrom returns the AuthContext the bridge's middleware resolved for the

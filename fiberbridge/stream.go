@@ -92,15 +92,20 @@ func (b *Bridge) recoverWebSocket(*websocket.Conn) {
 // malformed cursor answers 400 before any stream starts, a missing or
 // foreign task 404, a cursor at or after the task's terminal event 204 (so
 // EventSource stops). Otherwise the streaming hub takes the connection
-// over: replay strictly after the cursor, live events, comment pings when
-// idle, and the end of the response after the terminal event.
+// over: replay strictly after the cursor, live events, heartbeats when
+// idle, and the end of the response after the terminal event. With stream
+// tickets on (Config.StreamTickets), a "ticket" query parameter stands in
+// for the caller's credentials, for the ticket's task only.
 func (b *Bridge) StreamEventsHandler() fiber.Handler {
-	return b.handler(b.streamEvents)
+	return b.ticketed(b.handler(b.streamEvents))
 }
 
 func (b *Bridge) streamEvents(c *fiber.Ctx, s *orchestration.Services, auth contracts.AuthContext) error {
 	taskID, err := parseTaskID(c.Params(TaskIDParam))
 	if err != nil {
+		return err
+	}
+	if err := checkTicketTask(c, taskID); err != nil {
 		return err
 	}
 	name, raw := headerLastEventID, c.Get(headerLastEventID)
@@ -190,8 +195,13 @@ func (b *Bridge) acquireStream(subject string) (func(), error) {
 // query parameter multi=true the connection follows several tasks from its
 // first subscribe, so a task's terminal event never closes it (see the
 // streaming package's README for the frames and the rules).
+//
+// With stream tickets on, a "ticket" query parameter stands in for the
+// caller's credentials, for the ticket's task only: subscribing to another
+// task is refused with AUTHENTICATION_ERROR (a close 1008 on a one-task
+// connection).
 func (b *Bridge) WebSocketHandler() fiber.Handler {
-	return b.handler(b.webSocket)
+	return b.ticketed(b.handler(b.webSocket))
 }
 
 // refuseTimeout bounds the close handshake of a refused WebSocket.
@@ -222,7 +232,11 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		}
 		return err
 	}
+	ticketTask, ticketed := c.Locals(ticketTaskKey).(string)
 	authorize := func(ctx context.Context, taskID string) error {
+		if ticketed && taskID != ticketTask {
+			return errTicketTask
+		}
 		_, err := s.Subscription.Authorize(ctx, auth, taskID)
 		return err
 	}

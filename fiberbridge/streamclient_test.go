@@ -204,6 +204,13 @@ func (h *harness) dialWS(token string, viaQuery bool) (*wsClient, response) {
 	default:
 		header.Set("Authorization", "Bearer "+token)
 	}
+	return h.dialWSURL(u, header)
+}
+
+// dialWSURL opens a WebSocket to u with header; a refused handshake returns
+// the HTTP answer.
+func (h *harness) dialWSURL(u string, header http.Header) (*wsClient, response) {
+	h.t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	conn, resp, err := d.Dial(u, header)
 	if err != nil {

@@ -29,6 +29,7 @@ const (
 	OpHealth       = "health"
 	OpReady        = "ready"
 	OpOpenAPI      = "openAPI"
+	OpStreamTicket = "streamTicket"
 )
 
 // ExtensionKey marks the operations, schemas and fields that TaskBridge for

@@ -120,10 +120,10 @@ func TestOperations(t *testing.T) {
 	}
 	sort.Strings(ids)
 	want := []string{spec.OpCancelTask, spec.OpCreateTask, spec.OpGetTask, spec.OpHealth, spec.OpListTasks,
-		spec.OpOpenAPI, spec.OpPollEvents, spec.OpReady, spec.OpStreamEvents, spec.OpSubmitAction, spec.OpWebSocket}
+		spec.OpOpenAPI, spec.OpPollEvents, spec.OpReady, spec.OpStreamEvents, spec.OpStreamTicket, spec.OpSubmitAction, spec.OpWebSocket}
 	assert.Equal(t, want, ids)
 	for _, id := range ids {
-		added := id == spec.OpGetTask || id == spec.OpListTasks || id == spec.OpOpenAPI
+		added := id == spec.OpGetTask || id == spec.OpListTasks || id == spec.OpOpenAPI || id == spec.OpStreamTicket
 		assert.Equal(t, added, ext[id], "%s marked as an extension", id)
 	}
 }

@@ -56,6 +56,7 @@ type nodeConfig struct {
 	probe    time.Duration       // Redis readiness probe timeout; 0: 1s
 	feedPing time.Duration       // redisstore.Options.FeedPingInterval
 	metrics  observe.MetricsSink // bridge metrics; nil: none
+	tickets  bool                // stream tickets on a redisstore.TicketStore with the prefix
 }
 
 // node is one bridge instance serving on 127.0.0.1:0.
@@ -89,7 +90,12 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 	if probe == 0 {
 		probe = time.Second
 	}
+	var tickets fiberbridge.StreamTickets
+	if cfg.tickets {
+		tickets.Store = check(redisstore.NewTicketStore(cfg.client, redisstore.Options{KeyPrefix: cfg.prefix}))(tb)
+	}
 	bridge := check(fiberbridge.New(fiberbridge.Config{
+		StreamTickets:       tickets,
 		Stores:              stores,
 		Executor:            exec,
 		AuthResolver:        bearerAuth,

@@ -24,6 +24,7 @@ import (
 //	P{lease}:deadlines      zset    leased task ids, scored by the lease's deadline (unix ms, server clock)
 //	P{lease}:holders        hash    leased task id -> holder (the instance running the task)
 //	Pchanges                channel change feed: "<taskId> <eventId>" per append
+//	Pticket:<key>           string  stream ticket (JSON) until it is taken or expires (TicketStore)
 //
 // <taskId> in a tag is the id itself, or '%' and the id in hex when it holds
 // a brace, is empty or starts with '%' (see tag). The braces are Redis
@@ -58,6 +59,10 @@ func (k keys) channel() string { return k.prefix + "changes" }
 // change feed's channel it carries no hash tag; PUBLISH reaches the
 // subscribers on every node of a cluster.
 func (k keys) cancelChannel() string { return k.prefix + "cancel" }
+
+// ticket is the key of a stream ticket stored under key (a hash of the
+// ticket, see contracts.TicketStore).
+func (k keys) ticket(key string) string { return k.prefix + "ticket:" + key }
 
 func (k keys) idem(ownerID, clientRequestID string) string {
 	return k.prefix + "idem:" + strconv.Itoa(len(ownerID)) + ":" + ownerID + ":" + clientRequestID
