@@ -2,16 +2,18 @@
 // the in-memory stores and the in-process executor, and four demo task
 // types (demo.progress, demo.fail, demo.approval, demo.sleep).
 //
-//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s] [-log-level info]
+//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s] [-log-level info] [-max-streams 100]
 //
 // Logs go to stderr: readable lines when it is a terminal, JSON lines
 // otherwise. Prometheus metrics (TaskBridge's, the Go runtime's and the
 // process's) are served at /metrics, readiness (the executor accepts work)
 // at /ready.
 //
-// Authenticate with "Authorization: Bearer <token>" (or ?access_token= for
-// EventSource and browser WebSockets); the token is the subject that owns
-// the tasks. A demo task's input is validated when it is created: bad input
+// Authenticate with "Authorization: Bearer <token>"; the token is the
+// subject that owns the tasks. For EventSource and browser WebSockets, POST
+// /api/v1/tasks/<taskId>/stream-ticket (with the header) returns a
+// one-minute, single-use ticket to pass as ?ticket= (the demo page does;
+// ?access_token= works too, but puts the token in URLs). A demo task's input is validated when it is created: bad input
 // answers 400 INVALID_REQUEST and creates nothing. SIGINT or SIGTERM shuts
 // down gracefully: open streams end (WS close 1001) and long-polls answer
 // before the server stops.

@@ -390,6 +390,12 @@ func TestParseOptions(t *testing.T) {
 		{"unknown flag", []string{"-port", "1"}, nil, options{}, true},
 		{"bad env level", nil, map[string]string{"TASKBRIDGE_LOG_LEVEL": "loud"}, options{}, true},
 		{"bad flag level", []string{"-log-level", "verbose"}, nil, options{}, true},
+		{"max streams", []string{"-max-streams", "1"}, map[string]string{"TASKBRIDGE_MAX_STREAMS": "7"},
+			options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel, maxStreams: 1}, false},
+		{"max streams from env", nil, map[string]string{"TASKBRIDGE_MAX_STREAMS": "7"},
+			options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel, maxStreams: 7}, false},
+		{"bad max streams", nil, map[string]string{"TASKBRIDGE_MAX_STREAMS": "many"}, options{}, true},
+		{"negative max streams", []string{"-max-streams", "-1"}, nil, options{}, true},
 		{"fatal is not a server level", []string{"-log-level", "fatal"}, nil, options{}, true},
 	}
 	for _, tc := range tests {

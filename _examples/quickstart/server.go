@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,15 +30,17 @@ import (
 // options are the quickstart's settings: flags, with environment
 // variables as their defaults.
 type options struct {
-	addr      string
-	heartbeat time.Duration
-	logLevel  zapcore.Level
+	addr       string
+	heartbeat  time.Duration
+	logLevel   zapcore.Level
+	maxStreams int // fiberbridge.Config.MaxStreamsPerSubject; 0: the default
 }
 
 // parseOptions reads -addr (TASKBRIDGE_ADDR, default 127.0.0.1:8080),
 // -heartbeat (TASKBRIDGE_HEARTBEAT, default 15s) and -log-level
-// (TASKBRIDGE_LOG_LEVEL: debug, info, warn or error; default info) from args
-// and getenv.
+// (TASKBRIDGE_LOG_LEVEL: debug, info, warn or error; default info) and
+// -max-streams (TASKBRIDGE_MAX_STREAMS, open streams per user; default
+// fiberbridge's 100) from args and getenv.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	opts := options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}
 	if v := getenv("TASKBRIDGE_ADDR"); v != "" {
@@ -57,10 +60,18 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 		opts.logLevel = lvl
 	}
+	if v := getenv("TASKBRIDGE_MAX_STREAMS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return options{}, fmt.Errorf("TASKBRIDGE_MAX_STREAMS: %w", err)
+		}
+		opts.maxStreams = n
+	}
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (env TASKBRIDGE_ADDR)")
 	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
+	fs.IntVar(&opts.maxStreams, "max-streams", opts.maxStreams, "open SSE and WebSocket streams per user (env TASKBRIDGE_MAX_STREAMS; default 100)")
 	fs.Func("log-level", "debug, info, warn or error (env TASKBRIDGE_LOG_LEVEL; default info)", func(v string) error {
 		lvl, err := parseLevel(v)
 		opts.logLevel = lvl
@@ -71,6 +82,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if opts.heartbeat <= 0 {
 		return options{}, errors.New("-heartbeat must be positive")
+	}
+	if opts.maxStreams < 0 {
+		return options{}, errors.New("-max-streams must not be negative")
 	}
 	return opts, nil
 }
@@ -133,8 +147,12 @@ func newServer(opts options, log *zap.Logger) (*server, error) {
 		CreatePreprocessor: demo.ValidateInput,
 		Routes:             fiberbridge.Routes{OpenAPI: "/openapi.json"}, // GET /api/v1/openapi.json describes the routes
 		Stream:             streaming.Options{HeartbeatInterval: opts.heartbeat},
-		Logger:             log,     // one line for zap
-		Metrics:            metrics, // one line for Prometheus
+		// Stream tickets: the demo page's WebSocket and EventSource carry a
+		// one-minute, single-use ticket instead of the bearer token.
+		StreamTickets:        fiberbridge.StreamTickets{Store: memstore.NewTicketStore(memstore.Options{})},
+		MaxStreamsPerSubject: opts.maxStreams,
+		Logger:               log,     // one line for zap
+		Metrics:              metrics, // one line for Prometheus
 		// The memory stores cannot fail, so the executor is the one
 		// dependency to probe: not ready once closed or its queue is full.
 		Readiness: observe.NewComposite(probeTimeout,
