@@ -140,10 +140,32 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** anySignal is AbortSignal.any over the given signals (undefined ones left out). */
-export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
-  const list = signals.filter((s): s is AbortSignal => !!s);
-  return list.length === 1 ? (list[0] as AbortSignal) : AbortSignal.any(list);
+/** A signal that aborts when any of its sources does; dispose() detaches it from them. */
+export interface LinkedSignal {
+  signal: AbortSignal;
+  dispose(): void;
+}
+
+/**
+ * linkSignals returns a signal that aborts with the first of the given ones
+ * (undefined ones are left out). Unlike AbortSignal.any, it keeps its
+ * sources' listeners until dispose(), so it cannot be collected while a
+ * fetch waits on it (Node 20 drops such composite signals).
+ */
+export function linkSignals(...signals: (AbortSignal | undefined)[]): LinkedSignal {
+  const ac = new AbortController();
+  const undo: (() => void)[] = [];
+  for (const s of signals) {
+    if (!s) continue;
+    if (s.aborted) {
+      ac.abort(s.reason);
+      break;
+    }
+    const on = () => ac.abort(s.reason);
+    s.addEventListener('abort', on, { once: true });
+    undo.push(() => s.removeEventListener('abort', on));
+  }
+  return { signal: ac.signal, dispose: () => { for (const u of undo) u(); } };
 }
 
 /**
@@ -226,24 +248,31 @@ export class TaskBridgeClient {
     let last: unknown;
     for (let attempt = 0; attempt < tries; attempt++) {
       if (attempt > 0) await sleep(this.backoff(attempt - 1), spec.signal);
-      const signal = anySignal(spec.signal, AbortSignal.timeout(this.options.requestTimeoutMs + (spec.extraMs ?? 0)));
-      let res: Response;
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(new Error('taskbridge: request timed out')), this.options.requestTimeoutMs + (spec.extraMs ?? 0));
+      const linked = linkSignals(spec.signal, timeout.signal);
       try {
-        const headers: Record<string, string> = { Accept: 'application/json' };
-        if (spec.contentType) headers['Content-Type'] = spec.contentType;
-        res = await this.fetch(spec.url, { method: spec.method, headers, body: spec.body?.(), signal });
-      } catch (err) {
-        if (spec.signal?.aborted) throw spec.signal.reason;
+        let res: Response;
+        try {
+          const headers: Record<string, string> = { Accept: 'application/json' };
+          if (spec.contentType) headers['Content-Type'] = spec.contentType;
+          res = await this.fetch(spec.url, { method: spec.method, headers, body: spec.body?.(), signal: linked.signal });
+          if (spec.ok.includes(res.status)) {
+            const text = await res.text();
+            return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+          }
+        } catch (err) {
+          if (spec.signal?.aborted) throw spec.signal.reason;
+          last = err;
+          continue;
+        }
+        const err = await errorFromResponse(res);
+        if (res.status < 500) throw err;
         last = err;
-        continue;
+      } finally {
+        clearTimeout(timer);
+        linked.dispose();
       }
-      if (spec.ok.includes(res.status)) {
-        const text = await res.text();
-        return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-      }
-      const err = await errorFromResponse(res);
-      if (res.status < 500) throw err;
-      last = err;
     }
     throw last;
   }

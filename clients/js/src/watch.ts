@@ -1,5 +1,5 @@
 import type { TaskBridgeClient } from './client.js';
-import { anySignal, sleep } from './client.js';
+import { linkSignals, sleep } from './client.js';
 import { TaskBridgeError, errorFromResponse, statusOfCode } from './errors.js';
 import { compareEventIds, isTaskEvent, isTerminal, type TaskEvent } from './protocol.js';
 import { SSEParser } from './sse.js';
@@ -301,9 +301,11 @@ export class Watch implements AsyncIterable<TaskEvent> {
    */
   private async probe(): Promise<{ fatal?: TaskBridgeError; ended?: boolean }> {
     const c = this.client;
-    const signal = anySignal(this.stop.signal, AbortSignal.timeout(c.options.requestTimeoutMs));
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), c.options.requestTimeoutMs);
+    const linked = linkSignals(this.stop.signal, timeout.signal);
     try {
-      const res = await c.fetch(c.url('pollEvents', this.taskId, { afterEventId: this.cursor || undefined, waitTimeoutMs: '0', maxEvents: '1' }), { signal });
+      const res = await c.fetch(c.url('pollEvents', this.taskId, { afterEventId: this.cursor || undefined, waitTimeoutMs: '0', maxEvents: '1' }), { signal: linked.signal });
       if (!res.ok) {
         const err = await errorFromResponse(res);
         return err.fatal ? { fatal: err } : {};
@@ -313,6 +315,9 @@ export class Watch implements AsyncIterable<TaskEvent> {
       return { ended: await this.endedAtCursor() };
     } catch {
       return {};
+    } finally {
+      clearTimeout(timer);
+      linked.dispose();
     }
   }
 
@@ -320,16 +325,19 @@ export class Watch implements AsyncIterable<TaskEvent> {
   private async endedAtCursor(): Promise<boolean> {
     const c = this.client;
     const ac = new AbortController();
-    const signal = anySignal(this.stop.signal, ac.signal, AbortSignal.timeout(Math.min(c.options.requestTimeoutMs, 10_000)));
+    const timer = setTimeout(() => ac.abort(), Math.min(c.options.requestTimeoutMs, 10_000));
+    const linked = linkSignals(this.stop.signal, ac.signal);
     try {
       const headers: Record<string, string> = { Accept: 'text/event-stream' };
       if (this.cursor) headers['Last-Event-ID'] = this.cursor;
-      const res = await c.fetch(c.url('streamEvents', this.taskId), { headers, signal });
+      const res = await c.fetch(c.url('streamEvents', this.taskId), { headers, signal: linked.signal });
       return res.status === 204;
     } catch {
       return false;
     } finally {
-      ac.abort();
+      clearTimeout(timer);
+      ac.abort(); // a 200 stream is not read
+      linked.dispose();
     }
   }
 
@@ -339,7 +347,7 @@ export class Watch implements AsyncIterable<TaskEvent> {
     const c = this.client;
     const conn = this.conn as AbortController;
     const Ctor = this.wsCtor() as typeof WebSocket;
-    const query = await this.streamQuery(anySignal(conn.signal, this.stop.signal));
+    const query = await this.withSignal(conn, (signal) => this.streamQuery(signal));
     const url = c.url('webSocket', '', query).replace(/^http/, 'ws');
     return new Promise<Attempt>((resolve) => {
       const a: Attempt = { delivered: false };
@@ -377,7 +385,21 @@ export class Watch implements AsyncIterable<TaskEvent> {
           if (!this.deliver(f, 'ws', connection)) settle({});
         }
       };
-      ws.onerror = () => { /* the close event follows */ };
+      let probing = false;
+      const notOpened = (detail: string) => {
+        // Never got going: ask why before falling back.
+        if (probing) return;
+        probing = true;
+        timer.clear();
+        void this.probe().then((p) => {
+          if (p.ended) this.ended = 'ended';
+          settle(p.fatal ? { error: p.fatal } : { unavailable: !p.ended && !opened, error: new Error(detail) });
+        });
+      };
+      // Browsers follow an error with a close event; some WebSocket
+      // implementations (Node 20's) stop at the error when the upgrade is
+      // refused.
+      ws.onerror = () => { if (!opened && !settled) notOpened('the WebSocket could not be opened'); };
       ws.onclose = (e: CloseEvent) => {
         if (settled) return;
         if (e.code === 1000) {
@@ -388,12 +410,7 @@ export class Watch implements AsyncIterable<TaskEvent> {
           const code = e.reason || 'POLICY_VIOLATION';
           settle({ error: new TaskBridgeError(e.reason ? statusOfCode(e.reason) : 400, code, 'websocket closed 1008') });
         } else if (!opened || !a.delivered) {
-          // Never got going: ask why before falling back.
-          timer.clear();
-          void this.probe().then((p) => {
-            if (p.ended) this.ended = 'ended';
-            settle(p.fatal ? { error: p.fatal } : { unavailable: !p.ended && !opened, error: new Error(`websocket closed ${e.code}`) });
-          });
+          notOpened(`websocket closed ${e.code}`);
         } else {
           settle({ error: new Error(`websocket closed ${e.code}${e.reason ? ` ${e.reason}` : ''}`) });
         }
@@ -431,7 +448,7 @@ export class Watch implements AsyncIterable<TaskEvent> {
     const c = this.client;
     const conn = this.conn as AbortController;
     const Ctor = this.esCtor() as typeof EventSource;
-    const query = await this.streamQuery(anySignal(conn.signal, this.stop.signal));
+    const query = await this.withSignal(conn, (signal) => this.streamQuery(signal));
     // EventSource cannot set Last-Event-ID on its first request: the cursor
     // goes in lastEventId (a reconnect is always a new EventSource).
     const url = c.url('streamEvents', this.taskId, { ...query, lastEventId: this.cursor || undefined });
@@ -483,12 +500,13 @@ export class Watch implements AsyncIterable<TaskEvent> {
     const a: Attempt = { delivered: false };
     const dead = new AbortController();
     const timer = this.heartbeat(() => dead.abort('dead'));
-    const signal = anySignal(conn.signal, dead.signal, this.stop.signal);
+    const linked = linkSignals(conn.signal, dead.signal, this.stop.signal);
+    const signal = linked.signal;
     try {
-      const query = this.client.options.streamTickets ? await this.streamQuery(signal) : {};
+      // fetch sends the client's headers (the token): no ticket needed.
       const headers: Record<string, string> = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache' };
       if (this.cursor) headers['Last-Event-ID'] = this.cursor;
-      const res = await c.fetch(c.url('streamEvents', this.taskId, query), { headers, signal });
+      const res = await c.fetch(c.url('streamEvents', this.taskId), { headers, signal });
       if (res.status === 204) {
         this.ended = 'ended';
         return { delivered: true };
@@ -527,6 +545,7 @@ export class Watch implements AsyncIterable<TaskEvent> {
       return { ...a, error: err };
     } finally {
       timer.clear();
+      linked.dispose();
     }
   }
 
@@ -535,7 +554,8 @@ export class Watch implements AsyncIterable<TaskEvent> {
   private async poll(connection: number): Promise<Attempt> {
     const c = this.client;
     const conn = this.conn as AbortController;
-    const signal = anySignal(conn.signal, this.stop.signal);
+    const linked = linkSignals(conn.signal, this.stop.signal);
+    const signal = linked.signal;
     const a: Attempt = { delivered: false };
     let early = 0;
     try {
@@ -566,6 +586,18 @@ export class Watch implements AsyncIterable<TaskEvent> {
       if (conn.signal.aborted) return { ...a, dropped: conn.signal.reason === 'drop' };
       const unavailable = err instanceof TaskBridgeError && err.status === 404 && err.code !== 'TASK_NOT_FOUND';
       return { ...a, error: err, unavailable };
+    } finally {
+      linked.dispose();
+    }
+  }
+
+  /** withSignal runs fn with a signal of the connection and the watch. */
+  private async withSignal<T>(conn: AbortController, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const linked = linkSignals(conn.signal, this.stop.signal);
+    try {
+      return await fn(linked.signal);
+    } finally {
+      linked.dispose();
     }
   }
 }
