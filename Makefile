@@ -11,7 +11,11 @@
 #   make vet          gofmt, go mod tidy -diff, go vet and staticcheck (of
 #                     the root module and of each module of its own)
 #   make bench        micro benchmarks (go test -bench) with allocation counts
-#   make test-browser the quickstart's demo page in headless Chromium
+#   make test-browser the quickstart's demo page and the TypeScript client
+#                     in headless Chromium
+#   make test-js      the TypeScript client (clients/js) in Node: npm ci,
+#                     build, tests against a quickstart it starts, and a
+#                     check that the demo page embeds the current build
 #   make bench-smoke  every load scenario at small N against the bridge, the
 #                     baseline and the raw server, on memory and Redis, plus
 #                     the multi-instance scale scenarios (two bridge
@@ -28,7 +32,7 @@ EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
 WITH_TEMPORAL := scripts/with-temporal.sh
 
-.PHONY: test test-temporal vet tidy-check fmt-check bench bench-smoke test-browser
+.PHONY: test test-temporal vet tidy-check fmt-check bench bench-smoke test-browser test-js
 
 test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
@@ -62,3 +66,6 @@ bench-smoke:
 
 test-browser:
 	scripts/test-browser.sh
+
+test-js:
+	scripts/test-js.sh

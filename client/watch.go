@@ -247,7 +247,7 @@ func (w *watch) webSocket(ctx context.Context) attempt {
 		_ = conn.SetReadDeadline(time.Now().Add(c.hbTimeout))
 		_, data, err := conn.ReadMessage()
 		if err != nil {
-			return w.wsEnd(a, err)
+			return w.wsEnd(ctx, a, err)
 		}
 		f, err := contracts.DecodeServerFrame(data)
 		if err != nil {
@@ -271,14 +271,20 @@ func (w *watch) webSocket(ctx context.Context) attempt {
 }
 
 // wsEnd classifies the end of a WebSocket read loop.
-func (w *watch) wsEnd(a attempt, err error) attempt {
+func (w *watch) wsEnd(ctx context.Context, a attempt, err error) attempt {
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure:
 		// The server closes 1000 only when the task is over: after the
-		// terminal event, or at once for a cursor at or after it.
-		w.ended = true
+		// terminal event, or at once for a cursor at or after it. Something
+		// else in the path may close 1000 too, so the SSE route's 204
+		// confirms it before the watch ends.
+		if w.endedAtCursor(ctx) {
+			w.ended = true
+		} else {
+			a.err = errors.New("taskbridge: websocket closed 1000 before the end of the task")
+		}
 	case errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation:
 		a.err = closeError(ce.Code, ce.Text)
 	case errors.As(err, &ce):

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# test-browser.sh: the quickstart's demo page in real headless Chromium.
+# test-browser.sh: the quickstart's demo page, and the TypeScript client it
+# is built on, in real headless Chromium.
 #
 # Makes sure Debian's chromium is installed (apt-get when missing and running
 # as root; otherwise it says so and skips), installs playwright-core from the
 # committed lockfile into the git-ignored _examples/quickstart/e2e/node_modules,
 # builds the quickstart, starts it on a free loopback port (-addr 127.0.0.1:0,
-# the bound address read from its log), waits for /health, and runs the Node
-# test (_examples/quickstart/e2e/demo.test.mjs). The server is stopped on exit,
-# also on failure or interrupt. Exits non-zero when any assertion fails.
+# the bound address read from its log; -max-streams 3 for the client's 429
+# test), waits for /health, and runs the Node tests
+# (_examples/quickstart/e2e/demo.test.mjs and client.test.mjs). The server is
+# stopped on exit, also on failure or interrupt. Exits non-zero when any
+# assertion fails.
 #
 # Artifacts go to artifacts/ (git-ignored): demo.png, the screenshot of the
 # finished page, and quickstart.log, the server's log.
@@ -80,7 +83,7 @@ go build -o "$tmp/quickstart" ./_examples/quickstart
 
 mkdir -p "$ARTIFACTS"
 server_log="$ARTIFACTS/quickstart.log"
-"$tmp/quickstart" -addr 127.0.0.1:0 2>"$server_log" &
+"$tmp/quickstart" -addr 127.0.0.1:0 -max-streams 3 2>"$server_log" &
 server_pid=$!
 
 # The kernel picked the port; the quickstart logs the address it bound.
@@ -112,7 +115,7 @@ log "quickstart on $base (log: ${server_log#"$root"/})"
 
 status=0
 (cd "$E2E" && BASE_URL="$base" ARTIFACTS_DIR="$ARTIFACTS" CHROMIUM="$CHROMIUM" \
-	node --test --test-reporter=spec "$@" demo.test.mjs) || status=$?
+	node --test --test-reporter=spec "$@" demo.test.mjs client.test.mjs) || status=$?
 
 if [ "$status" -eq 0 ] && [ "${UPDATE_SCREENSHOT:-}" = 1 ]; then
 	mkdir -p docs

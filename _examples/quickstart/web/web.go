@@ -2,19 +2,27 @@ package web
 
 import (
 	"embed"
+	"io/fs"
+	"path"
 
 	"github.com/gofiber/fiber/v2"
 )
 
 // The paths Register serves. PagePath is the page itself; the page loads
-// its script and stylesheet from the two asset paths.
+// its script and stylesheet from the two asset paths, and the script
+// imports the TaskBridge TypeScript client's modules from ClientPath.
 const (
 	PagePath   = "/"
 	ScriptPath = "/demo/app.js"
 	StylePath  = "/demo/style.css"
+	ClientPath = "/demo/taskbridge/"
 )
 
-//go:embed index.html app.js style.css
+// The client's modules in taskbridge/ are the build output of clients/js
+// (npm run build copies them here), committed so the quickstart builds
+// without npm.
+//
+//go:embed index.html app.js style.css taskbridge/*.js
 var files embed.FS
 
 // contentSecurityPolicy lets the page load only its own script and styles
@@ -48,6 +56,13 @@ func Register(r fiber.Router) {
 	r.Get(PagePath, serve(load("index.html", fiber.MIMETextHTMLCharsetUTF8, true)))
 	r.Get(ScriptPath, serve(load("app.js", "text/javascript; charset=utf-8", false)))
 	r.Get(StylePath, serve(load("style.css", "text/css; charset=utf-8", false)))
+	modules, err := fs.Glob(files, "taskbridge/*.js")
+	if err != nil || len(modules) == 0 {
+		panic("web: the embedded TaskBridge client is missing") // a build defect, caught by the tests
+	}
+	for _, name := range modules {
+		r.Get(ClientPath+path.Base(name), serve(load(name, "text/javascript; charset=utf-8", false)))
+	}
 }
 
 // serve returns the handler that answers with a: no-cache (the page

@@ -39,7 +39,9 @@ func TestRegisterServesPageAndAssets(t *testing.T) {
 		csp                               bool
 	}{
 		{"page", web.PagePath, "text/html; charset=utf-8", `<main id="app"`, true},
-		{"script", web.ScriptPath, "text/javascript; charset=utf-8", "function connect(", false},
+		{"script", web.ScriptPath, "text/javascript; charset=utf-8", "from './taskbridge/index.js'", false},
+		{"client", web.ClientPath + "index.js", "text/javascript; charset=utf-8", "TaskBridgeClient", false},
+		{"client module", web.ClientPath + "watch.js", "text/javascript; charset=utf-8", "class Watch", false},
 		{"style", web.StylePath, "text/css; charset=utf-8", ".progress-bar", false},
 	}
 	for _, tc := range tests {
@@ -84,6 +86,23 @@ func TestPageIsSelfContained(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, ref)
 	}
 	assert.NotRegexp(t, `<script(?:\s[^>]*)?>\s*[^<\s]`, page, "inline script would be blocked by the CSP")
+
+	// Every module the script imports, transitively, is served.
+	seen := map[string]bool{}
+	var visit func(p string)
+	visit = func(p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		resp, body := get(t, app, http.MethodGet, p)
+		require.Equal(t, http.StatusOK, resp.StatusCode, p)
+		for _, m := range regexp.MustCompile(`(?m)^(?:import|export)\s[^;]*?from\s+'(\./[^']+)'`).FindAllStringSubmatch(body, -1) {
+			visit(p[:strings.LastIndex(p, "/")+1] + strings.TrimPrefix(m[1], "./"))
+		}
+	}
+	visit(web.ScriptPath)
+	assert.True(t, seen[web.ClientPath+"watch.js"], "the client's modules are reached: %v", seen)
 	assert.NotContains(t, page, "<style", "inline style would be blocked by the CSP")
 	assert.NotRegexp(t, `\sstyle="`, page, "style attributes would be blocked by the CSP")
 	assert.NotRegexp(t, `\son[a-z]+="`, page, "inline handlers would be blocked by the CSP")

@@ -81,6 +81,8 @@ export class Watch implements AsyncIterable<TaskEvent> {
     this.opts = opts;
     this.cursor = opts.from || null;
     this.chain = (opts.transports ?? client.options.transports ?? ['ws', 'sse', 'poll']).filter((t) => this.supports(t));
+    // Stopping the watch ends the connection in progress.
+    this.stop.signal.addEventListener('abort', () => this.conn?.abort('stopped'), { once: true });
     if (opts.signal) {
       if (opts.signal.aborted) this.stop.abort(opts.signal.reason);
       else opts.signal.addEventListener('abort', () => this.stop.abort(opts.signal?.reason), { once: true });
@@ -323,6 +325,16 @@ export class Watch implements AsyncIterable<TaskEvent> {
 
   /** endedAtCursor asks the SSE route (with fetch) for its 204. */
   private async endedAtCursor(): Promise<boolean> {
+    return (await this.probeStream()).ended === true;
+  }
+
+  /**
+   * probeStream asks the SSE route with fetch (headers, status visible) what
+   * an EventSource could not tell: 204 (the task ended at or before the
+   * cursor) or a refusal retrying cannot fix (401, 404, 429, ...). A stream
+   * that opens is closed at once.
+   */
+  private async probeStream(): Promise<{ fatal?: TaskBridgeError; ended?: boolean }> {
     const c = this.client;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), Math.min(c.options.requestTimeoutMs, 10_000));
@@ -331,9 +343,14 @@ export class Watch implements AsyncIterable<TaskEvent> {
       const headers: Record<string, string> = { Accept: 'text/event-stream' };
       if (this.cursor) headers['Last-Event-ID'] = this.cursor;
       const res = await c.fetch(c.url('streamEvents', this.taskId), { headers, signal: linked.signal });
-      return res.status === 204;
+      if (res.status === 204) return { ended: true };
+      if (!res.ok) {
+        const err = await errorFromResponse(res);
+        return err.fatal && !(err.status === 404 && err.code !== 'TASK_NOT_FOUND') ? { fatal: err } : {};
+      }
+      return {};
     } catch {
-      return false;
+      return {};
     } finally {
       clearTimeout(timer);
       ac.abort(); // a 200 stream is not read
@@ -403,9 +420,14 @@ export class Watch implements AsyncIterable<TaskEvent> {
       ws.onclose = (e: CloseEvent) => {
         if (settled) return;
         if (e.code === 1000) {
-          // The server closes 1000 only when the task is over.
-          if (!this.ended) this.ended = 'ended';
-          settle({});
+          // The server closes 1000 only when the task is over; something
+          // else in the path may close 1000 too, so the SSE route's 204
+          // confirms it.
+          timer.clear();
+          void this.endedAtCursor().then((ended) => {
+            if (ended && !this.ended) this.ended = 'ended';
+            settle(ended ? {} : { error: new Error('websocket closed 1000 before the end of the task') });
+          });
         } else if (e.code === 1008) {
           const code = e.reason || 'POLICY_VIOLATION';
           settle({ error: new TaskBridgeError(e.reason ? statusOfCode(e.reason) : 400, code, 'websocket closed 1008') });
@@ -486,7 +508,7 @@ export class Watch implements AsyncIterable<TaskEvent> {
         es.close();
         if (a.delivered) { settle({ error: new Error('the stream ended before the task') }); return; }
         timer.clear();
-        void this.probe().then((p) => {
+        void this.probeStream().then((p) => {
           if (p.ended) this.ended = 'ended';
           settle(p.fatal ? { error: p.fatal } : { unavailable: !p.ended, error: new Error(open ? 'the stream ended before any data' : 'the stream could not be opened') });
         });
