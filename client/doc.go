@@ -53,5 +53,6 @@
 // usually are; New validates them and returns an error. Logging goes to a
 // *zap.Logger (WithLogger), the logger type of the whole library; tokens are
 // never logged. The package imports only contracts and errors of this
-// module, so a client links neither Fiber nor the server.
+// module, so a client links neither Fiber nor the server packages (the
+// WebSocket library, github.com/fasthttp/websocket, brings fasthttp).
 package client
