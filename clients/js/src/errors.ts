@@ -35,12 +35,13 @@ export class TaskBridgeError extends Error {
 export function statusOfCode(code: string): number {
   switch (code) {
     case 'AUTHENTICATION_ERROR': return 401;
-    case 'TASK_NOT_FOUND': return 404;
+    case 'TASK_NOT_FOUND': case 'ROUTE_NOT_FOUND': return 404;
     case 'TASK_OWNERSHIP_ERROR': return 403;
     case 'TASK_CONFLICT': case 'IDEMPOTENCY_CONFLICT': case 'TASK_ALREADY_TERMINAL': case 'INVALID_TASK_STATE': return 409;
     case 'INVALID_REQUEST': case 'UPLOAD_VALIDATION_ERROR': return 400;
     case 'REQUEST_VALIDATION_ERROR': return 422;
-    case 'TOO_MANY_STREAMS': return 429;
+    case 'TOO_MANY_STREAMS': case 'QUOTA_EXCEEDED': return 429;
+    case 'STORAGE_FULL': return 507;
     case 'TASK_SUBMISSION_ERROR': case 'SERVICE_UNAVAILABLE': return 503;
     default: return 500;
   }

@@ -96,3 +96,21 @@ test('the protocol examples decode as the types say', { skip }, () => {
   const poll = JSON.parse(readFileSync(path.join(dir, 'examples', 'poll_events_response.json'), 'utf8'));
   for (const k of Object.keys(poll)) assert.ok(types.get('PollEventsResponse').has(k), `PollEventsResponse.${k}`);
 });
+
+// The repository's own JSON Schemas (spec/schemas, always present): every
+// body and frame type of the client, extensions included.
+test('every body and frame type matches the repository\'s spec/schemas', () => {
+  const types = interfaces();
+  const specDir = path.join(here, '..', '..', '..', 'spec', 'schemas');
+  const own = (f) => JSON.parse(readFileSync(path.join(specDir, `${f}.schema.json`), 'utf8'));
+  for (const [iface, file] of [
+    ['PollEventsResponse', 'poll_events_response'], ['TaskCreatedResponse', 'task_created_response'],
+    ['ErrorResponse', 'error_response'], ['SubscriptionConfirmed', 'ws_subscription_confirmed'],
+    ['WebSocketHeartbeat', 'ws_heartbeat'], ['SSEHeartbeat', 'sse_heartbeat'], ['TaskCreateRequest', 'task_create_request'],
+    ['SubscribeRequest', 'ws_subscribe_request'], ['CancelTaskRequest', 'cancel_task_request'],
+    ['CancelTaskResponse', 'cancel_task_response'], ['TaskClientAction', 'task_action_request'],
+    ['TaskClientActionResponse', 'task_action_response'], ['StreamTicketResponse', 'stream_ticket_response'],
+  ]) {
+    check(iface, types.get(iface), own(file));
+  }
+});

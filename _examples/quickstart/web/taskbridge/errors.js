@@ -31,7 +31,8 @@ export class TaskBridgeError extends Error {
 export function statusOfCode(code) {
     switch (code) {
         case 'AUTHENTICATION_ERROR': return 401;
-        case 'TASK_NOT_FOUND': return 404;
+        case 'TASK_NOT_FOUND':
+        case 'ROUTE_NOT_FOUND': return 404;
         case 'TASK_OWNERSHIP_ERROR': return 403;
         case 'TASK_CONFLICT':
         case 'IDEMPOTENCY_CONFLICT':
@@ -40,7 +41,9 @@ export function statusOfCode(code) {
         case 'INVALID_REQUEST':
         case 'UPLOAD_VALIDATION_ERROR': return 400;
         case 'REQUEST_VALIDATION_ERROR': return 422;
-        case 'TOO_MANY_STREAMS': return 429;
+        case 'TOO_MANY_STREAMS':
+        case 'QUOTA_EXCEEDED': return 429;
+        case 'STORAGE_FULL': return 507;
         case 'TASK_SUBMISSION_ERROR':
         case 'SERVICE_UNAVAILABLE': return 503;
         default: return 500;
