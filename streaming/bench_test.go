@@ -94,22 +94,14 @@ var (
 	bothFormats = [numFormats]bool{true, true}
 )
 
-// formatOf is the wire format of a transport.
-func formatOf(tr observe.Transport) uint8 {
-	if tr == observe.TransportWS {
-		return formatWS
-	}
-	return formatSSE
-}
-
 // newTestConn is a started-to-be connection on nc following taskID, set
 // up as ServeSSE or AttachWebSocket would.
 func newTestConn(h *Hub, tr observe.Transport, taskID string, nc net.Conn) (*conn, *subscriber) {
-	c := h.newConn(formatOf(tr))
-	c.state = connReady
+	c := h.newConn(formatSSE)
 	if tr == observe.TransportWS {
-		c.ws = &wsInput{}
+		c = h.newWSConn()
 	}
+	c.state = connReady
 	c.attach(nc)
 	s := newSubscriber(c, taskID, contracts.EventID{}, h.cfg.queueSize)
 	c.addSub(s)

@@ -41,11 +41,14 @@ const (
 	connHandshake connState = iota
 	// connReady: set up, no writer has run yet (SSE starts here).
 	connReady
+	// connCancelled: an end was asked for (endCode, endReason) before the
+	// stream started; the start turns it into connEnding, so the first
+	// drain writes it. No writer runs before.
+	connCancelled
 	// connOpen: streaming; everything is written by the writer.
 	connOpen
 	// connEnding: an end was asked for (endCode, endReason); the writer's
-	// next drain writes it. Asked before the start, it is written by the
-	// first drain.
+	// next drain writes it.
 	connEnding
 	// connClosing: a WebSocket wrote its close frame and waits up to
 	// wsCloseGrace for the client's.
@@ -60,8 +63,9 @@ const (
 
 // connMoves lists, for each state, the states it may move to.
 var connMoves = [...]uint8{
-	connHandshake: 1<<connReady | 1<<connEnding | 1<<connDead,
-	connReady:     1<<connOpen | 1<<connEnding | 1<<connDead,
+	connHandshake: 1<<connReady | 1<<connCancelled | 1<<connDead,
+	connReady:     1<<connOpen | 1<<connCancelled | 1<<connDead,
+	connCancelled: 1<<connEnding | 1<<connDead,
 	connOpen:      1<<connEnding | 1<<connClosing | 1<<connDead,
 	connEnding:    1<<connClosing | 1<<connDead,
 	connClosing:   1 << connDead,
@@ -121,9 +125,26 @@ type conn struct {
 
 func (h *Hub) newConn(format uint8) *conn {
 	c := &conn{hub: h, format: format}
+	c.init()
+	return c
+}
+
+// newWSConn returns a WebSocket connection, its wsInput allocated with it
+// (one object instead of two for every idle connection).
+func (h *Hub) newWSConn() *conn {
+	both := &struct {
+		c  conn
+		in wsInput
+	}{}
+	c := &both.c
+	c.hub, c.format, c.ws = h, formatWS, &both.in
+	c.init()
+	return c
+}
+
+func (c *conn) init() {
 	c.subs = c.one[:0]
 	c.runFn = c.run
-	return c
 }
 
 // wire is the connection's wire format.
@@ -212,7 +233,9 @@ func (c *conn) start(registered bool) {
 		c.dropSubs()
 		return
 	}
-	c.moveLocked(connOpen) // from ready; an end asked for already stays
+	if !c.moveLocked(connOpen) { // from ready
+		c.moveLocked(connEnding) // from cancelled: the first drain ends it
+	}
 	run := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -222,9 +245,9 @@ func (c *conn) start(registered bool) {
 	}
 }
 
-// kickLocked marks a writer running when one may run and none does; the
-// caller starts it (c.hub.writers.start(c.runFn)) after unlocking. Call
-// with c.mu held, only once the connection has started.
+// kickLocked marks a writer running when one may run (the connection has
+// started and is not closing) and none does; the caller starts it
+// (c.hub.writers.start(c.runFn)) after unlocking. Call with c.mu held.
 func (c *conn) kickLocked() bool {
 	if c.writing || (c.state != connOpen && c.state != connEnding) {
 		return false
@@ -239,7 +262,11 @@ func (c *conn) kickLocked() bool {
 func (c *conn) requestEnd(code int, reason string, drop bool) {
 	c.mu.Lock()
 	from := c.state
-	if !c.moveLocked(connEnding) {
+	next := connEnding
+	if from < connOpen {
+		next = connCancelled
+	}
+	if !c.moveLocked(next) {
 		c.mu.Unlock()
 		return
 	}
@@ -284,7 +311,7 @@ func (c *conn) endSub(s *subscriber, end uint8) {
 func (c *conn) ending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state >= connEnding
+	return c.state == connCancelled || c.state >= connEnding
 }
 
 // queuePong schedules a pong with payload (a client ping's payload).
@@ -358,13 +385,11 @@ func (c *conn) finish() {
 	c.mu.Lock()
 	c.setReasonLocked(c.endReason)
 	c.setReasonLocked("terminal")
-	if grace {
-		c.moveLocked(connClosing)
-		if c.detached {
-			c.ws.linger = time.AfterFunc(wsCloseGrace, c.lingerOver)
-		}
-	} else {
+	switch {
+	case !grace:
 		c.moveLocked(connDead)
+	case c.moveLocked(connClosing) && c.detached:
+		c.ws.linger = time.AfterFunc(wsCloseGrace, c.lingerOver)
 	}
 	c.stopLocked()
 	c.mu.Unlock()

@@ -32,6 +32,21 @@
 // Handing a batch to a subscriber is a pointer in a fixed ring: no
 // allocation per subscriber.
 //
+// # One WebSocket, many tasks
+//
+// A WebSocket may follow several tasks (Options.WSMaxSubscriptions, 100 by
+// default): each later subscribe frame adds a subscriber to the same
+// connection, confirmed like the first, and an unsubscribe frame removes
+// one. Events carry their taskId; heartbeats go out per task. A connection
+// that subscribes once is exactly the v1 stream (closed 1000 after its
+// terminal event); once it follows several tasks (its first frame after
+// the subscribe, or WebSocketRequest.Multi), a task's terminal event ends
+// only that task, refusals are SUBSCRIPTION_ERROR frames and other ends of
+// one task UNSUBSCRIBED frames, and the connection stays open. Later
+// subscribes are authorized and read by the connection's writer, never on
+// the poller. There is no SSE stream for several tasks; the README says
+// why.
+//
 // # Subscribers and catch-up
 //
 // A stream starts in catch-up: it replays the store strictly after its

@@ -78,8 +78,17 @@ type WebSocketRequest struct {
 // sends HEARTBEAT frames when idle and pings for dead peers, and closes
 // 1000 after the terminal event. It closes 1008 on an invalid, binary or
 // oversized first frame, a timed-out handshake, a refused authorization, or
-// any data frame after the subscribe; 1001 on shutdown; 1011 when the store
-// fails.
+// any data frame after the subscribe that is no valid subscribe (to
+// another task) or unsubscribe frame; 1001 on shutdown; 1011 when the
+// store fails.
+//
+// Up to Options.WSMaxSubscriptions tasks may follow on the same connection,
+// one subscribe frame each, and {action:"unsubscribe", taskId} ends one.
+// From its first such frame (or from the start, with req.Multi) the
+// connection is multi-task: a task's terminal event ends only that task's
+// subscription, a later refused subscribe is answered SUBSCRIPTION_ERROR,
+// and a subscription the server ends otherwise UNSUBSCRIBED (see the
+// package README for the frames).
 func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 	if conn == nil || conn.Conn == nil || conn.NetConn() == nil || req.Authorize == nil {
 		if req.OnClose != nil {
@@ -87,9 +96,9 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 		}
 		return
 	}
-	c := h.newConn(formatWS)
+	c := h.newWSConn()
 	c.subject, c.onClose = req.Subject, req.OnClose
-	c.ws = &wsInput{dec: wsframe.Decoder{Limit: h.cfg.wsReadLimit}, authorize: req.Authorize, acquire: req.AcquireSlot}
+	*c.ws = wsInput{dec: wsframe.Decoder{Limit: h.cfg.wsReadLimit}, authorize: req.Authorize, acquire: req.AcquireSlot}
 	if req.Multi && h.cfg.wsMaxSubs > 1 {
 		c.ws.multi = &wsMulti{}
 	}
@@ -269,7 +278,9 @@ func appendConfirmation(dst []byte, taskID string, lastEventID *string, gap bool
 // in the decoder.
 func (c *conn) readSubscribe() ([]byte, error) {
 	dec := &c.ws.dec
-	buf := make([]byte, 512)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp) // the decoder copies what it keeps
+	buf := *bp
 	var rerr error
 	for {
 		f, ok, err := dec.Next()
@@ -400,7 +411,9 @@ func (c *conn) closeHandshake(code int, reason string) string {
 	}
 	_ = c.raw.SetReadDeadline(time.Now().Add(wsCloseGrace))
 	dec := wsframe.Decoder{Limit: c.hub.cfg.wsReadLimit}
-	buf := make([]byte, 512)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := c.nc.Read(buf)
 		dec.Feed(buf[:n])
@@ -418,6 +431,14 @@ func (c *conn) closeHandshake(code int, reason string) string {
 		}
 	}
 }
+
+// readBufs are the read buffers of handshakes: connections are set up in
+// bursts, and a buffer per handshake would be garbage scattered among the
+// connections' long-lived objects.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 512)
+	return &b
+}}
 
 // errPeerClosed: the client sent a close frame during the handshake.
 var errPeerClosed = errors.New("taskbridge: websocket closed by peer")

@@ -128,7 +128,10 @@ func (c *conn) serveRequests(w *out, reqs []wsRequest) {
 			continue
 		}
 		w.unsubscribed(s.taskID, subEnds[end].reason)
-		c.removeSub(s) // s is gone from c.subs: i is the next one
+		if !c.removeSub(s) {
+			return // the connection is closing
+		}
+		// s is gone from c.subs: i is the next one
 	}
 	for _, r := range reqs {
 		if r.unsubscribe {
@@ -195,6 +198,14 @@ func (c *conn) subscribe(w *out, r wsRequest) {
 		c.ws.multi.extra = append(c.ws.multi.extra, release)
 	}
 	h.register(s)
+	c.mu.Lock()
+	closing := c.state >= connClosing
+	c.mu.Unlock()
+	if closing {
+		// The connection's end ran meanwhile and may have missed s.
+		h.unregister(s)
+		return
+	}
 	h.cfg.metrics.IncCounter(observe.MetricStoreReads, 1, readTagsReplay...)
 	page, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
 	if err != nil {
@@ -241,13 +252,15 @@ func (c *conn) find(taskID string) *subscriber {
 
 // removeSub ends one subscription of a multi-task connection (on its
 // writer): s leaves its task, what was queued for it is dropped, and a
-// stream slot taken beyond the first is given back.
-func (c *conn) removeSub(s *subscriber) {
+// stream slot taken beyond the first is given back. It reports false,
+// leaving the subscribers as they are, once the connection is closing
+// (its end drops them all).
+func (c *conn) removeSub(s *subscriber) bool {
 	c.hub.unregister(s)
 	c.mu.Lock()
 	if c.state >= connClosing {
 		c.mu.Unlock()
-		return // the connection's end drops every subscriber
+		return false
 	}
 	for i, x := range c.subs {
 		if x == s {
@@ -269,6 +282,7 @@ func (c *conn) removeSub(s *subscriber) {
 	if release != nil {
 		release()
 	}
+	return true
 }
 
 // removeDone removes the subscribers whose task ended on this write (their
@@ -276,7 +290,9 @@ func (c *conn) removeSub(s *subscriber) {
 func (c *conn) removeDone() {
 	for i := 0; i < len(c.subs); {
 		if s := c.subs[i]; s.done {
-			c.removeSub(s)
+			if !c.removeSub(s) {
+				return // the connection is closing
+			}
 			continue
 		}
 		i++
