@@ -29,6 +29,7 @@ import (
 // for concurrent use.
 type Bridge struct {
 	cfg          Config
+	acquireSlot  func(subject string) (func(), error) // acquireStream
 	services     *orchestration.Services
 	ownsServices bool
 	hub          *streaming.Hub
@@ -87,6 +88,7 @@ func New(cfg Config) (*Bridge, error) {
 		metrics: cfg.Metrics,
 		clock:   cfg.Clock,
 	}
+	b.acquireSlot = b.acquireStream // one func value for every WebSocket
 	for _, t := range cfg.AllowedUploadTypes {
 		m, _ := parseMediaRange(t) // validated
 		b.allowed = append(b.allowed, m)

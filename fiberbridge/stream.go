@@ -278,7 +278,7 @@ func (b *Bridge) webSocket(c *fiber.Ctx, s *orchestration.Services, auth contrac
 		// gives the slot back when the stream ends, however it ends.
 		hub.AttachWebSocket(conn, streaming.WebSocketRequest{
 			Authorize: authorize, Subject: subject, OnClose: release, Multi: multi,
-			AcquireSlot: func() (func(), error) { return b.acquireStream(subject) },
+			AcquireSlot: b.acquireSlot,
 		})
 	}, b.wsConfig)(c)
 	if err != nil {

@@ -325,3 +325,40 @@ func (s *failingTask) Read(ctx context.Context, taskID string, after contracts.E
 	}
 	return s.EventStore.Read(ctx, taskID, after, limit)
 }
+
+// TestWSTaskGone: after a feed resync, a task the store no longer has ends
+// a connection that follows only it (1011 "task no longer exists") and
+// only its own subscription on a multi-task connection.
+func TestWSTaskGone(t *testing.T) {
+	t.Parallel()
+	exists := func(_ context.Context, taskID string) (bool, error) { return taskID != "mg-gone", nil }
+	e, _, feed := newOutageEnv(t, streaming.Options{TaskExists: exists})
+	e.append("mg-gone", contracts.Started(""))
+	e.append("mg-live", contracts.Started(""))
+
+	single := dialWS(t, e.addr)
+	single.subscribe("mg-gone", nil)
+	single.confirmation(wait)
+	_, err := single.nextEvent(wait)
+	require.NoError(t, err)
+	multi := dialWSPath(t, &net.Dialer{}, e.addr, "/ws-multi")
+	for _, id := range []string{"mg-gone", "mg-live"} {
+		multi.subscribe(id, nil)
+		multi.confirmation(wait)
+		_, err := multi.nextEvent(wait)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return e.hub.LiveSubscribers("mg-gone") == 2 }, wait, time.Millisecond)
+
+	feed.resync <- struct{}{}
+	code, reason := single.expectClose(wait)
+	assert.Equal(t, websocket.CloseInternalServerErr, code)
+	assert.Equal(t, "task no longer exists", reason)
+	f := multi.nextFrame(wait)
+	require.NotNil(t, f.Unsubscribed, "%+v", f)
+	assert.Equal(t, contracts.Unsubscribed{Type: contracts.FrameUnsubscribed, TaskID: "mg-gone", Reason: "task no longer exists"}, *f.Unsubscribed)
+	live := e.append("mg-live", progress(t, 5))
+	ev, err := multi.nextEvent(wait)
+	require.NoError(t, err)
+	assert.Equal(t, live[0].EventID, ev.EventID)
+}

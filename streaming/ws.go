@@ -53,12 +53,14 @@ type WebSocketRequest struct {
 	// stream of the v1 protocol, closed 1000 after its terminal event.
 	// Ignored when Options.WSMaxSubscriptions is 1.
 	Multi bool
-	// AcquireSlot, when set, takes one of the caller's stream slots for
-	// each task the connection follows beyond the first (the first uses
-	// the slot the host took for the connection) and returns its release,
+	// AcquireSlot, when set, takes one of Subject's stream slots for each
+	// task the connection follows beyond the first (the first uses the
+	// slot the host took for the connection) and returns its release,
 	// called when that subscription ends. An error (a *bridgeerr.Error,
-	// TOO_MANY_STREAMS) refuses the subscribe with SUBSCRIPTION_ERROR.
-	AcquireSlot func() (release func(), err error)
+	// TOO_MANY_STREAMS) refuses the subscribe with SUBSCRIPTION_ERROR. One
+	// function for every connection (it gets the subject) costs nothing
+	// per connection.
+	AcquireSlot func(subject string) (release func(), err error)
 }
 
 // AttachWebSocket takes an upgraded WebSocket over and runs its stream;
@@ -170,7 +172,7 @@ type wsInput struct {
 	multi *wsMulti
 	// From the WebSocketRequest, for later subscribe frames.
 	authorize func(ctx context.Context, taskID string) error
-	acquire   func() (func(), error)
+	acquire   func(subject string) (func(), error)
 }
 
 // handshakeWS reads and checks the subscribe frame, authorizes it and

@@ -165,7 +165,7 @@ func (c *conn) subscribe(w *out, r wsRequest) {
 	}
 	var release func()
 	if len(c.subs) > 0 && c.ws.acquire != nil {
-		rel, err := c.ws.acquire()
+		rel, err := c.ws.acquire(c.subject)
 		if err != nil {
 			be := bridgeerr.From(err)
 			w.refused(r.taskID, be.Code, clientMessage(be))
