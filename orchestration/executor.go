@@ -50,10 +50,14 @@ func (e *TaskError) Unwrap() error { return e.Cause }
 
 // Codes and reasons of the terminal events the executor writes.
 const (
-	CodeTaskFailed          = "TASK_FAILED"
-	CodeTaskPanic           = "TASK_PANIC"
-	CodeInvalidResult       = "TASK_RESULT_INVALID"
-	CodeExecutorShutdown    = "EXECUTOR_SHUTDOWN"
+	CodeTaskFailed       = "TASK_FAILED"
+	CodeTaskPanic        = "TASK_PANIC"
+	CodeInvalidResult    = "TASK_RESULT_INVALID"
+	CodeExecutorShutdown = "EXECUTOR_SHUTDOWN"
+	// CodeStoreUnavailable: the handler returned the error of an emit that
+	// the store kept failing past the emit retries (see RetryPolicy); the
+	// task may be submitted again.
+	CodeStoreUnavailable    = "STORE_UNAVAILABLE"
 	CodeSuspensionExpired   = "SUSPENSION_EXPIRED"
 	CodeSuspensionCancelled = "SUSPENSION_CANCELLED"
 	// DefaultCancelReason is TASK_CANCELLED's reason when the request gave none.
@@ -802,10 +806,16 @@ func (e *Executor) execute(r *run) {
 }
 
 // failureDraft turns a handler error into TASK_FAILED: a *TaskError keeps
-// its code, message and retryability; anything else is TASK_FAILED with a
-// generic message.
+// its code, message and retryability; an emit the store kept failing is
+// STORE_UNAVAILABLE, retryable; anything else is TASK_FAILED with a generic
+// message.
 func failureDraft(err error) (contracts.EventDraft, string) {
 	var te *TaskError
+	var se *storeError
+	if errors.As(err, &se) && !errors.As(err, &te) {
+		d, _ := contracts.Failed(CodeStoreUnavailable, "the task's events could not be stored; the task may be submitted again", true)
+		return d, CodeStoreUnavailable
+	}
 	if errors.As(err, &te) && te.Code != "" {
 		msg := te.Message
 		if msg == "" {

@@ -74,8 +74,24 @@ func (tc *TaskContext) Emit(ctx context.Context, draft contracts.EventDraft) err
 		return err
 	}
 	_, err := tc.e.emitter.Emit(ctx, tc.r.task.TaskID, draft)
-	return err
+	return storeFailure(err)
 }
+
+// storeFailure marks an emit error that the store caused (not a definite
+// answer such as a terminal task, after the emit retries): a handler that
+// returns it ends TASK_FAILED STORE_UNAVAILABLE, retryable.
+func storeFailure(err error) error {
+	if err == nil || definite(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &storeError{err: err}
+}
+
+// storeError wraps an emit that failed because the store did not answer.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
 
 // checkLive fails once the handler has returned.
 func (tc *TaskContext) checkLive() error {
@@ -119,7 +135,7 @@ func (tc *TaskContext) Suspend(ctx context.Context, spec SuspendSpec) (AcceptedA
 
 	rec, ev, err := e.emitter.suspend(ctx, taskID, suspendID, spec)
 	if err != nil {
-		return AcceptedAction{}, err
+		return AcceptedAction{}, storeFailure(err)
 	}
 	entry := observe.Entry{TaskID: taskID, EventID: ev.EventID.String(), UserID: r.task.OwnerID,
 		Transport: observe.TransportInternal, Outcome: "suspended", Details: map[string]any{"suspendId": suspendID}}

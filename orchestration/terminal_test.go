@@ -91,3 +91,45 @@ func TestExecutorTerminalEventIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// progressDown fails every TASK_PROGRESS append (a store that stays down
+// for the handler's emits).
+type progressDown struct{ contracts.EventStore }
+
+func (p progressDown) Append(ctx context.Context, taskID string, d contracts.EventDraft) (contracts.TaskEvent, error) {
+	if d.Type() == contracts.EventProgress {
+		return contracts.TaskEvent{}, errors.New("dial tcp: connection refused")
+	}
+	return p.EventStore.Append(ctx, taskID, d)
+}
+
+// TestExecutorStoreFailureIsRetryable: a handler that returns the error of
+// an emit the store kept failing past the retry budget ends TASK_FAILED
+// STORE_UNAVAILABLE, retryable (the task may be submitted again), not as a
+// handler bug.
+func TestExecutorStoreFailureIsRetryable(t *testing.T) {
+	stores := memstore.New(memstore.Options{})
+	stores.Events = progressDown{stores.Events}
+	exec := must(orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores: stores, EmitRetry: orchestration.RetryPolicy{Budget: 50 * time.Millisecond},
+	}))(t)
+	exec.Handle("emits", func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+		if err := task.Progress(ctx, 10, "", ""); err != nil {
+			return nil, err
+		}
+		return "unreachable", nil
+	})
+	svc := must(orchestration.NewServices(orchestration.Options{Stores: stores, Executor: exec}))(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, exec.Close(ctx))
+		require.NoError(t, svc.Close(ctx))
+	})
+	res, err := svc.Creation.Create(context.Background(), createCmd("alice", "r1", "emits", ""))
+	require.NoError(t, err)
+	evs := waitEnded(t, svc.Polling, auth("alice"), res.TaskID)
+	p := payloadOf(t, evs[len(evs)-1])
+	assert.Equal(t, orchestration.CodeStoreUnavailable, p["code"])
+	assert.Equal(t, true, p["retryable"])
+}

@@ -30,11 +30,21 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(cleanupAfter{m},
 		// fasthttp's own background goroutines (worker pool cleaner, date updater).
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 	)
+}
+
+// cleanupAfter runs the tests, then deletes the example binary the
+// process tests built.
+type cleanupAfter struct{ m *testing.M }
+
+func (c cleanupAfter) Run() int {
+	code := c.m.Run()
+	removeBuild()
+	return code
 }
 
 const wait = 15 * time.Second

@@ -66,7 +66,7 @@ func outageClient(tb testing.TB, addr string) *redis.Client {
 func faultPair(t *testing.T, srv *server, steps *stepper) (a, b *node) {
 	t.Helper()
 	cfg := func() nodeConfig {
-		return nodeConfig{client: outageClient(t, srv.addr()), prefix: "e2e:", steps: steps,
+		return nodeConfig{client: outageClient(t, srv.Addr()), prefix: "e2e:", steps: steps,
 			probe: faultProbe, feedPing: faultFeedPing}
 	}
 	return startNode(t, "A", cfg()), startNode(t, "B", cfg())
@@ -216,13 +216,13 @@ func TestE2ERedisPaused(t *testing.T) {
 		s.waitEvents(ctx, 3)
 	}
 
-	srv.pause()
+	srv.Pause()
 	for _, n := range []*node{a, b} {
 		assertUnready(t, n, observe.ProbeTimeout) // PING unanswered: the probe's own timeout
 	}
 	assertRefusedWhileDown(t, b, taskID)
 	emitted := steps.stepAsync(ctx, taskID, false) // retried by the handler until Redis answers
-	srv.resume()
+	srv.Resume()
 
 	awaitStep(t, ctx, emitted)
 	for _, n := range []*node{a, b} {
@@ -266,12 +266,12 @@ func TestE2ERedisKilled(t *testing.T) {
 		s.waitEvents(ctx, 2)
 	}
 
-	srv.kill()
+	srv.Kill()
 	for _, n := range []*node{a, b} {
 		assertUnready(t, n, observe.ProbeFailing, observe.ProbeTimeout) // refused, or a dial racing the timeout
 	}
 	assertRefusedWhileDown(t, a, old)
-	srv.start()
+	srv.Start()
 	for _, n := range []*node{a, b} {
 		assertReady(t, n)
 	}

@@ -97,9 +97,9 @@ func TestFanoutReadsGrowWithTasksNotSubscribers(t *testing.T) {
 	t.Parallel()
 	ctx := faultContext(t)
 	srv := startServer(t)
-	admin := outageClient(t, srv.addr())
+	admin := outageClient(t, srv.Addr())
 	metrics := newReadMetrics()
-	n := startNode(t, "A", nodeConfig{client: outageClient(t, srv.addr()), prefix: "fan:", metrics: metrics})
+	n := startNode(t, "A", nodeConfig{client: outageClient(t, srv.Addr()), prefix: "fan:", metrics: metrics})
 
 	const events, burst = 5, 20
 	for _, tc := range []struct{ tasks, subsPerTask int }{

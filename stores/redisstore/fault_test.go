@@ -4,11 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,86 +18,15 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
 )
 
-// server is a redis-server a fault test owns, so that it can pause, kill
-// and restart it without disturbing the shared one.
-type server struct {
-	tb     testing.TB
-	bin    string
-	port   int
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
+// server is a redis-server a fault test owns (e2etest.RedisServer), so
+// that it can pause, kill and restart it without disturbing the shared one.
+type server = e2etest.RedisServer
 
-// startServer starts a private redis-server on a free loopback port, or
-// skips the test when redis-server is not installed. Cleanup stops it.
+// startServer starts a private redis-server; cleanup stops it.
 func startServer(tb testing.TB) *server {
 	tb.Helper()
 	redisAddr(tb) // same policy as every Redis test
-	bin := e2etest.RedisServerBinary(tb)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(tb, l.Close())
-	s := &server{tb: tb, bin: bin, port: port, dir: tb.TempDir()}
-	s.start()
-	tb.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *server) start() {
-	s.tb.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", "")
-	s.cmd.Stdout, s.cmd.Stderr = nil, nil
-	require.NoError(s.tb, s.cmd.Start())
-	exited := make(chan struct{})
-	s.exited = exited
-	cmd := s.cmd
-	go func() { // owned by the server: ends when the process exits
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	require.Eventually(s.tb, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	}, 10*time.Second, 20*time.Millisecond, "redis-server on %s did not answer PING", s.addr())
-}
-
-func (s *server) signal(sig syscall.Signal) {
-	s.tb.Helper()
-	require.NoError(s.tb, s.cmd.Process.Signal(sig))
-}
-
-// pause stops the process (SIGSTOP): connections stay open, nothing answers.
-func (s *server) pause() { s.signal(syscall.SIGSTOP) }
-
-// resume continues a paused process (SIGCONT).
-func (s *server) resume() { s.signal(syscall.SIGCONT) }
-
-// kill ends the process at once (SIGKILL) and waits for it.
-func (s *server) kill() {
-	s.signal(syscall.SIGKILL)
-	<-s.exited
-}
-
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	_ = s.cmd.Process.Signal(os.Kill)
-	<-s.exited
+	return e2etest.StartRedis(tb)
 }
 
 // faultClient is configured as a host should: context deadlines honoured,
@@ -126,7 +50,7 @@ func faultClient(tb testing.TB, addr string) *redis.Client {
 func faultStores(tb testing.TB, srv *server) (contracts.Stores, *redisstore.Probe, *observer.ObservedLogs) {
 	tb.Helper()
 	core, logs := observer.New(zap.WarnLevel)
-	client := faultClient(tb, srv.addr())
+	client := faultClient(tb, srv.Addr())
 	s := check(redisstore.New(client, redisstore.Options{
 		KeyPrefix:        "fault:",
 		FeedPingInterval: 100 * time.Millisecond,
@@ -155,7 +79,7 @@ func TestFaultPause(t *testing.T) {
 	require.NoError(t, probe.Check(ctx))
 	// A probe on a client that ignores context deadlines and would wait
 	// ten seconds for a reply must still answer within its own timeout.
-	lax := redis.NewClient(&redis.Options{Addr: srv.addr(), ReadTimeout: 10 * time.Second})
+	lax := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 10 * time.Second})
 	t.Cleanup(func() { _ = lax.Close() })
 	laxProbe := redisstore.NewProbe(lax, 250*time.Millisecond)
 	require.NoError(t, laxProbe.Check(ctx))
@@ -163,7 +87,7 @@ func TestFaultPause(t *testing.T) {
 	first, err := s.Events.Append(ctx, "t", contracts.Started("before"))
 	require.NoError(t, err)
 
-	srv.pause()
+	srv.Pause()
 	for name, p := range map[string]*redisstore.Probe{"probe": probe, "probe on a lax client": laxProbe} {
 		err := p.Check(ctx)
 		require.Error(t, err, name)
@@ -184,7 +108,7 @@ func TestFaultPause(t *testing.T) {
 
 	require.Eventually(t, func() bool { return feedLost(logs) > 0 }, 10*time.Second, 10*time.Millisecond,
 		"the feed must notice that Redis stopped answering")
-	srv.resume()
+	srv.Resume()
 
 	rec.waitFor(t, ctx, "a Resync after the pause", func() bool { return rec.resyncs() > resyncs })
 	require.NoError(t, probe.Check(ctx))
@@ -219,13 +143,13 @@ func TestFaultKillRestart(t *testing.T) {
 	_, err := s.Events.Append(ctx, "old", contracts.Started(""))
 	require.NoError(t, err)
 
-	srv.kill()
+	srv.Kill()
 	require.Error(t, probe.Check(ctx))
 	_, err = s.Events.Append(ctx, "old", contracts.Started(""))
 	require.Error(t, err)
 	require.Eventually(t, func() bool { return feedLost(logs) > 0 }, 10*time.Second, 10*time.Millisecond)
 
-	srv.start()
+	srv.Start()
 	rec.waitFor(t, ctx, "a Resync after the restart", func() bool { return rec.resyncs() > resyncs })
 	require.NoError(t, probe.Check(ctx))
 
@@ -265,12 +189,12 @@ func TestFaultListenEndsWhileDown(t *testing.T) {
 	rec, stop := listen(t, s.Events)
 	awaitLive(t, ctx, s.Events, rec)
 
-	srv.pause()
+	srv.Pause()
 	require.Eventually(t, func() bool { return feedLost(logs) > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.ErrorIs(t, stop(), context.Canceled, "Listen returns while Redis is paused")
-	srv.resume()
+	srv.Resume()
 
-	srv.kill()
+	srv.Kill()
 	rec2, stop2 := listen(t, s.Events) // Redis is down from the start
 	_ = rec2
 	require.ErrorIs(t, stop2(), context.Canceled, "Listen returns while Redis is down")

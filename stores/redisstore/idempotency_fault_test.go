@@ -34,7 +34,7 @@ func TestFaultAppendRetryAfterApplied(t *testing.T) {
 	ctx := testContext(t)
 	srv := startServer(t)
 	client := redis.NewClient(&redis.Options{
-		Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: -1, // one attempt per call: the caller retries
+		Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, // one attempt per call: the caller retries
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
 	})
 	t.Cleanup(func() { _ = client.Close() })
@@ -44,12 +44,12 @@ func TestFaultAppendRetryAfterApplied(t *testing.T) {
 	require.NoError(t, err)
 	draft := must(t)(contracts.Progress(50, "half", "during the pause")).WithIdempotencyKey("k-during")
 
-	srv.pause()
+	srv.Pause()
 	actx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err = s.Events.Append(actx, "t", draft)
 	cancel()
 	require.Error(t, err, "the append's outcome is unknown to the caller")
-	srv.resume()
+	srv.Resume()
 
 	// Redis ran the attempt once it woke up.
 	var applied []contracts.TaskEvent
@@ -84,7 +84,7 @@ func TestFaultClientRetriesAreSafe(t *testing.T) {
 	srv := startServer(t)
 	var sent atomic.Int64 // EVALSHA commands written to Redis
 	client := redis.NewClient(&redis.Options{
-		Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: 3,
+		Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: 3,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -96,7 +96,7 @@ func TestFaultClientRetriesAreSafe(t *testing.T) {
 		},
 	})
 	t.Cleanup(func() { _ = client.Close() })
-	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { _ = admin.Close() })
 	s := check(redisstore.New(client, redisstore.Options{KeyPrefix: "clientretry:"}))(t)
 	// Load the script, so every attempt below is one EVALSHA. Each round
@@ -119,11 +119,11 @@ func TestFaultClientRetriesAreSafe(t *testing.T) {
 		}
 		require.NoError(t, admin.ConfigResetStat(ctx).Err())
 		sent.Store(0)
-		srv.pause()
+		srv.Pause()
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := s.Events.Append(actx, tc.task, must(t)(contracts.Progress(1, "", tc.task)).WithIdempotencyKey(tc.key))
 		cancel()
-		srv.resume()
+		srv.Resume()
 		require.Error(t, err, "%s: every attempt timed out", tc.task)
 		attempts := sent.Load()
 		require.Greater(t, attempts, int64(1), "%s: the client retried the append", tc.task)
@@ -242,11 +242,11 @@ func TestFaultRetriedWritesAnswerOnce(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	srv := startServer(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { _ = admin.Close() })
-	fault := &retryFault{proc: srv.cmd.Process, calls: func() int64 { return evalshaCalls(t, admin) }}
+	fault := &retryFault{proc: srv.Process(), calls: func() int64 { return evalshaCalls(t, admin) }}
 	client := redis.NewClient(&redis.Options{
-		Addr: srv.addr(), ContextTimeoutEnabled: true, MaxRetries: 3,
+		Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: 3,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond,
 		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: time.Second,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
