@@ -1,7 +1,8 @@
 package e2etest
 
 import (
-	"context"
+	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,13 +63,31 @@ func (s *RedisServer) Start() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	require.Eventually(s.tb, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	}, 10*time.Second, 20*time.Millisecond, "redis-server on %s did not answer PING", s.Addr())
+	require.Eventually(s.tb, func() bool { return ping(s.Addr()) == nil },
+		10*time.Second, 20*time.Millisecond, "redis-server on %s did not answer PING", s.Addr())
+}
+
+// ping sends PING to a Redis server in its wire protocol (RESP) and
+// expects +PONG, without a client library (modules that use this package
+// need not depend on go-redis).
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("e2etest: PING answered %q", line)
+	}
+	return nil
 }
 
 func (s *RedisServer) signal(sig syscall.Signal) {
