@@ -462,12 +462,23 @@ func requireExactlyOnce(t *testing.T, log []contracts.TaskEvent, steps int, fs .
 	}
 }
 
-// registryStatus reads a task's status from Redis.
-func registryStatus(t *testing.T, c *redis.Client, prefix, taskID string) contracts.TaskStatus {
-	t.Helper()
-	s, err := c.HGet(context.Background(), prefix+"{"+taskID+"}:task", "status").Result()
-	require.NoError(t, err)
+// registryStatus reads a task's status from Redis ("error: ..." when it
+// cannot). It may run in Eventually's goroutine: it does not fail the test.
+func registryStatus(c *redis.Client, taskID string) contracts.TaskStatus {
+	s, err := c.HGet(context.Background(), "proc:{"+taskID+"}:task", "status").Result()
+	if err != nil {
+		return contracts.TaskStatus("error: " + err.Error())
+	}
 	return contracts.TaskStatus(s)
+}
+
+// assertStatus checks that the registry follows the task's terminal event
+// to want: the status is updated right after the event is appended.
+func assertStatus(t *testing.T, c *redis.Client, taskID string, want contracts.TaskStatus) {
+	t.Helper()
+	assert.Eventually(t, func() bool { return registryStatus(c, taskID) == want },
+		10*time.Second, 10*time.Millisecond, "task %s: registry status %s, want %s", taskID,
+		registryStatus(c, taskID), want)
 }
 
 // failedPayload decodes a TASK_FAILED event.
@@ -526,7 +537,7 @@ func TestProcessRedisPaused(t *testing.T) {
 				"a pause within the retry budget loses nothing: %s", log[len(log)-1].Payload)
 			rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 			defer rc.Close()
-			assert.Equal(t, contracts.StatusCompleted, registryStatus(t, rc, "proc:", taskID))
+			assertStatus(t, rc, taskID, contracts.StatusCompleted)
 			if pause > 8*time.Second {
 				// Longer than go-redis's own four attempts of 2 s: the
 				// emitter's retries carried the appends through.
@@ -591,9 +602,9 @@ func TestProcessInstanceKilled(t *testing.T) {
 
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rc.Close()
-	assert.Equal(t, contracts.StatusFailed, registryStatus(t, rc, "proc:", running))
-	assert.Equal(t, contracts.StatusFailed, registryStatus(t, rc, "proc:", suspended))
-	assert.Equal(t, contracts.StatusCompleted, registryStatus(t, rc, "proc:", queued))
+	assertStatus(t, rc, running, contracts.StatusFailed)
+	assertStatus(t, rc, suspended, contracts.StatusFailed)
+	assertStatus(t, rc, queued, contracts.StatusCompleted)
 }
 
 // TestProcessRollingRestart stops (SIGTERM) an instance that runs 50
@@ -623,7 +634,7 @@ func TestProcessRollingRestart(t *testing.T) {
 	wg.Wait()
 	require.Eventually(t, func() bool {
 		for _, id := range ids {
-			if registryStatus(t, rc, "proc:", id) != contracts.StatusRunning {
+			if registryStatus(rc, id) != contracts.StatusRunning {
 				return false
 			}
 		}
@@ -641,7 +652,7 @@ func TestProcessRollingRestart(t *testing.T) {
 		evs, _ := fs[i].snapshot()
 		require.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "task %d: %s", i, evs[len(evs)-1].Payload)
 		requireExactlyOnce(t, storedLog(t, b.addr, id), steps, fs[i])
-		assert.Equal(t, contracts.StatusCompleted, registryStatus(t, rc, "proc:", id))
+		assertStatus(t, rc, id, contracts.StatusCompleted)
 	}
 	var exitErr *exec.ExitError
 	assert.False(t, errors.As(a.err, &exitErr), "exit code 0")
