@@ -181,17 +181,18 @@ func (p *proc) waitExit(within time.Duration) error {
 var apiClient = &http.Client{Timeout: 20 * time.Second}
 
 const (
-	token     = "alice" // demo.Auth: the bearer token is the user name
+	owner     = "alice" // demo.Auth: the bearer token is the user name
 	tasksPath = "/api/v1/tasks"
 )
 
-// createTask creates a task of taskType with input on p and returns its id.
-func createTask(t *testing.T, p *proc, taskType, input string) string {
+// createTask creates a task of taskType with input for user on p and
+// returns its id.
+func createTask(t *testing.T, p *proc, user, taskType, input string) string {
 	t.Helper()
 	body := `{"clientRequestId":"` + contracts.NewID() + `","taskType":"` + taskType + `","input":` + input + `}`
 	req, err := http.NewRequest(http.MethodPost, "http://"+p.addr+tasksPath, strings.NewReader(body))
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+user)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := apiClient.Do(req)
 	require.NoError(t, err)
@@ -204,15 +205,15 @@ func createTask(t *testing.T, p *proc, taskType, input string) string {
 	return created.TaskID
 }
 
-// poll makes one long-poll of taskID on addr after cursor.
-func poll(ctx context.Context, addr, taskID, cursor string, wait time.Duration) (contracts.PollResult, int, error) {
+// poll makes one long-poll of user's taskID on addr after cursor.
+func poll(ctx context.Context, addr, user, taskID, cursor string, wait time.Duration) (contracts.PollResult, int, error) {
 	url := fmt.Sprintf("http://%s%s/%s/events?maxEvents=500&waitTimeoutMs=%d&afterEventId=%s",
 		addr, tasksPath, taskID, wait.Milliseconds(), cursor)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return contracts.PollResult{}, 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+user)
 	resp, err := apiClient.Do(req)
 	if err != nil {
 		return contracts.PollResult{}, 0, err
@@ -231,6 +232,7 @@ func poll(ctx context.Context, addr, taskID, cursor string, wait time.Duration) 
 // ms) after any end before it, as a real client does.
 type follower struct {
 	transport string
+	user      string
 	done      chan struct{}
 
 	mu     sync.Mutex
@@ -247,7 +249,12 @@ const (
 )
 
 func follow(t *testing.T, ctx context.Context, transport, addr, taskID string) *follower {
-	f := &follower{transport: transport, done: make(chan struct{})}
+	return followAs(t, ctx, owner, transport, addr, taskID)
+}
+
+// followAs is follow for a task of user.
+func followAs(t *testing.T, ctx context.Context, user, transport, addr, taskID string) *follower {
+	f := &follower{transport: transport, user: user, done: make(chan struct{})}
 	go func() { // owned by the test: ends at the terminal event or with ctx
 		defer close(f.done)
 		backoff := 50 * time.Millisecond
@@ -317,7 +324,7 @@ func (f *follower) snapshot() ([]contracts.TaskEvent, []string) {
 }
 
 func (f *follower) sse(addr, taskID string) string {
-	header := http.Header{"Authorization": {"Bearer " + token}}
+	header := http.Header{"Authorization": {"Bearer " + f.user}}
 	if c := f.cursor(); c != nil {
 		header.Set("Last-Event-ID", *c)
 	}
@@ -342,7 +349,7 @@ func (f *follower) sse(addr, taskID string) string {
 }
 
 func (f *follower) ws(addr, taskID string) string {
-	c, resp, err := e2etest.DialWS(nil, "ws://"+addr+tasksPath+"/ws", http.Header{"Authorization": {"Bearer " + token}},
+	c, resp, err := e2etest.DialWS(nil, "ws://"+addr+tasksPath+"/ws", http.Header{"Authorization": {"Bearer " + f.user}},
 		10*time.Second)
 	if err != nil {
 		return "dial: " + err.Error()
@@ -379,7 +386,7 @@ func (f *follower) poll(ctx context.Context, addr, taskID string) string {
 		cursor = *c
 	}
 	for {
-		res, status, err := poll(ctx, addr, taskID, cursor, 5*time.Second)
+		res, status, err := poll(ctx, addr, f.user, taskID, cursor, 5*time.Second)
 		if err != nil || status != http.StatusOK {
 			return fmt.Sprintf("poll: status %d %v", status, err)
 		}
@@ -412,11 +419,16 @@ func await(t *testing.T, ctx context.Context, fs ...*follower) {
 
 // storedLog reads the task's whole log through addr.
 func storedLog(t *testing.T, addr, taskID string) []contracts.TaskEvent {
+	return storedLogOf(t, addr, owner, taskID)
+}
+
+// storedLogOf is storedLog for a task of user.
+func storedLogOf(t *testing.T, addr, user, taskID string) []contracts.TaskEvent {
 	t.Helper()
 	var all []contracts.TaskEvent
 	cursor := ""
 	for {
-		res, status, err := poll(context.Background(), addr, taskID, cursor, 0)
+		res, status, err := poll(context.Background(), addr, user, taskID, cursor, 0)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, status)
 		all = append(all, res.Events...)
@@ -513,7 +525,7 @@ func TestProcessRedisPaused(t *testing.T) {
 			a := startProc(t, "A", instanceArgs(srv.Addr())...)
 			b := startProc(t, "B", instanceArgs(srv.Addr())...)
 			const steps = 100
-			taskID := createTask(t, a, demo.TypeProgress, fmt.Sprintf(`{"steps":%d,"delayMs":50}`, steps))
+			taskID := createTask(t, a, owner, demo.TypeProgress, fmt.Sprintf(`{"steps":%d,"delayMs":50}`, steps))
 			fs := []*follower{
 				follow(t, ctx, viaSSE, b.addr, taskID), follow(t, ctx, viaWS, b.addr, taskID), follow(t, ctx, viaPoll, b.addr, taskID),
 			}
@@ -569,9 +581,9 @@ func TestProcessInstanceKilled(t *testing.T) {
 	a := startProc(t, "A", append(args, "-workers", "2")...)
 	b := startProc(t, "B", args...)
 
-	running := createTask(t, a, demo.TypeProgress, `{"steps":1000,"delayMs":50}`)
-	suspended := createTask(t, a, demo.TypeApproval, `{}`)
-	queued := createTask(t, a, demo.TypeProgress, `{"steps":3,"delayMs":10}`)
+	running := createTask(t, a, owner, demo.TypeProgress, `{"steps":1000,"delayMs":50}`)
+	suspended := createTask(t, a, owner, demo.TypeApproval, `{}`)
+	queued := createTask(t, a, owner, demo.TypeProgress, `{"steps":3,"delayMs":10}`)
 	onRunning := follow(t, ctx, viaSSE, b.addr, running)
 	onSuspended := follow(t, ctx, viaWS, b.addr, suspended)
 	onQueued := follow(t, ctx, viaPoll, b.addr, queued)
@@ -623,12 +635,13 @@ func TestProcessRollingRestart(t *testing.T) {
 
 	const tasks, steps = 50, 30 // 30 steps 100 ms apart: 3 s each
 	ids := make([]string, tasks)
+	user := func(i int) string { return fmt.Sprint("user-", i%5) } // 10 each, within the per-user quota
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i] = createTask(t, a, demo.TypeProgress, fmt.Sprintf(`{"steps":%d,"delayMs":100}`, steps))
+			ids[i] = createTask(t, a, user(i), demo.TypeProgress, fmt.Sprintf(`{"steps":%d,"delayMs":100}`, steps))
 		}()
 	}
 	wg.Wait()
@@ -644,14 +657,14 @@ func TestProcessRollingRestart(t *testing.T) {
 	a.signal(syscall.SIGTERM)
 	fs := make([]*follower, tasks)
 	for i, id := range ids {
-		fs[i] = follow(t, ctx, viaPoll, b.addr, id)
+		fs[i] = followAs(t, ctx, user(i), viaPoll, b.addr, id)
 	}
 	require.NoError(t, a.waitExit(20*time.Second), "A exits cleanly after the drain")
 	await(t, ctx, fs...)
 	for i, id := range ids {
 		evs, _ := fs[i].snapshot()
 		require.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "task %d: %s", i, evs[len(evs)-1].Payload)
-		requireExactlyOnce(t, storedLog(t, b.addr, id), steps, fs[i])
+		requireExactlyOnce(t, storedLogOf(t, b.addr, user(i), id), steps, fs[i])
 		assertStatus(t, rc, id, contracts.StatusCompleted)
 	}
 	var exitErr *exec.ExitError
