@@ -68,7 +68,20 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "the executor is at capacity").
 			WithDetails(map[string]any{"retryAfterSeconds": int64(1)})
 	}
+	// With leases the task is leased before it exists, so that a process
+	// that dies between storing it and submitting it leaves a lease that
+	// expires: the sweep then runs the task elsewhere (it never started).
+	lease, err := d.leaseForCreate(ctx, task.TaskID)
+	if err != nil {
+		tk.cancel(false)
+		entry.Outcome, entry.Err = "failed", err
+		d.log.Error("task.create.failed", entry)
+		return contracts.TaskCreated{}, internal(err)
+	}
 	stored, created, err := d.registry.Create(ctx, task)
+	if err != nil || !created {
+		lease.release(context.WithoutCancel(ctx))
+	}
 	if err != nil {
 		tk.cancel(false)
 		entry.Outcome, entry.Err = "failed", err
@@ -101,6 +114,7 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	if err := d.executor.Submit(ctx, stored); err != nil {
 		tk.cancel(false)
 		s.failSubmission(context.WithoutCancel(ctx), stored, entry, err)
+		lease.release(context.WithoutCancel(ctx))
 		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "task could not be submitted").
 			WithDetails(map[string]any{"taskId": stored.TaskID})
 	}
@@ -189,4 +203,35 @@ func executorReady(ctx context.Context, ex contracts.Executor) error {
 		return r.Ready(ctx)
 	}
 	return nil
+}
+
+// createLease is the lease a create takes on its new task for the
+// in-process executor (the zero value: none).
+type createLease struct {
+	leases        contracts.LeaseStore
+	taskID, owner string
+}
+
+// leaseForCreate leases taskID for the in-process executor when it holds
+// leases (the lease Submit then renews); otherwise it takes none.
+func (d *deps) leaseForCreate(ctx context.Context, taskID string) (createLease, error) {
+	if d.leases == nil {
+		return createLease{}, nil
+	}
+	sw := d.sweeperOf()
+	if sw.exec == nil {
+		return createLease{}, nil
+	}
+	if err := d.leases.Acquire(ctx, taskID, sw.holder, sw.exec.leaseTTL); err != nil {
+		return createLease{}, err
+	}
+	return createLease{leases: d.leases, taskID: taskID, owner: sw.holder}, nil
+}
+
+// release gives the lease up (best effort: a lease left behind expires and
+// the sweep releases it once it finds no task or an ended one).
+func (l createLease) release(ctx context.Context) {
+	if l.leases != nil {
+		_ = l.leases.Release(ctx, l.taskID, l.owner)
+	}
 }

@@ -245,3 +245,36 @@ func TestDrainHandsQueuedTasksBack(t *testing.T) {
 	evs = waitEnded(t, b.svc.Polling, auth("alice"), running.TaskID)
 	assert.JSONEq(t, `{"result":"a"}`, string(evs[len(evs)-1].Payload), "the running one finished on A")
 }
+
+// lostSubmit is an executor whose process "dies" between storing a task
+// and submitting it: Submit does nothing. Unwrap leads the services to the
+// in-process executor behind it, as it does through redisstore.CancelRelay.
+type lostSubmit struct{ *orchestration.Executor }
+
+func (l lostSubmit) Submit(context.Context, contracts.TaskRecord) error { return nil }
+func (l lostSubmit) Unwrap() contracts.Executor                        { return l.Executor }
+
+// TestLeaseCoversCreateToSubmit: the task is leased before it is stored,
+// so a process that dies before submitting it leaves a lease that expires,
+// and the sweep runs the task (it never started).
+func TestLeaseCoversCreateToSubmit(t *testing.T) {
+	stores := sharedLeaseStores()
+	exec := must(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, LeaseTTL: 100 * time.Millisecond}))(t)
+	exec.Handle("quick", quick)
+	svc := must(orchestration.NewServices(orchestration.Options{Stores: stores, Executor: lostSubmit{exec},
+		LeaseSweepInterval: -1}))(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, exec.Close(ctx))
+		assert.NoError(t, svc.Close(ctx))
+	})
+	res, err := svc.Creation.Create(context.Background(), createCmd("alice", "r", "quick", ""))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		counts, err := svc.Leases.Sweep(context.Background())
+		return err == nil && counts.Resubmitted == 1
+	}, 10*time.Second, 20*time.Millisecond, "the lease of the task that was never submitted expired and was swept")
+	evs := waitEnded(t, svc.Polling, auth("alice"), res.TaskID)
+	assert.Equal(t, []contracts.EventType{contracts.EventStarted, contracts.EventCompleted}, types(evs))
+}
