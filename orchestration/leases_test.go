@@ -252,7 +252,7 @@ func TestDrainHandsQueuedTasksBack(t *testing.T) {
 type lostSubmit struct{ *orchestration.Executor }
 
 func (l lostSubmit) Submit(context.Context, contracts.TaskRecord) error { return nil }
-func (l lostSubmit) Unwrap() contracts.Executor                        { return l.Executor }
+func (l lostSubmit) Unwrap() contracts.Executor                         { return l.Executor }
 
 // TestLeaseCoversCreateToSubmit: the task is leased before it is stored,
 // so a process that dies before submitting it leaves a lease that expires,
