@@ -94,6 +94,7 @@ type conn struct {
 	format   uint8 // formatSSE or formatWS
 	chunked  bool  // SSE: chunked transfer encoding
 	detached bool  // taken from fasthttp and watched by the hub's poller
+	readTurn bool  // writer-owned: a catch-up read goes before the next drain
 
 	// Owned by the reader: the goroutine that took the connection over,
 	// then, for a detached connection, the poller.

@@ -37,8 +37,20 @@ func (c *conn) step() bool {
 			reader = s
 		}
 	}
-	if ending || queued {
+	switch {
+	case ending:
 		reader = nil
+	case reader != nil && queued:
+		// Live batches of some tasks and a catch-up read of another
+		// (a multi-task connection): take turns, so a busy task cannot
+		// hold a catching-up one back for ever.
+		if c.readTurn {
+			c.readTurn = false
+			queued = false
+		} else {
+			c.readTurn = true
+			reader = nil
+		}
 	}
 	ctl, prefix, lead := c.ctl, c.prefix, c.lead
 	c.ctl, c.prefix, c.lead = 0, nil, nil
