@@ -19,7 +19,8 @@ const LeaseSweepBatch = 128
 // instance's executor again, when it never started (no event in its log:
 // it was queued on the dead instance, or handed back by a draining one),
 // or ends it TASK_FAILED with the retryable code EXECUTOR_LOST and a
-// message that says it may be submitted again. A suspended task whose
+// message that says it may be submitted again (TASK_CANCELLED instead when
+// its cancellation was requested). A suspended task whose
 // runner died ends the same way. Services.RunMaintenance runs Sweep every
 // Options.LeaseSweepInterval on every instance; each expired lease is
 // taken by exactly one of them.
@@ -156,7 +157,7 @@ func (s *LeaseService) settle(ctx context.Context, sw sweeper, l contracts.Lease
 		entry.Err = err // ended below instead
 	}
 	var draft contracts.EventDraft
-	if len(page.Events) == 0 && task.CancelRequested {
+	if task.CancelRequested { // what the client asked for, whoever runs it
 		draft, _ = contracts.Cancelled(cancelReason(task), "")
 		draft = draft.WithIdempotencyKey("executor-lost:" + l.TaskID)
 	} else {

@@ -29,6 +29,26 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendKeyed is BenchmarkAppend with an idempotency key per
+// append (as the emitter sends them): the key's check and record cost.
+func BenchmarkAppendKeyed(b *testing.B) {
+	s, _, _ := newStores(b, redisstore.Options{})
+	ctx := context.Background()
+	draft := must(b)(contracts.Progress(50, "stage", "halfway there"))
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = contracts.NewID()
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.Events.Append(ctx, "bench", draft.WithIdempotencyKey(keys[i%len(keys)]+strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkAppendParallel(b *testing.B) {
 	s, _, _ := newStores(b, redisstore.Options{})
 	ctx := context.Background()
