@@ -218,6 +218,7 @@ type Executor struct {
 	renewEvery time.Duration
 	renewStop  chan struct{}
 	renewDone  chan struct{}
+	renewMu    sync.Mutex // a renewal and a hand-back exclude each other; taken before mu
 }
 
 var (

@@ -95,6 +95,8 @@ func (e *Executor) renewLeases(stop <-chan struct{}) {
 // renewOnce renews every held lease in one call and tells the runs whose
 // lease was taken over.
 func (e *Executor) renewOnce() {
+	e.renewMu.Lock()
+	defer e.renewMu.Unlock()
 	e.mu.Lock()
 	ids := make([]string, 0, len(e.runs))
 	for id := range e.runs {
@@ -165,6 +167,10 @@ func (e *Executor) handBack(runs []*run) bool {
 	for i, r := range runs {
 		ids[i] = r.task.TaskID
 	}
+	// No renewal may run between the hand-back and the forgetting of the
+	// runs: it would take the leases back.
+	e.renewMu.Lock()
+	defer e.renewMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.kill), leaseCallTimeout)
 	_, err := e.leases.Renew(ctx, e.holder, ids, 0)
 	cancel()
