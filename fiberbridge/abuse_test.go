@@ -139,6 +139,21 @@ func TestStreamedBodiesUnderAppConfig(t *testing.T) {
 		require.NoError(t, err)
 		e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
 	})
+	t.Run("a multipart body trickled in: ReadTimeout ends it as a JSON body", func(t *testing.T) {
+		// A well-formed start (the text fields, a file part's header and
+		// 16 KiB of it, past what fasthttp reads before the handler runs)
+		// followed by file bytes that arrive too slowly: the answer is the
+		// same 408 as for a JSON body, not a 400 blaming the body's form.
+		fields := map[string]string{"clientRequestId": contracts.NewID(), "taskType": "test.steps", "input": `{"steps":1}`}
+		ct, body := multipartBody(t, fields, formFile{field: "attachment", filename: "slow.bin",
+			contentType: "application/octet-stream", content: bytes.Repeat([]byte{7}, 900000)})
+		head := "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\nContent-Type: " + ct +
+			fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(body)) + string(body[:16<<10])
+		resp, err, _ := sendBody(t, h.srv.Addr, head, bytes.NewReader(body[16<<10:]), 64, 20*time.Millisecond)
+		require.NoError(t, err)
+		env := e2etest.CheckEnvelope(t, resp, http.StatusRequestTimeout, bridgeerr.CodeInvalidRequest)
+		assert.Equal(t, "request body not received in time", env.Message)
+	})
 	t.Run("valid JSON, plain and chunked", func(t *testing.T) {
 		body := `{"clientRequestId":"` + contracts.NewID() + `","taskType":"test.steps","input":{"steps":1},"metadata":{"pad":"` + strings.Repeat("p", 64<<10) + `"}}`
 		r := full.do(http.MethodPost, "/api/v1/tasks", "alice", "application/json", []byte(body))

@@ -39,8 +39,7 @@ func ReadBody(c *fiber.Ctx, limit int) ([]byte, error) {
 	body, err := io.ReadAll(r)
 	switch {
 	case err != nil && isTimeout(err):
-		return nil, bridgeerr.New(bridgeerr.CodeInvalidRequest, "request body not received in time").
-			WithStatus(fiber.StatusRequestTimeout)
+		return nil, bodyTimeout()
 	case err != nil:
 		return nil, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "request body incomplete").
 			WithDetails(map[string]any{"reason": "the body ended before its declared length"})
@@ -50,6 +49,14 @@ func ReadBody(c *fiber.Ctx, limit int) ([]byte, error) {
 	// Later readers (c.Body(), a CreatePreprocessor) see the same bytes.
 	req.SetBodyRaw(body)
 	return body, nil
+}
+
+// bodyTimeout is the answer to a streamed body the app's ReadTimeout cut
+// off before it arrived whole: 408 INVALID_REQUEST, whatever the body's
+// form (JSON or multipart).
+func bodyTimeout() *bridgeerr.Error {
+	return bridgeerr.New(bridgeerr.CodeInvalidRequest, "request body not received in time").
+		WithStatus(fiber.StatusRequestTimeout)
 }
 
 // isTimeout reports whether err is a read deadline that passed.

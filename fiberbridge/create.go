@@ -137,8 +137,13 @@ func (b *Bridge) parseCreateMultipart(c *fiber.Ctx) (contracts.CreateTaskCommand
 	}
 	form, err := c.Context().MultipartFormWithLimit(limit)
 	if err != nil {
-		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			return contracts.CreateTaskCommand{}, bodyTooLarge(int64(limit))
+		case isTimeout(err):
+			// A streamed body cut by the app's ReadTimeout is late, not
+			// malformed: the same 408 as a JSON body.
+			return contracts.CreateTaskCommand{}, bodyTimeout()
 		}
 		return contracts.CreateTaskCommand{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "malformed multipart body").
 			WithDetails(map[string]any{"reason": "not a valid multipart/form-data body"})
