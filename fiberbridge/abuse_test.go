@@ -2,6 +2,7 @@ package fiberbridge_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -242,5 +243,86 @@ func TestOneSubjectCannotStarveOthers(t *testing.T) {
 	}, hwait, 250*time.Millisecond)
 	for _, id := range created[1:] {
 		h.do(http.MethodPost, "/api/v1/tasks/"+id+"/cancel", "alice", "", nil)
+	}
+}
+
+// TestHeavySubjectsCannotStarveALightOne: alice and bob each create 20
+// long tasks at once on an executor of two workers, so 38 of them wait in
+// the queue; then carol creates one short task. Each time the test lets
+// one long task end, a worker starts the next task, as the handlers record
+// it: carol's starts within three starts (one per subject waiting), not
+// after alice's and bob's whole backlog, and she sees it complete over
+// HTTP while they still have over thirty tasks waiting.
+func TestHeavySubjectsCannotStarveALightOne(t *testing.T) {
+	t.Parallel()
+	const perSubject = 20
+	starts := make(chan string, 2*perSubject+1)
+	gate := make(chan struct{})
+	h := startHardened(t, hopts{
+		exec: func(o *orchestration.ExecutorOptions) { o.MaxConcurrent, o.QueueSize = 2, 64 },
+		bridge: func(cfg *fiberbridge.Config) {
+			cfg.SubjectLimits = orchestration.SubjectLimits{MaxActiveTasks: perSubject}
+		},
+		handlers: map[string]orchestration.Handler{
+			"test.long": func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+				starts <- task.Task().OwnerID
+				select {
+				case <-gate:
+					return nil, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			},
+			"test.short": func(_ context.Context, task *orchestration.TaskContext) (any, error) {
+				starts <- task.Task().OwnerID
+				return map[string]any{"done": true}, nil
+			},
+		},
+	})
+	var wg sync.WaitGroup
+	for _, subject := range []string{"alice", "bob"} {
+		for range perSubject {
+			wg.Add(1)
+			go func() { // owner: this test
+				defer wg.Done()
+				body := `{"clientRequestId":"` + contracts.NewID() + `","taskType":"test.long"}`
+				r := h.do(http.MethodPost, "/api/v1/tasks", subject, "application/json", []byte(body))
+				assert.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+			}()
+		}
+	}
+	wg.Wait()
+	for range 2 {
+		recvWithin(t, starts, "the two workers start a long task")
+	}
+	carol := h.create("carol", "test.short", nil)
+
+	released := 0
+	for {
+		require.Less(t, released, 2*perSubject-1, "carol's task never started")
+		select {
+		case gate <- struct{}{}:
+		case <-time.After(hwait):
+			t.Fatal("no long task took the gate")
+		}
+		released++
+		if recvWithin(t, starts, "the next start") == "carol" {
+			break
+		}
+	}
+	assert.LessOrEqual(t, released, 3, "carol's task started after %d of the %d queued tasks of alice and bob", released-1, 2*perSubject-2)
+	evs := h.allEvents("carol", carol)
+	require.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type)
+}
+
+// recvWithin receives from ch, failing the test after hwait.
+func recvWithin[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(hwait):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
 	}
 }

@@ -87,6 +87,8 @@ type hopts struct {
 	bridge   func(*fiberbridge.Config)
 	app      func(*fiber.Config)
 	handlers map[string]orchestration.Handler
+	// exec adjusts the executor's options (Stores is set already).
+	exec func(*orchestration.ExecutorOptions)
 	// fresh makes the HTTP client use a new connection per request, for
 	// apps with short timeouts that close idle connections (a reused one
 	// could be closed under a request).
@@ -119,7 +121,11 @@ func startHardened(t testing.TB, o hopts) *hsrv {
 	withFaults := stores
 	withFaults.Events = h.events
 	// The test handlers block until cancelled: stop them at once, no drain.
-	h.exec = check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: withFaults, DrainTimeout: -1}))(t)
+	execOpts := orchestration.ExecutorOptions{Stores: withFaults, DrainTimeout: -1}
+	if o.exec != nil {
+		o.exec(&execOpts)
+	}
+	h.exec = check(orchestration.NewExecutor(execOpts))(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -46,7 +46,13 @@
 // Executor is the in-process contracts.Executor. The host registers a
 // Handler per task type (Handle) and a fixed pool of workers runs submitted
 // tasks from a bounded queue; Submit fails when the queue is full, and the
-// task is then FAILED with TASK_SUBMISSION_ERROR. Each run emits
+// task is then FAILED with TASK_SUBMISSION_ERROR (the creation service asks
+// Ready first, so a create is normally refused before its task is stored).
+// The queue is shared fairly between subjects (task owners): each has a
+// FIFO of its own and free workers take the oldest task of one subject
+// after another, round-robin, so a subject's next task starts after at
+// most one task of each other subject waiting, however long their
+// backlogs; enqueue and dequeue are O(1). Each run emits
 // TASK_STARTED, then calls the handler with a context that is cancelled on
 // a cancel request or on Close and a TaskContext to emit progress and
 // messages and to Suspend until a client action is accepted. The handler's

@@ -115,8 +115,10 @@ type ExecutorOptions struct {
 	// MaxConcurrent is the number of workers. Optional. Default:
 	// DefaultMaxConcurrent.
 	MaxConcurrent int
-	// QueueSize bounds the tasks waiting for a worker; Submit fails with
-	// ErrQueueFull beyond it. Optional. Default: DefaultQueueSize.
+	// QueueSize bounds the tasks waiting for a worker, over all subjects
+	// (the queue is shared fairly between them, see Executor); Submit
+	// fails with ErrQueueFull beyond it. Optional. Default:
+	// DefaultQueueSize.
 	QueueSize int
 	// Logger receives structured logs. Optional. Default: zap.NewNop().
 	Logger *zap.Logger
@@ -168,6 +170,14 @@ type ExecutorOptions struct {
 // actions wake suspended handlers) and TaskTypeRegistry (creation rejects
 // unknown types).
 //
+// The queue is shared fairly between subjects (task owners): each has a
+// FIFO of its own, and a free worker takes the oldest task of one subject
+// after another, round-robin over the subjects with tasks waiting. However
+// many tasks other subjects have queued, a subject's next task starts
+// after at most one task of each of them, so heavy users cannot starve a
+// light one; a subject's own tasks start in the order submitted. Enqueue
+// and dequeue are O(1); no goroutine waits per task.
+//
 // An Executor is safe for concurrent use. It owns its workers (started by
 // NewExecutor) and, when ExecutorOptions.Waiter is nil, a FeedWaiter
 // goroutine; Close stops them all. Cancellation of tasks running in other
@@ -190,7 +200,7 @@ type Executor struct {
 	runs   map[string]*run
 	closed atomic.Bool
 
-	queue       chan *run
+	queue       *fairQueue
 	stop        chan struct{}
 	workers     sync.WaitGroup
 	closeOnce   sync.Once
@@ -258,6 +268,8 @@ type run struct {
 	shutdown        bool
 	leaseLost       bool
 	resumes         map[string]chan struct{}
+
+	next *run // the next run of the same subject in the queue (fairQueue.mu)
 }
 
 // errCancelRequested is the cause of a run's context on Cancel.
@@ -324,7 +336,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 	if size <= 0 {
 		size = DefaultQueueSize
 	}
-	e.queue = make(chan *run, size)
+	e.queue = newFairQueue(size)
 	e.emitter = newEmitter(e.registry, e.events, e.suspensions, e.log, e.clock, opts.EmitRetry)
 	e.waiter = newWaiterSlot(e.events, opts.Waiter, func(err error) {
 		e.log.Error("executor.waiter.stopped", observe.Entry{
@@ -423,13 +435,11 @@ func (e *Executor) enqueue(r *run) error {
 	if _, dup := e.runs[r.task.TaskID]; dup {
 		return fmt.Errorf("%w: %s", errDuplicateRun, r.task.TaskID)
 	}
-	select {
-	case e.queue <- r:
-		e.runs[r.task.TaskID] = r
-		return nil
-	default:
+	if !e.queue.push(r) {
 		return ErrQueueFull
 	}
+	e.runs[r.task.TaskID] = r
+	return nil
 }
 
 // Ready reports whether the executor accepts work, for readiness probes
@@ -446,7 +456,7 @@ func (e *Executor) Ready(ctx context.Context) error {
 	if e.closed.Load() {
 		return ErrExecutorClosed
 	}
-	if waiting, size := len(e.queue), cap(e.queue); waiting >= size {
+	if waiting, size := e.queue.len(), e.queue.size; waiting >= size {
 		return fmt.Errorf("%w (%d tasks waiting)", ErrQueueFull, waiting)
 	}
 	return nil
@@ -668,8 +678,10 @@ func (e *Executor) worker() {
 		case <-e.stop:
 			e.drain()
 			return
-		case r := <-e.queue:
-			e.execute(r)
+		case <-e.queue.ready:
+			if r := e.queue.pop(); r != nil {
+				e.execute(r)
+			}
 		}
 	}
 }
@@ -679,16 +691,10 @@ func (e *Executor) worker() {
 // EXECUTOR_SHUTDOWN.
 func (e *Executor) drain() {
 	var queued []*run
-	for {
-		select {
-		case r := <-e.queue:
-			if r.takeQueued() {
-				queued = append(queued, r)
-			}
-			continue
-		default:
+	for r := e.queue.pop(); r != nil; r = e.queue.pop() {
+		if r.takeQueued() {
+			queued = append(queued, r)
 		}
-		break
 	}
 	if e.handBack(queued) {
 		return
