@@ -77,12 +77,13 @@
 // TTL/4). An instance that dies stops renewing; Services.RunMaintenance on
 // any instance sweeps expired leases every Options.LeaseSweepInterval (5s)
 // with LeaseService: a task that never started runs again on the sweeping
-// instance, any other ends TASK_FAILED EXECUTOR_LOST, retryable, with a
-// message that it may be submitted again, within about TTL plus the sweep
-// interval. A runner that was only late (the store was down longer than
+// instance, and so does a started task of a type registered with
+// HandleRepeatable (announced by a TASK_MESSAGE, up to its attempts); any
+// other ends TASK_FAILED EXECUTOR_LOST, retryable, with a message that it
+// may be submitted again, within about TTL plus the sweep interval. A runner that was only late (the store was down longer than
 // the TTL) and finds its lease taken over has its handler's context
-// cancelled; both write EXECUTOR_LOST under one idempotency key, so the
-// log holds it once.
+// cancelled and writes nothing more: the instance that took the lease
+// settles the task.
 //
 // # Store faults
 //

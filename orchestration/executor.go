@@ -195,6 +195,7 @@ type Executor struct {
 
 	handlersMu sync.RWMutex
 	handlers   map[string]Handler
+	repeatable map[string]int // task type -> attempts in all (HandleRepeatable)
 
 	mu     sync.Mutex // guards runs and closes the Submit/Close race
 	runs   map[string]*run
@@ -292,6 +293,7 @@ func NewExecutor(opts ExecutorOptions) (*Executor, error) {
 		metrics:     opts.Metrics,
 		clock:       opts.Clock,
 		handlers:    make(map[string]Handler),
+		repeatable:  make(map[string]int),
 		runs:        make(map[string]*run),
 		stop:        make(chan struct{}),
 		workersDone: make(chan struct{}),
@@ -371,6 +373,33 @@ func (e *Executor) Handle(taskType string, h Handler) {
 		panic(fmt.Sprintf("orchestration: handler for task type %q registered twice", taskType))
 	}
 	e.handlers[taskType] = h
+}
+
+// HandleRepeatable registers h for taskType, as Handle does, and marks the
+// type safe to run again from the start: when the instance running such a
+// task dies (its lease expires, see ExecutorOptions.LeaseTTL), the lease
+// sweep on a live instance runs it again there instead of ending it
+// EXECUTOR_LOST, announcing the new attempt to clients with a TASK_MESSAGE
+// ("attempt 2 of 3: ..."), up to maxAttempts attempts in all (at least 2);
+// past them the task ends EXECUTOR_LOST. Events of an earlier attempt stay
+// in the log. Only for handlers whose work may run twice (idempotent side
+// effects). It panics like Handle, and when maxAttempts < 2.
+func (e *Executor) HandleRepeatable(taskType string, h Handler, maxAttempts int) {
+	if maxAttempts < 2 {
+		panic("orchestration: HandleRepeatable needs maxAttempts of 2 or more")
+	}
+	e.Handle(taskType, h)
+	e.handlersMu.Lock()
+	e.repeatable[taskType] = maxAttempts
+	e.handlersMu.Unlock()
+}
+
+// attemptsOf returns how many attempts in all a task of taskType may make
+// (1 unless HandleRepeatable registered it).
+func (e *Executor) attemptsOf(taskType string) int {
+	e.handlersMu.RLock()
+	defer e.handlersMu.RUnlock()
+	return max(e.repeatable[taskType], 1)
 }
 
 // TaskTypes implements TaskTypeRegistry: the registered types, sorted.
@@ -773,12 +802,14 @@ func (e *Executor) execute(r *run) {
 	r.mu.Unlock()
 
 	if lost {
-		// Another instance took the lease over and ends the task
-		// EXECUTOR_LOST; write the same event (same key), once, in case
-		// it has not yet.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.kill), leaseCallTimeout)
-		e.end(ctx, r, executorLostDraft(r.task.TaskID), "lease_lost", CodeExecutorLost, false)
-		cancel()
+		// Another instance took the lease over: it ends the task
+		// EXECUTOR_LOST, or runs it again (HandleRepeatable). Nothing
+		// is written from here, which would end the new attempt.
+		e.log.Warn("task.run.lease_lost", entry)
+		r.mu.Lock()
+		r.state = runEnded
+		r.mu.Unlock()
+		e.forget(r)
 		return
 	}
 

@@ -33,9 +33,9 @@ const executorLostMessage = "the instance running the task stopped before the ta
 var errLeaseLost = errors.New("taskbridge: the task's lease was lost to another instance")
 
 // executorLostDraft is the TASK_FAILED EXECUTOR_LOST event of taskID. Its
-// idempotency key is the same wherever it is written (by the sweeper that
-// took the lease over, and by the runner that learns it lost the lease),
-// so the log holds it once.
+// idempotency key is the same whichever sweep writes it (one whose first
+// write failed and whose lease expired again is followed by another), so
+// the log holds it once.
 func executorLostDraft(taskID string) contracts.EventDraft {
 	d, _ := contracts.Failed(CodeExecutorLost, executorLostMessage, true)
 	return d.WithIdempotencyKey("executor-lost:" + taskID)
@@ -122,8 +122,9 @@ func (e *Executor) renewOnce() {
 }
 
 // leaseLost stops a run whose lease another instance took over: a queued
-// run is dropped (the taker decides what happens to the task), a running
-// handler's context is cancelled, and retries of its terminal event stop.
+// run is dropped and a running handler's context is cancelled, and no
+// terminal event is written here (retries of one stop): the taker decides
+// what happens to the task.
 func (e *Executor) leaseLost(r *run) {
 	r.mu.Lock()
 	if r.leaseLost || r.state == runEnded {

@@ -3,7 +3,9 @@ package orchestration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/observe"
@@ -18,7 +20,10 @@ const LeaseSweepBatch = 128
 // them) and, for each task that has not ended, either submits it to this
 // instance's executor again, when it never started (no event in its log:
 // it was queued on the dead instance, or handed back by a draining one),
-// or ends it TASK_FAILED with the retryable code EXECUTOR_LOST and a
+// or runs it again when its type was registered with
+// Executor.HandleRepeatable and it has attempts left (a TASK_MESSAGE
+// announces the attempt), or ends it TASK_FAILED with the retryable code
+// EXECUTOR_LOST and a
 // message that says it may be submitted again (TASK_CANCELLED instead when
 // its cancellation was requested). A suspended task whose
 // runner died ends the same way. Services.RunMaintenance runs Sweep every
@@ -35,6 +40,9 @@ type LeaseSweepCounts struct {
 	// Resubmitted is how many tasks that never started it submitted to
 	// this instance's executor.
 	Resubmitted int `json:"resubmitted"`
+	// Rerun is how many started tasks of types registered with
+	// Executor.HandleRepeatable it ran again on this instance.
+	Rerun int `json:"rerun"`
 	// Released is how many leases of ended or missing tasks it dropped.
 	Released int `json:"released"`
 }
@@ -156,6 +164,19 @@ func (s *LeaseService) settle(ctx context.Context, sw sweeper, l contracts.Lease
 		}
 		entry.Err = err // ended below instead
 	}
+	if len(page.Events) > 0 && !task.CancelRequested && sw.exec != nil {
+		switch rerun, err := s.runAgain(ctx, sw.exec, task); {
+		case err != nil:
+			entry.Outcome, entry.Err = "failed", err
+			d.log.Warn("task.lease.sweep_failed", entry)
+			return // the lease expires again; the next sweep retries
+		case rerun:
+			counts.Rerun++
+			entry.Outcome = "rerun"
+			d.log.Info("task.lease.rerun", entry)
+			return
+		}
+	}
 	var draft contracts.EventDraft
 	if task.CancelRequested { // what the client asked for, whoever runs it
 		draft, _ = contracts.Cancelled(cancelReason(task), "")
@@ -190,4 +211,77 @@ func cancelReason(task contracts.TaskRecord) string {
 // or writing its terminal event).
 func (e *Executor) holds(taskID string) bool {
 	return e.lookup(taskID) != nil
+}
+
+// attemptMessage is the TASK_MESSAGE that announces attempt n of most.
+func attemptMessage(n, most int) string {
+	return fmt.Sprintf("attempt %d of %d: the instance running the task stopped; running the task again", n, most)
+}
+
+// attemptOf returns n when msg is attemptMessage(n, ...).
+func attemptOf(msg string) (int, bool) {
+	var n, most int
+	if _, err := fmt.Sscanf(msg, "attempt %d of %d:", &n, &most); err != nil || !strings.HasPrefix(msg, attemptMessage(n, most)) {
+		return 0, false
+	}
+	return n, true
+}
+
+// runAgain runs a started task of a repeatable type (HandleRepeatable)
+// again on exec when it has attempts left: it appends the TASK_MESSAGE
+// announcing the attempt (one key per attempt, so a sweep that retries
+// stores it once) and submits the task under the lease the sweep took. It
+// reports false when the task must end instead.
+func (s *LeaseService) runAgain(ctx context.Context, exec *Executor, task contracts.TaskRecord) (bool, error) {
+	most := exec.attemptsOf(task.TaskType)
+	if most < 2 || !slices.Contains(exec.TaskTypes(), task.TaskType) {
+		return false, nil
+	}
+	made, err := s.attemptsMade(ctx, task.TaskID)
+	if err != nil || made >= most {
+		return false, err
+	}
+	draft, err := contracts.Message(attemptMessage(made+1, most), contracts.LevelWarning)
+	if err != nil {
+		return false, err
+	}
+	draft = draft.WithIdempotencyKey(fmt.Sprintf("attempt:%d:%s", made+1, task.TaskID))
+	if _, err := s.d.emitter.Emit(ctx, task.TaskID, draft); err != nil {
+		if errors.Is(err, contracts.ErrTerminal) {
+			return false, nil
+		}
+		return false, err
+	}
+	return exec.Submit(ctx, task) == nil, nil
+}
+
+// attemptsMade counts the attempts a task has made: one, plus one per
+// attempt announced in its log (read in pages; an announcement dropped by
+// the store's cap is not counted).
+func (s *LeaseService) attemptsMade(ctx context.Context, taskID string) (int, error) {
+	made := 1
+	var after contracts.EventID
+	for {
+		page, err := s.d.events.Read(ctx, taskID, after, MaxPageLimit)
+		if err != nil {
+			return 0, err
+		}
+		for i := range page.Events {
+			ev := &page.Events[i]
+			if ev.Type != contracts.EventMessage {
+				continue
+			}
+			if p, err := contracts.DecodePayload(ev); err == nil {
+				if m, ok := p.(contracts.MessagePayload); ok {
+					if n, ok := attemptOf(m.Message); ok {
+						made = max(made, n)
+					}
+				}
+			}
+		}
+		if len(page.Events) < MaxPageLimit {
+			return made, nil
+		}
+		after = page.Events[len(page.Events)-1].EventID
+	}
 }

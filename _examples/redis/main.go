@@ -3,7 +3,8 @@
 // streamed from another, acted on (approve, reject, cancel) through either,
 // and a client whose instance goes away resumes on another with its cursor.
 // It runs the quickstart's demo task types (demo.progress, demo.fail,
-// demo.approval, demo.sleep) and its demo page at /.
+// demo.approval, demo.sleep, and demo.repeatable: demo.progress marked
+// safe to run again) and its demo page at /.
 //
 //	go run ./_examples/redis -addr 127.0.0.1:8081 -redis 127.0.0.1:6379
 //	go run ./_examples/redis -addr 127.0.0.1:8082 -redis 127.0.0.1:6379
@@ -41,7 +42,8 @@
 // An instance that dies (kill -9, a lost machine) stops renewing the leases
 // of its tasks; within about -lease-ttl plus -lease-sweep another instance
 // ends its started tasks (running or suspended) TASK_FAILED with the
-// retryable code EXECUTOR_LOST, and runs the ones that never started.
+// retryable code EXECUTOR_LOST (demo.repeatable tasks run again there),
+// and runs the ones that never started.
 package main
 
 import (

@@ -565,37 +565,41 @@ const (
 	killLeaseSweep = 250 * time.Millisecond
 )
 
-// TestProcessInstanceKilled kills (SIGKILL) the instance that runs three
-// tasks: one running, one suspended for approval and one still queued
-// (the instance runs two at once). Clients on the other instance see the
-// running and the suspended task end TASK_FAILED EXECUTOR_LOST, retryable,
-// within the lease TTL plus the sweep interval (plus slack for a loaded
-// machine); the queued one never started, so the other instance runs it
-// and it completes.
+// TestProcessInstanceKilled kills (SIGKILL) the instance that runs four
+// tasks: one running, one suspended for approval, one of a type safe to
+// run again (demo.repeatable) and one still queued (the instance runs
+// three at once). Clients on the other instance see the running and the
+// suspended task end TASK_FAILED EXECUTOR_LOST, retryable, within the
+// lease TTL plus the sweep interval (plus slack for a loaded machine);
+// the repeatable one runs again there (announced by a TASK_MESSAGE) and
+// completes; the queued one never started, so it runs there too.
 func TestProcessInstanceKilled(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := e2etest.StartRedis(t)
 	args := instanceArgs(srv.Addr(), "-lease-ttl", killLeaseTTL.String(), "-lease-sweep", killLeaseSweep.String())
-	a := startProc(t, "A", append(args, "-workers", "2")...)
+	a := startProc(t, "A", append(args, "-workers", "3")...)
 	b := startProc(t, "B", args...)
 
 	running := createTask(t, a, owner, demo.TypeProgress, `{"steps":1000,"delayMs":50}`)
 	suspended := createTask(t, a, owner, demo.TypeApproval, `{}`)
+	repeatable := createTask(t, a, owner, demo.TypeRepeatable, `{"steps":40,"delayMs":50}`)
 	queued := createTask(t, a, owner, demo.TypeProgress, `{"steps":3,"delayMs":10}`)
 	onRunning := follow(t, ctx, viaSSE, b.addr, running)
 	onSuspended := follow(t, ctx, viaWS, b.addr, suspended)
+	onRepeatable := follow(t, ctx, viaSSE, b.addr, repeatable)
 	onQueued := follow(t, ctx, viaPoll, b.addr, queued)
 	require.Eventually(t, func() bool {
 		evs, _ := onSuspended.snapshot()
-		return onRunning.count() >= 3 && len(evs) >= 2 && evs[len(evs)-1].Type == contracts.EventSuspended
-	}, time.Minute, 10*time.Millisecond, "the running and the suspended task did not get going")
+		return onRunning.count() >= 3 && onRepeatable.count() >= 3 && len(evs) >= 2 &&
+			evs[len(evs)-1].Type == contracts.EventSuspended
+	}, time.Minute, 10*time.Millisecond, "the running, repeatable and suspended tasks did not get going")
 	assert.Zero(t, onQueued.count(), "the third task waits in A's queue")
 
 	killed := time.Now()
 	a.kill()
-	await(t, ctx, onRunning, onSuspended, onQueued)
+	await(t, ctx, onRunning, onSuspended, onRepeatable, onQueued)
 	bound := killLeaseTTL + killLeaseSweep
 	for name, f := range map[string]*follower{"running": onRunning, "suspended": onSuspended} {
 		evs, _ := f.snapshot()
@@ -609,6 +613,19 @@ func TestProcessInstanceKilled(t *testing.T) {
 	}
 	evs, _ := onQueued.snapshot()
 	assert.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "the queued task ran on B")
+	evs, _ = onRepeatable.snapshot()
+	assert.Equal(t, contracts.EventCompleted, evs[len(evs)-1].Type, "the repeatable task ran again on B")
+	announced := 0
+	for _, ev := range evs {
+		if ev.Type == contracts.EventMessage {
+			var p contracts.MessagePayload
+			require.NoError(t, json.Unmarshal(ev.Payload, &p))
+			assert.Equal(t, "attempt 2 of 3: the instance running the task stopped; running the task again", p.Message)
+			announced++
+		}
+	}
+	assert.Equal(t, 1, announced, "the second attempt was announced once")
+	assert.Equal(t, storedLog(t, b.addr, repeatable), evs, "the client received the log of both attempts exactly once")
 	requireExactlyOnce(t, storedLog(t, b.addr, queued), 3, onQueued)
 	requireExactlyOnce(t, storedLog(t, b.addr, running), 1000, onRunning)
 

@@ -199,6 +199,9 @@ func newServer(ctx context.Context, opts options, log *zap.Logger) (*server, err
 		return nil, err
 	}
 	demo.Register(exec)
+	// demo.repeatable is safe to run again: if this instance dies while it
+	// runs, another instance runs it again (3 attempts in all).
+	demo.RegisterRepeatable(exec, 3)
 	// The executor cancels only the tasks it runs; the relay carries a
 	// cancel request made on any instance to the one running the task.
 	relay, err := redisstore.NewCancelRelay(client, sopts, stores.Tasks, exec)

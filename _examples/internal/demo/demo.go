@@ -30,6 +30,10 @@ const (
 	// TypeSleep emits TASK_PROGRESS below 100 every input.delayMs (1..60000,
 	// default 1000) until it is cancelled.
 	TypeSleep = "demo.sleep"
+	// TypeRepeatable is demo.progress marked safe to run again: an
+	// executor that registers it with RegisterRepeatable runs such a task
+	// again on a live instance when the instance running it dies.
+	TypeRepeatable = "demo.repeatable"
 )
 
 // FailureCode is the code of demo.fail's TASK_FAILED event.
@@ -70,6 +74,15 @@ func Register(x Handlers) {
 	x.Handle(TypeFail, runFail)
 	x.Handle(TypeApproval, runApproval)
 	x.Handle(TypeSleep, runSleep)
+}
+
+// RegisterRepeatable registers demo.repeatable (demo.progress's handler)
+// on x as safe to run again, up to attempts attempts in all
+// (orchestration.Executor.HandleRepeatable).
+func RegisterRepeatable(x interface {
+	HandleRepeatable(taskType string, h orchestration.Handler, attempts int)
+}, attempts int) {
+	x.HandleRepeatable(TypeRepeatable, runProgress, attempts)
 }
 
 // runProgress emits steps TASK_PROGRESS events rising to 100, delayMs
@@ -154,7 +167,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // creation service answers unknown ones with 400 listing the known types.
 func ValidateInput(_ *fiber.Ctx, cmd *contracts.CreateTaskCommand) error {
 	switch cmd.TaskType {
-	case TypeProgress:
+	case TypeProgress, TypeRepeatable:
 		var in progressInput
 		if err := DecodeInput(cmd.Input, &in); err != nil {
 			return err
