@@ -59,6 +59,27 @@ type TaskEvent struct {
 // in UTC with millisecond precision.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// AppendTime appends t in TimeLayout (converted to UTC): the bytes
+// t.UTC().AppendFormat(dst, TimeLayout) appends, written directly for
+// years 0 to 9999 (a poll or a stream frame writes one per event).
+func AppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	return append(dst,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // AppendJSON appends the event's wire JSON to dst and returns the result. It
 // is the single encoder for events: polling bodies, SSE data lines and
 // WebSocket frames all carry these bytes.
@@ -70,7 +91,7 @@ func (e *TaskEvent) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"eventId":"`...)
 	dst = e.EventID.AppendText(dst)
 	dst = append(dst, `","createdAt":"`...)
-	dst = e.CreatedAt.UTC().AppendFormat(dst, TimeLayout)
+	dst = AppendTime(dst, e.CreatedAt)
 	dst = append(dst, `","payload":`...)
 	if len(e.Payload) == 0 {
 		dst = append(dst, "{}"...)

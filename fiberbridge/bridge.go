@@ -51,6 +51,13 @@ type Bridge struct {
 
 	readyState atomic.Int32 // last /ready answer: readyUnknown, readyYes or readyNo
 
+	noMetrics bool // Metrics is observe.NopMetrics: requests are not timed
+	// reqTags caches the tags of the request histogram by route and
+	// status (copy on write under reqTagsMu), so recording a request
+	// builds no tag slice.
+	reqTags   atomic.Pointer[map[reqTagKey][]observe.Tag]
+	reqTagsMu sync.Mutex
+
 	mu      sync.Mutex
 	closed  bool
 	polls   sync.WaitGroup
@@ -89,6 +96,7 @@ func New(cfg Config) (*Bridge, error) {
 		clock:   cfg.Clock,
 	}
 	b.acquireSlot = b.acquireStream // one func value for every WebSocket
+	_, b.noMetrics = cfg.Metrics.(observe.NopMetrics)
 	for _, t := range cfg.AllowedUploadTypes {
 		m, _ := parseMediaRange(t) // validated
 		b.allowed = append(b.allowed, m)
@@ -456,10 +464,49 @@ func (b *Bridge) fail(c *fiber.Ctx, start time.Time, err error) {
 
 // observe records the request duration by route pattern and status.
 func (b *Bridge) observe(c *fiber.Ctx, start time.Time) {
+	if b.noMetrics {
+		return
+	}
 	b.metrics.ObserveHistogram(observe.MetricHTTPRequestSeconds, time.Since(start).Seconds(),
-		observe.Tag{Key: observe.TagRoute, Value: routePath(c)},
-		observe.Tag{Key: observe.TagStatus, Value: statusText(c.Response().StatusCode())})
+		b.requestTags(routePath(c), c.Response().StatusCode())...)
 }
+
+// reqTagKey is a request histogram series: route pattern and status.
+type reqTagKey struct {
+	route  string
+	status int
+}
+
+// requestTags returns the (shared, read-only) tags of a request of route
+// answered with status. Routes are patterns and statuses come from the
+// bridge, so the cache stays small.
+func (b *Bridge) requestTags(route string, status int) []observe.Tag {
+	key := reqTagKey{route, status}
+	if m := b.reqTags.Load(); m != nil {
+		if tags, ok := (*m)[key]; ok {
+			return tags
+		}
+	}
+	tags := []observe.Tag{{Key: observe.TagRoute, Value: route}, {Key: observe.TagStatus, Value: statusText(status)}}
+	b.reqTagsMu.Lock()
+	defer b.reqTagsMu.Unlock()
+	old := b.reqTags.Load()
+	next := make(map[reqTagKey][]observe.Tag, 8)
+	if old != nil {
+		if len(*old) >= maxReqTagSeries {
+			return tags // a pathological number of series: not cached
+		}
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[key] = tags
+	b.reqTags.Store(&next)
+	return tags
+}
+
+// maxReqTagSeries bounds the request tag cache.
+const maxReqTagSeries = 512
 
 // routePath is the matched route's pattern (never the raw path, so metric
 // cardinality stays bounded).

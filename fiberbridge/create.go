@@ -73,9 +73,13 @@ func (b *Bridge) createTask(c *fiber.Ctx, s *orchestration.Services, auth contra
 		return err
 	}
 	if b.cfg.CreatePreprocessor != nil {
-		if err := b.cfg.CreatePreprocessor(c, &cmd); err != nil {
+		// A copy whose address the preprocessor gets: only this branch
+		// moves a command to the heap.
+		shaped := cmd
+		if err := b.cfg.CreatePreprocessor(c, &shaped); err != nil {
 			return err
 		}
+		cmd = shaped
 	}
 	res, err := s.Creation.Create(c.UserContext(), cmd)
 	if err != nil {
@@ -89,7 +93,7 @@ func (b *Bridge) createTask(c *fiber.Ctx, s *orchestration.Services, auth contra
 	b.log.Info("http.task.create", observe.Entry{
 		TaskID: res.TaskID, ClientRequestID: res.ClientRequestID, UserID: auth.Subject, Outcome: outcome,
 	})
-	return writeJSON(c, status, res)
+	return writeCreated(c, status, &res)
 }
 
 // checkEncoding rejects compressed request bodies: the bridge reads bodies

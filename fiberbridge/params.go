@@ -29,15 +29,14 @@ func invalidRequest(message string, details map[string]any) *bridgeerr.Error {
 // contracts.MaxTaskIDLen bytes, valid UTF-8 without control characters. It
 // returns a copy, safe to keep after the request.
 func parseTaskID(raw string) (string, error) {
-	details := map[string]any{"parameter": TaskIDParam}
 	switch {
 	case raw == "":
-		return "", invalidRequest("taskId is required", details)
+		return "", invalidRequest("taskId is required", map[string]any{"parameter": TaskIDParam})
 	case len(raw) > contracts.MaxTaskIDLen:
-		details["maxBytes"] = contracts.MaxTaskIDLen
-		return "", invalidRequest(fmt.Sprintf("taskId is longer than %d bytes", contracts.MaxTaskIDLen), details)
+		return "", invalidRequest(fmt.Sprintf("taskId is longer than %d bytes", contracts.MaxTaskIDLen),
+			map[string]any{"parameter": TaskIDParam, "maxBytes": contracts.MaxTaskIDLen})
 	case !printable(raw):
-		return "", invalidRequest("taskId contains invalid characters", details)
+		return "", invalidRequest("taskId contains invalid characters", map[string]any{"parameter": TaskIDParam})
 	}
 	return strings.Clone(raw), nil
 }
@@ -86,11 +85,28 @@ func mediaType(header string) string {
 	if strings.TrimSpace(header) == "" {
 		return ""
 	}
+	if isPlainJSON(header) {
+		return fiber.MIMEApplicationJSON // what mime.ParseMediaType answers, without its allocations
+	}
 	mt, _, err := mime.ParseMediaType(header)
 	if err != nil {
 		return "invalid"
 	}
 	return mt
+}
+
+// isPlainJSON reports whether a Content-Type header is application/json
+// alone or with the UTF-8 charset, in any letter case: what clients send,
+// and what mime.ParseMediaType would parse to application/json.
+func isPlainJSON(header string) bool {
+	for _, v := range [...]string{
+		fiber.MIMEApplicationJSON, "application/json; charset=utf-8", "application/json;charset=utf-8",
+	} {
+		if strings.EqualFold(header, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // isJSONType reports whether a media type is JSON (application/json or a
@@ -208,8 +224,17 @@ type createBody struct {
 	Metadata        json.RawMessage `json:"metadata"`
 }
 
-// parseCreateJSON parses a JSON create body into a command (without Auth).
+// parseCreateJSON parses a JSON create body into a command (without Auth):
+// in one pass when parseCreateFlat takes it, else parseCreateFull.
 func parseCreateJSON(body []byte) (contracts.CreateTaskCommand, error) {
+	if cmd, ok, err := parseCreateFlat(body); ok {
+		return cmd, err
+	}
+	return parseCreateFull(body)
+}
+
+// parseCreateFull parses a create body with the strict decoder.
+func parseCreateFull(body []byte) (contracts.CreateTaskCommand, error) {
 	var in createBody
 	if err := decodeJSONObject(body, &in, true); err != nil {
 		return contracts.CreateTaskCommand{}, err
@@ -275,8 +300,16 @@ type actionBody struct {
 }
 
 // parseAction parses an action body into a command (without Auth and
-// TaskID).
+// TaskID): in one pass when parseActionFlat takes it, else parseActionFull.
 func parseAction(body []byte) (contracts.SubmitActionCommand, error) {
+	if cmd, ok, err := parseActionFlat(body); ok {
+		return cmd, err
+	}
+	return parseActionFull(body)
+}
+
+// parseActionFull parses an action body with the strict decoder.
+func parseActionFull(body []byte) (contracts.SubmitActionCommand, error) {
 	var in actionBody
 	if err := decodeJSONObject(body, &in, true); err != nil {
 		return contracts.SubmitActionCommand{}, err

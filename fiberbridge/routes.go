@@ -183,7 +183,7 @@ func (b *Bridge) cancelTask(c *fiber.Ctx, s *orchestration.Services, auth contra
 		return err
 	}
 	b.log.Info("http.task.cancel", observe.Entry{TaskID: taskID, UserID: auth.Subject, Outcome: string(res.Status)})
-	return writeJSON(c, http.StatusAccepted, res)
+	return writeCancelResult(c, http.StatusAccepted, &res)
 }
 
 // SubmitActionHandler returns the handler of POST
@@ -219,7 +219,7 @@ func (b *Bridge) submitAction(c *fiber.Ctx, s *orchestration.Services, auth cont
 	}
 	b.log.Info("http.task.action", observe.Entry{TaskID: taskID, ClientActionID: res.ClientActionID,
 		UserID: auth.Subject, Outcome: string(res.Status)})
-	return writeJSON(c, status, res)
+	return writeActionResult(c, status, &res)
 }
 
 // jsonBody returns the raw body of a JSON route after the encoding, type

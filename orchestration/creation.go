@@ -147,12 +147,9 @@ func (s *CreationService) newRecord(cmd contracts.CreateTaskCommand) (contracts.
 		return contracts.TaskRecord{}, bridgeerr.Wrap(bridgeerr.CodeInvalidRequest, err, "metadata must be a JSON object").
 			WithDetails(map[string]any{"field": "metadata"})
 	}
-	if types, ok := s.d.executor.(TaskTypeRegistry); ok {
-		known := types.TaskTypes()
-		if !contains(known, cmd.TaskType) {
-			return contracts.TaskRecord{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "unknown task type").
-				WithDetails(map[string]any{"taskType": cmd.TaskType, "knownTaskTypes": known})
-		}
+	if types, ok := s.d.executor.(TaskTypeRegistry); ok && !hasTaskType(types, cmd.TaskType) {
+		return contracts.TaskRecord{}, bridgeerr.New(bridgeerr.CodeInvalidRequest, "unknown task type").
+			WithDetails(map[string]any{"taskType": cmd.TaskType, "knownTaskTypes": types.TaskTypes()})
 	}
 	now := s.d.clock()
 	return contracts.TaskRecord{
@@ -182,6 +179,16 @@ func (s *CreationService) failSubmission(ctx context.Context, task contracts.Tas
 		entry.Outcome, entry.Err = "failed", err
 		d.log.Error("task.create.mark_failed", entry)
 	}
+}
+
+// hasTaskType asks types whether it runs taskType: by HasTaskType when it
+// has one (Executor: a map lookup, where TaskTypes builds a sorted list),
+// else from the list.
+func hasTaskType(types TaskTypeRegistry, taskType string) bool {
+	if h, ok := types.(interface{ HasTaskType(string) bool }); ok {
+		return h.HasTaskType(taskType)
+	}
+	return contains(types.TaskTypes(), taskType)
 }
 
 func contains(list []string, s string) bool {

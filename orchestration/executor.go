@@ -414,6 +414,15 @@ func (e *Executor) TaskTypes() []string {
 	return types
 }
 
+// HasTaskType reports whether a handler for taskType is registered; the
+// creation service asks it instead of listing TaskTypes on every create.
+func (e *Executor) HasTaskType(taskType string) bool {
+	e.handlersMu.RLock()
+	defer e.handlersMu.RUnlock()
+	_, ok := e.handlers[taskType]
+	return ok
+}
+
 // Submit implements contracts.Executor: it queues task for a worker
 // without waiting for the task's work. With a lease store it first leases
 // the task (one store call). It fails with ErrUnknownTaskType,

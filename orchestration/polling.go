@@ -75,15 +75,19 @@ func (s *PollingService) Poll(ctx context.Context, q contracts.PollQuery) (contr
 	return res, nil
 }
 
+// pollReadTags tags the store reads of long-polls (shared, read-only: a
+// tag built per call would be allocated per call).
+var pollReadTags = []observe.Tag{{Key: observe.TagReason, Value: "poll"}}
+
 // read reads once, and when the page is empty and q.Wait > 0, waits for a
 // change and reads again until events arrive, the stream ends, the wait
 // passes or ctx ends. The watch is registered before each read, so an
 // append between the read and the wait still wakes it.
 func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit int) (contracts.EventPage, error) {
 	d := s.d
-	reads := observe.Tag{Key: observe.TagReason, Value: "poll"}
+	reads := pollReadTags
 	if q.Wait <= 0 {
-		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
+		d.metrics.IncCounter(observe.MetricStoreReads, 1, reads...)
 		page, err := d.events.Read(ctx, q.TaskID, q.After, limit)
 		if err != nil {
 			return contracts.EventPage{}, internal(err)
@@ -99,7 +103,7 @@ func (s *PollingService) read(ctx context.Context, q contracts.PollQuery, limit 
 	for woken := false; ; woken = true {
 		page, changed, round, leader, err := pg.read(ctx, d.waiter, d.events, q.After, limit)
 		if leader {
-			d.metrics.IncCounter(observe.MetricStoreReads, 1, reads)
+			d.metrics.IncCounter(observe.MetricStoreReads, 1, reads...)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
