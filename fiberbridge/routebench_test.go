@@ -31,6 +31,9 @@ func (holdExecutor) Submit(context.Context, contracts.TaskRecord) error { return
 func (holdExecutor) Cancel(context.Context, contracts.TaskRecord) error { return nil }
 func (holdExecutor) TaskTypes() []string                                { return []string{"bench.hold"} }
 
+// HasTaskType answers as orchestration.Executor does, without listing.
+func (holdExecutor) HasTaskType(t string) bool { return t == "bench.hold" }
+
 // routeBench is an app with the bridge mounted on memory stores and a bare
 // JSON route, and a task of benchOwner holding ten events.
 type routeBench struct {

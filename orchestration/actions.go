@@ -171,11 +171,13 @@ func (s *ActionService) loser(ctx context.Context, cmd contracts.SubmitActionCom
 		status = contracts.ActionStatusRejectedExpired
 	}
 	s.count(status)
-	s.d.log.Info("task.action.rejected", observe.Entry{
-		TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
-		Transport: observe.TransportInternal, Outcome: string(status),
-		Details: map[string]any{"suspendId": cmd.SuspendID},
-	})
+	if s.d.log.Enabled(errorLevel) {
+		s.d.log.Info("task.action.rejected", observe.Entry{
+			TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
+			Transport: observe.TransportInternal, Outcome: string(status),
+			Details: map[string]any{"suspendId": cmd.SuspendID},
+		})
+	}
 	return s.result(cmd, status), nil
 }
 
@@ -184,7 +186,11 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 	d := s.d
 	entry := observe.Entry{
 		TaskID: cmd.TaskID, ClientActionID: cmd.ClientActionID, UserID: cmd.Auth.Subject,
-		Transport: observe.TransportInternal, Details: map[string]any{"suspendId": cmd.SuspendID},
+		Transport: observe.TransportInternal,
+	}
+	logging := d.log.Enabled(errorLevel)
+	if logging {
+		entry.Details = map[string]any{"suspendId": cmd.SuspendID}
 	}
 	now := d.clock()
 	receipt := contracts.ActionReceipt{
@@ -225,7 +231,9 @@ func (s *ActionService) accept(ctx context.Context, cmd contracts.SubmitActionCo
 		}
 		return contracts.ActionResult{}, internal(err)
 	}
-	entry.EventID = ev.EventID.String()
+	if logging {
+		entry.EventID = ev.EventID.String()
+	}
 	entry.Outcome = "accepted"
 	d.log.Info("task.action.accepted", entry)
 
@@ -252,8 +260,25 @@ func acceptedKey(suspendID string) string { return "action-accepted:" + suspendI
 const statusConflict contracts.ActionStatus = "IDEMPOTENCY_CONFLICT"
 
 func (s *ActionService) count(status contracts.ActionStatus) {
-	s.d.metrics.IncCounter(observe.MetricActions, 1, observe.Tag{Key: observe.TagStatus, Value: string(status)})
+	tags, ok := actionStatusTags[status]
+	if !ok {
+		tags = []observe.Tag{{Key: observe.TagStatus, Value: string(status)}}
+	}
+	s.d.metrics.IncCounter(observe.MetricActions, 1, tags...)
 }
+
+// actionStatusTags are the MetricActions tags of each answer, built once
+// (shared, read-only), so counting an action allocates nothing.
+var actionStatusTags = func() map[contracts.ActionStatus][]observe.Tag {
+	m := make(map[contracts.ActionStatus][]observe.Tag)
+	for _, st := range []contracts.ActionStatus{
+		contracts.ActionStatusAccepted, contracts.ActionStatusDeduplicated, contracts.ActionStatusRejectedExpired,
+		contracts.ActionStatusRejectedAlreadyResolved, statusConflict,
+	} {
+		m[st] = []observe.Tag{{Key: observe.TagStatus, Value: string(st)}}
+	}
+	return m
+}()
 
 func (s *ActionService) result(cmd contracts.SubmitActionCommand, status contracts.ActionStatus) contracts.ActionResult {
 	return contracts.ActionResult{

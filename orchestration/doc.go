@@ -139,6 +139,7 @@
 //     has a deadline (the long-poll's, the suspension's expiry), and Suspend
 //     is also woken directly by the in-process Resume.
 //   - Per-poll log lines are at Debug and built only when Debug is enabled,
+//     and the details of action lines only when their levels are,
 //     checked with observe.Logger.Enabled (the one use of zapcore here).
 //   - The executor's Resume wakes an in-process Suspend directly and always
 //     succeeds (marking the handoff dispatched); a handler in another

@@ -2,6 +2,7 @@ package orchestration_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,4 +308,62 @@ func TestPollWaitEndsWhenTheTaskVanishes(t *testing.T) {
 	close(second)
 	err := recv(t, done, "poll")
 	requireCode(t, err, bridgeerr.CodeTaskNotFound)
+}
+
+// pageReader is an event store that is also an
+// orchestration.TaskPageReader, counting its reads and the registry's.
+type pageReader struct {
+	*fakeStore
+	readTasks, gets atomic.Int32
+}
+
+func (p *pageReader) ReadTask(ctx context.Context, taskID string, after contracts.EventID, limit int) (contracts.TaskRecord, contracts.EventPage, error) {
+	p.readTasks.Add(1)
+	task, err := p.fakeStore.Get(ctx, taskID)
+	if err != nil {
+		return contracts.TaskRecord{}, contracts.EventPage{}, err
+	}
+	page, err := p.fakeStore.Read(ctx, taskID, after, limit)
+	return task, page, err
+}
+
+func (p *pageReader) Get(ctx context.Context, taskID string) (contracts.TaskRecord, error) {
+	p.gets.Add(1)
+	return p.fakeStore.Get(ctx, taskID)
+}
+
+// TestPollReadsRecordAndPageTogether: on an event store that reads a
+// task's record with its page (redisstore: one round trip), a poll that
+// does not wait makes that one read and still decides access on the
+// record: a foreign or missing task is TASK_NOT_FOUND, nothing of it
+// returned. A waiting poll reads as before.
+func TestPollReadsRecordAndPageTogether(t *testing.T) {
+	store := &pageReader{fakeStore: newFakeStore()}
+	h := newHarnessOn(t, store.fakeStore, orchestration.Options{
+		Stores: contracts.Stores{Tasks: store, Events: store},
+	})
+	task := h.seedTask(t, "alice", contracts.StatusRunning)
+	evs := appendN(t, h.store, task.TaskID, 3)
+
+	res, err := h.svc.Polling.Poll(context.Background(), contracts.PollQuery{Auth: auth("alice"), TaskID: task.TaskID, After: evs[0].EventID})
+	require.NoError(t, err)
+	assert.Equal(t, ids(evs[1:]), ids(res.Events))
+	assert.Equal(t, int32(1), store.readTasks.Load(), "one read of record and page")
+	assert.Zero(t, store.gets.Load(), "no separate read of the record")
+
+	for _, q := range []contracts.PollQuery{
+		{Auth: auth("mallory"), TaskID: task.TaskID},
+		{Auth: auth("alice"), TaskID: "no-such-task"},
+	} {
+		res, err := h.svc.Polling.Poll(context.Background(), q)
+		requireCode(t, err, bridgeerr.CodeTaskNotFound)
+		assert.Empty(t, res.Events)
+	}
+
+	store.readTasks.Store(0)
+	res, err = h.svc.Polling.Poll(context.Background(), contracts.PollQuery{Auth: auth("alice"), TaskID: task.TaskID, Wait: time.Second})
+	require.NoError(t, err)
+	assert.Len(t, res.Events, 3)
+	assert.Zero(t, store.readTasks.Load(), "a waiting poll checks access first and reads after registering its watch")
+	assert.Equal(t, int32(1), store.gets.Load())
 }

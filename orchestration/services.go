@@ -369,12 +369,24 @@ func (d *deps) authorize(ctx context.Context, auth contracts.AuthContext, taskID
 	}
 	task, err := d.registry.Get(ctx, taskID)
 	if err != nil {
-		if errors.Is(err, contracts.ErrNotFound) {
-			return contracts.TaskRecord{}, notFound()
-		}
-		return contracts.TaskRecord{}, internal(err)
+		return contracts.TaskRecord{}, taskReadError(err)
 	}
-	err = d.ownership.CanAccess(ctx, auth, task)
+	return d.decideAccess(ctx, auth, task, want)
+}
+
+// taskReadError maps a failed read of a task's record: not found, or an
+// internal error.
+func taskReadError(err error) error {
+	if errors.Is(err, contracts.ErrNotFound) {
+		return notFound()
+	}
+	return internal(err)
+}
+
+// decideAccess is authorize's decision on a record already read.
+func (d *deps) decideAccess(ctx context.Context, auth contracts.AuthContext, task contracts.TaskRecord, want access) (contracts.TaskRecord, error) {
+	taskID := task.TaskID
+	err := d.ownership.CanAccess(ctx, auth, task)
 	if err == nil {
 		return task, nil
 	}

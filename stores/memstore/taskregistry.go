@@ -277,6 +277,15 @@ func cloneRaw(m json.RawMessage) json.RawMessage {
 	return slices.Clone(m)
 }
 
-func notFound(what, id string) error {
-	return fmt.Errorf("memstore: %s %q: %w", what, id, contracts.ErrNotFound)
+func notFound(what, id string) error { return &notFoundError{what: what, id: id} }
+
+// notFoundError is a store's "no such record": it wraps
+// contracts.ErrNotFound and formats its text only when asked, since a miss
+// is a normal answer on hot paths (an action's receipt check).
+type notFoundError struct{ what, id string }
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("memstore: %s %q: %v", e.what, e.id, contracts.ErrNotFound)
 }
+
+func (e *notFoundError) Unwrap() error { return contracts.ErrNotFound }

@@ -123,6 +123,39 @@ func (s *EventStore) Read(ctx context.Context, taskID string, after contracts.Ev
 	return decodePage(taskID, after, raw)
 }
 
+// ReadTask returns the task's record, as TaskRegistry.Get returns it
+// (contracts.ErrNotFound for a missing task), and the page Read returns,
+// read together in one round trip (one script: the record and the log
+// share a hash tag). The polling service reads this way when the event
+// store can, so a poll costs one round trip.
+func (s *EventStore) ReadTask(ctx context.Context, taskID string, after contracts.EventID, limit int) (contracts.TaskRecord, contracts.EventPage, error) {
+	if taskID == "" {
+		return contracts.TaskRecord{}, contracts.EventPage{}, notFound("task", taskID)
+	}
+	var buf [48]byte
+	raw, err := readTaskScript.Run(ctx, s.client,
+		[]string{s.keys.events(taskID), s.keys.meta(taskID), s.keys.task(taskID)},
+		readStart(buf[:0], after), max(limit, 0)).Slice()
+	if err != nil {
+		return contracts.TaskRecord{}, contracts.EventPage{}, fmt.Errorf("redisstore: read task %q: %w", taskID, err)
+	}
+	if len(raw) < len(taskFields) {
+		if len(raw) == 1 && raw[0] == nil {
+			return contracts.TaskRecord{}, contracts.EventPage{}, notFound("task", taskID)
+		}
+		return contracts.TaskRecord{}, contracts.EventPage{}, fmt.Errorf("redisstore: read task %q: unexpected reply of %d items", taskID, len(raw))
+	}
+	task, err := decodeTask(taskID, raw[:len(taskFields)])
+	if err != nil {
+		return contracts.TaskRecord{}, contracts.EventPage{}, err
+	}
+	page, err := decodePage(taskID, after, raw[len(taskFields):])
+	if err != nil {
+		return contracts.TaskRecord{}, contracts.EventPage{}, err
+	}
+	return task, page, nil
+}
+
 // readStart returns the XRANGE start of a read after after: "-" for the
 // zero cursor, else the exclusive "(<id>". buf is scratch space.
 func readStart(buf []byte, after contracts.EventID) string {

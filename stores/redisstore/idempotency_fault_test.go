@@ -291,6 +291,8 @@ func TestFaultRetriedWritesAnswerOnce(t *testing.T) {
 	}
 	cases := func(s contracts.Stores) []testCase {
 		return []testCase{
+			// A create is one pipeline (record, idempotency key, owner
+			// index): its retry finds all three applied.
 			{"create: the record", 1, func() error {
 				got, created, err := s.Tasks.Create(ctx, task)
 				if err == nil && (!created || got.TaskID != task.TaskID) {
@@ -298,7 +300,7 @@ func TestFaultRetriedWritesAnswerOnce(t *testing.T) {
 				}
 				return err
 			}},
-			{"create again: answered by the fast path", 0, func() error {
+			{"create again: answered with the first task", 0, func() error {
 				got, created, err := s.Tasks.Create(ctx, contracts.TaskRecord{TaskID: "t-other", OwnerID: "o", ClientRequestID: "r1",
 					TaskType: "demo", Input: json.RawMessage(`{}`)})
 				if err == nil && (created || got.TaskID != task.TaskID) {
@@ -306,7 +308,7 @@ func TestFaultRetriedWritesAnswerOnce(t *testing.T) {
 				}
 				return err
 			}},
-			{"create: the idempotency key", 2, func() error {
+			{"create: the idempotency key, held by the first attempt", 1, func() error {
 				t2 := task
 				t2.TaskID, t2.ClientRequestID = "t2", "r2"
 				_, created, err := s.Tasks.Create(ctx, t2)

@@ -30,9 +30,10 @@ var _ contracts.TaskLister = (*TaskRegistry)(nil)
 // exclusive bound, whatever was added since the cursor was issued, and the
 // type filter needs no read of the record.
 //
-// The index follows the records: Create adds the member once the record is
-// stored, in the round trip that claims the idempotency key (a creation
-// that loses the race leaves a member whose record is gone), and members
+// The index follows the records: Create adds the member in the round trip
+// that stores the record and claims the idempotency key (a creation that
+// loses the race removes its member with its record; should that fail, the
+// member's record is gone), and members
 // whose record has expired or gone are removed when a listing meets them
 // and, in batches from the oldest end, by one create in sixteen, which
 // keeps the set near the owner's live tasks. The set
@@ -154,63 +155,21 @@ const (
 	pruneBatch = 32
 )
 
-// indexArgs returns the arguments of indexAddScript for task; every
-// pruneEvery-th create of the registry prunes.
-func (r *TaskRegistry) indexArgs(task contracts.TaskRecord) []any {
+// indexMember returns task's member of its owner's index.
+func (r *TaskRegistry) indexMember(task contracts.TaskRecord) string {
+	return ownerMember(task.CreatedAt.UnixMilli(), task.TaskID, task.TaskType)
+}
+
+// indexCall is the run of indexAddScript that adds task to its owner's
+// index, sent in Create's pipeline; every pruneEvery-th create of the
+// registry also asks for the oldest members, for prune.
+func (r *TaskRegistry) indexCall(task contracts.TaskRecord) scriptCall {
 	batch := 0
 	if r.creates.Add(1)%pruneEvery == 1 {
 		batch = pruneBatch
 	}
-	return []any{ownerMember(task.CreatedAt.UnixMilli(), task.TaskID, task.TaskType), ms(r.cfg.indexTTL()), batch}
-}
-
-// indexTask adds task to its owner's index on its own round trip (for a
-// task created without an idempotency key; claim pipelines it otherwise).
-func (r *TaskRegistry) indexTask(ctx context.Context, task contracts.TaskRecord) error {
-	key := r.keys.ownerIndex(task.OwnerID)
-	oldest, err := indexAddScript.Run(ctx, r.client, []string{key}, r.indexArgs(task)...).StringSlice()
-	if err != nil {
-		return fmt.Errorf("redisstore: create task %q: index under its owner: %w", task.TaskID, err)
-	}
-	r.prune(ctx, key, task, oldest)
-	return nil
-}
-
-// claim runs claimScript for task's idempotency key; on the first attempt
-// it adds the task to its owner's index in the same round trip (a pipeline
-// of both scripts). A task that loses the claim leaves a member whose
-// record Create then discards, which listings and pruning remove. When the
-// claim is won but the index could not be written, claim releases the key
-// again and returns the error: nothing was created.
-func (r *TaskRegistry) claim(ctx context.Context, idemKey string, task contracts.TaskRecord, ttl time.Duration, index bool) (string, error) {
-	claimArgs := []any{task.TaskID, ms(ttl)}
-	if !index {
-		return claimScript.Run(ctx, r.client, []string{idemKey}, claimArgs...).Text()
-	}
-	key := r.keys.ownerIndex(task.OwnerID)
-	indexArgs := r.indexArgs(task)
-	pipe := r.client.Pipeline()
-	claimed := claimScript.EvalSha(ctx, pipe, []string{idemKey}, claimArgs...)
-	added := indexAddScript.EvalSha(ctx, pipe, []string{key}, indexArgs...)
-	_, _ = pipe.Exec(ctx) // errors are read per command
-	if redis.HasErrorPrefix(claimed.Err(), "NOSCRIPT") {
-		claimed = claimScript.Run(ctx, r.client, []string{idemKey}, claimArgs...)
-	}
-	if redis.HasErrorPrefix(added.Err(), "NOSCRIPT") {
-		added = indexAddScript.Run(ctx, r.client, []string{key}, indexArgs...)
-	}
-	holder, err := claimed.Text()
-	oldest, ierr := added.StringSlice()
-	if ierr != nil && errors.Is(err, redis.Nil) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		_ = releaseScript.Run(rctx, r.client, []string{idemKey}, task.TaskID).Err()
-		cancel()
-		return "", fmt.Errorf("index under its owner: %w", ierr)
-	}
-	if ierr == nil {
-		r.prune(ctx, key, task, oldest)
-	}
-	return holder, err
+	return scriptCall{script: indexAddScript, keys: []string{r.keys.ownerIndex(task.OwnerID)},
+		args: []any{r.indexMember(task), ms(r.cfg.indexTTL()), batch}}
 }
 
 // prune removes the members among oldest whose record is gone. Only tasks

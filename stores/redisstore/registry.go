@@ -23,10 +23,12 @@ const maxClaimAttempts = 3
 // string naming the task id. Create is atomic on the idempotency key: the
 // new record is written first, then the key is claimed by a
 // set-if-absent script, and the losers of a race delete their record and
-// return the winner's. Status changes and cancellation requests are Lua
-// compare-and-set steps. Once a task has ended (terminal status or
-// terminal event) its keys and its idempotency key expire TerminalTTL
-// later.
+// return the winner's. On a single Redis (a *redis.Client) the record, the
+// claim and the owner index entry go in one pipeline, which Redis runs in
+// order, so a new task costs one round trip. Status changes and
+// cancellation requests are Lua compare-and-set steps. Once a task has
+// ended (terminal status or terminal event) its keys and its idempotency
+// key expire TerminalTTL later.
 //
 // A TaskRegistry is safe for concurrent use and holds no goroutines. It
 // does not own the Redis client.
@@ -34,6 +36,10 @@ type TaskRegistry struct {
 	client redis.UniversalClient
 	cfg    config
 	keys   keys
+	// ordered is true when a pipeline's commands run in the order sent (a
+	// single Redis). A cluster or ring client splits a pipeline by node,
+	// so there Create writes the record before it sends the claim.
+	ordered bool
 
 	creates atomic.Uint64 // creates so far, for the owner index's pruning turns (ownerindex.go)
 }
@@ -41,7 +47,8 @@ type TaskRegistry struct {
 var _ contracts.TaskRegistry = (*TaskRegistry)(nil)
 
 func newTaskRegistry(client redis.UniversalClient, cfg config) *TaskRegistry {
-	return &TaskRegistry{client: client, cfg: cfg, keys: keys{prefix: cfg.prefix}}
+	_, ordered := client.(*redis.Client)
+	return &TaskRegistry{client: client, cfg: cfg, keys: keys{prefix: cfg.prefix}, ordered: ordered}
 }
 
 func (r *TaskRegistry) taskKeys(taskID string) []string {
@@ -52,23 +59,16 @@ func (r *TaskRegistry) taskKeys(taskID string) []string {
 // is set from the store clock and an empty Status to ACCEPTED. A record
 // without ClientRequestID is never deduplicated. A TaskID taken by another
 // record returns an error wrapping contracts.ErrAlreadyExists.
+//
+// Round trips: a new task costs one on a single Redis (the record, the
+// claim of the idempotency key and the owner index entry in one pipeline)
+// and two on a cluster (the record first); a repeat of an existing task
+// costs one more (the holder's record, read in one pipeline with the
+// removal of what the repeat wrote).
 func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (contracts.TaskRecord, bool, error) {
 	if task.TaskID == "" {
 		return contracts.TaskRecord{}, false, errors.New("redisstore: create task: task id is required")
 	}
-	var idemKey string
-	if task.ClientRequestID != "" {
-		idemKey = r.keys.idem(task.OwnerID, task.ClientRequestID)
-		// Fast path for repeats: the key is claimed and its task exists.
-		existing, found, err := r.holder(ctx, idemKey)
-		if err != nil {
-			return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, err)
-		}
-		if found {
-			return existing, false, nil
-		}
-	}
-
 	now := r.cfg.now()
 	if task.CreatedAt.IsZero() {
 		task.CreatedAt = now
@@ -90,77 +90,159 @@ func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (c
 	if task.Status.IsTerminal() {
 		ended, ttl = "1", r.cfg.terminalTTL
 	}
-	stored, err := putTaskScript.Run(ctx, r.client, r.taskKeys(task.TaskID),
+	put := scriptCall{script: putTaskScript, keys: r.taskKeys(task.TaskID), args: []any{
 		rec, string(task.Status), cancel, task.CancelReason, formatTime(task.UpdatedAt),
-		ms(r.cfg.activeTTL), ms(r.cfg.terminalTTL), ended).Int()
-	if err != nil {
-		return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, err)
-	}
-	if stored == 0 {
-		return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, contracts.ErrAlreadyExists)
-	}
-	if idemKey == "" {
-		if err := r.indexTask(ctx, task); err != nil {
-			r.discard(task.TaskID)
-			return contracts.TaskRecord{}, false, err
-		}
-		return task, true, nil
+		ms(r.cfg.activeTTL), ms(r.cfg.terminalTTL), ended}}
+	if task.ClientRequestID == "" {
+		calls := []scriptCall{put, r.indexCall(task)}
+		runScripts(ctx, r.client, calls)
+		return r.created(ctx, task, "", calls[0].cmd, calls[1].cmd)
 	}
 
-	for attempt := range maxClaimAttempts {
-		holder, err := r.claim(ctx, idemKey, task, ttl, attempt == 0)
-		if errors.Is(err, redis.Nil) {
-			return task, true, nil // claimed: this call created the task
+	idemKey := r.keys.idem(task.OwnerID, task.ClientRequestID)
+	for range maxClaimAttempts {
+		calls := []scriptCall{put, {script: claimScript, keys: []string{idemKey}, args: []any{task.TaskID, ms(ttl)}}, r.indexCall(task)}
+		if r.ordered {
+			runScripts(ctx, r.client, calls)
+		} else {
+			// The claim must not reach Redis before the record: a creator
+			// that finds the key naming a task without a record takes the
+			// key for stale.
+			runScripts(ctx, r.client, calls[:1])
+			if err := putResult(task.TaskID, calls[0].cmd); err != nil {
+				if !errors.Is(err, contracts.ErrAlreadyExists) {
+					r.discard(ctx, task) // the write may have happened
+				}
+				return contracts.TaskRecord{}, false, err
+			}
+			runScripts(ctx, r.client, calls[1:])
+		}
+		holder, err := calls[1].cmd.Text()
+		won := errors.Is(err, redis.Nil)
+		if perr := putResult(task.TaskID, calls[0].cmd); errors.Is(perr, contracts.ErrAlreadyExists) {
+			// The id is another record's: leave it, undo the rest.
+			if won {
+				r.release(ctx, idemKey, task.TaskID)
+			}
+			r.unindex(ctx, task)
+			return contracts.TaskRecord{}, false, perr
+		}
+		if won {
+			return r.created(ctx, task, idemKey, calls[0].cmd, calls[2].cmd) // claimed: this call creates the task
 		}
 		if err != nil {
-			r.discard(task.TaskID)
+			r.discard(ctx, task)
 			return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: claim idempotency key: %w", task.TaskID, err)
 		}
-		existing, err := r.Get(ctx, holder)
+		// The key names another task: answer with it, removing what this
+		// call wrote in the same round trip.
+		existing, err := r.getAndDiscard(ctx, holder, task)
 		if err == nil {
-			r.discard(task.TaskID)
 			return existing, false, nil
 		}
 		if !errors.Is(err, contracts.ErrNotFound) {
-			r.discard(task.TaskID)
 			return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: %w", task.TaskID, err)
 		}
 		// The key names a task that expired: release it (only if it still
-		// names that task) and claim again.
+		// names that task) and try again, record included.
 		if err := releaseScript.Run(ctx, r.client, []string{idemKey}, holder).Err(); err != nil {
-			r.discard(task.TaskID)
 			return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: release stale idempotency key: %w", task.TaskID, err)
 		}
 	}
-	r.discard(task.TaskID)
 	return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: idempotency key kept naming missing tasks", task.TaskID)
 }
 
-// holder returns the live task an idempotency key names, if any.
-func (r *TaskRegistry) holder(ctx context.Context, idemKey string) (contracts.TaskRecord, bool, error) {
-	id, err := r.client.Get(ctx, idemKey).Result()
-	if errors.Is(err, redis.Nil) {
-		return contracts.TaskRecord{}, false, nil
+// created finishes a Create whose claim (if any: idemKey "" has none) was
+// won: the record and the owner index entry must both have been written,
+// or nothing is created (the claim is released and the record removed), so
+// that no task exists that the owner's listing misses.
+func (r *TaskRegistry) created(ctx context.Context, task contracts.TaskRecord, idemKey string, put, index *redis.Cmd) (contracts.TaskRecord, bool, error) {
+	err := putResult(task.TaskID, put)
+	oldest, ierr := index.StringSlice()
+	if err == nil && ierr != nil {
+		err = fmt.Errorf("redisstore: create task %q: index under its owner: %w", task.TaskID, ierr)
 	}
 	if err != nil {
+		if idemKey != "" {
+			r.release(ctx, idemKey, task.TaskID)
+		}
+		if errors.Is(err, contracts.ErrAlreadyExists) {
+			r.unindex(ctx, task) // the record under that id is another task's
+		} else {
+			r.discard(ctx, task)
+		}
 		return contracts.TaskRecord{}, false, err
 	}
-	task, err := r.Get(ctx, id)
-	if errors.Is(err, contracts.ErrNotFound) {
-		return contracts.TaskRecord{}, false, nil
-	}
-	return task, err == nil, err
+	r.prune(ctx, r.keys.ownerIndex(task.OwnerID), task, oldest)
+	return task, true, nil
 }
 
-// discard removes a record whose creation lost or failed. It runs on its
-// own short context so that a cancelled caller does not leave the record
-// behind; should it fail anyway, ActiveTTL removes the orphan, which no
-// idempotency key names.
-func (r *TaskRegistry) discard(taskID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = r.client.Del(ctx, r.keys.task(taskID)).Err()
+// putResult reads putTaskScript's reply: nil when the record is stored,
+// contracts.ErrAlreadyExists when its id is another record's.
+func putResult(taskID string, cmd *redis.Cmd) error {
+	n, err := cmd.Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("redisstore: create task %q: %w", taskID, err)
+	case n == 0:
+		return fmt.Errorf("redisstore: create task %q: %w", taskID, contracts.ErrAlreadyExists)
+	}
+	return nil
 }
+
+// release deletes the idempotency key if it still names taskID, on its own
+// short context (as discard).
+func (r *TaskRegistry) release(ctx context.Context, idemKey, taskID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = releaseScript.Run(ctx, r.client, []string{idemKey}, taskID).Err()
+}
+
+// getAndDiscard reads the record of holder and, in the same pipeline,
+// removes the record and the owner index entry that task's Create wrote.
+func (r *TaskRegistry) getAndDiscard(ctx context.Context, holder string, task contracts.TaskRecord) (contracts.TaskRecord, error) {
+	if holder == "" {
+		return contracts.TaskRecord{}, notFound("task", holder)
+	}
+	pipe := r.client.Pipeline()
+	got := pipe.HMGet(ctx, r.keys.task(holder), taskFields...)
+	pipe.Del(ctx, r.keys.task(task.TaskID))
+	pipe.ZRem(ctx, r.keys.ownerIndex(task.OwnerID), r.indexMember(task))
+	_, _ = pipe.Exec(ctx) // the removals are best effort: ActiveTTL and listings clean up
+	vals, err := got.Result()
+	if err != nil {
+		return contracts.TaskRecord{}, fmt.Errorf("redisstore: get task %q: %w", holder, err)
+	}
+	if vals[0] == nil {
+		return contracts.TaskRecord{}, notFound("task", holder)
+	}
+	return decodeTask(holder, vals)
+}
+
+// discard removes a record whose creation lost or failed, with its owner
+// index entry. It runs on its own short context so that a cancelled caller
+// does not leave the record behind; should it fail anyway, ActiveTTL
+// removes the orphan, which no idempotency key names, and listings drop
+// the entry.
+func (r *TaskRegistry) discard(ctx context.Context, task contracts.TaskRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	pipe.Del(ctx, r.keys.task(task.TaskID))
+	pipe.ZRem(ctx, r.keys.ownerIndex(task.OwnerID), r.indexMember(task))
+	_, _ = pipe.Exec(ctx)
+}
+
+// unindex removes the owner index entry task's Create wrote, on its own
+// short context (as discard).
+func (r *TaskRegistry) unindex(ctx context.Context, task contracts.TaskRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = r.client.ZRem(ctx, r.keys.ownerIndex(task.OwnerID), r.indexMember(task)).Err()
+}
+
+// taskFields are the fields of a task hash decodeTask reads, in its order.
+var taskFields = []string{"status", "cancel", "reason", "updated", "rec"}
 
 // Get implements contracts.TaskRegistry; contracts.ErrNotFound for an
 // unknown or expired task.
@@ -168,7 +250,7 @@ func (r *TaskRegistry) Get(ctx context.Context, taskID string) (contracts.TaskRe
 	if taskID == "" {
 		return contracts.TaskRecord{}, notFound("task", taskID)
 	}
-	vals, err := r.client.HMGet(ctx, r.keys.task(taskID), "status", "cancel", "reason", "updated", "rec").Result()
+	vals, err := r.client.HMGet(ctx, r.keys.task(taskID), taskFields...).Result()
 	if err != nil {
 		return contracts.TaskRecord{}, fmt.Errorf("redisstore: get task %q: %w", taskID, err)
 	}

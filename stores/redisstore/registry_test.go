@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/stores/redisstore"
+	"github.com/taskbridge/taskbridge-fiber/stores/storetest"
 )
 
 func demoTask(id, owner, request string) contracts.TaskRecord {
@@ -168,4 +170,61 @@ func TestUpdateStatusRules(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRegistryOnSplitPipelines runs the registry over a ring client (one
+// shard, this test's server): a client whose pipelines may reach several
+// nodes in any order, so Create writes the record before it claims the
+// idempotency key (two round trips) instead of sending both at once. The
+// conformance suite and a race for one key must hold there too.
+func TestRegistryOnSplitPipelines(t *testing.T) {
+	addr := redisAddr(t)
+	plain := newClient(t)
+	newRing := func(t *testing.T) (contracts.TaskRegistry, string) {
+		ring := redis.NewRing(&redis.RingOptions{
+			Addrs: map[string]string{"only": addr}, ContextTimeoutEnabled: true,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		})
+		t.Cleanup(func() { _ = ring.Close() })
+		prefix := uniquePrefix(t, plain)
+		s := check(redisstore.New(ring, redisstore.Options{KeyPrefix: prefix}))(t)
+		return s.Tasks, prefix
+	}
+	storetest.RunTaskRegistry(t, func(t *testing.T) contracts.TaskRegistry {
+		reg, _ := newRing(t)
+		return reg
+	})
+	t.Run("race for one key", func(t *testing.T) {
+		ctx := testContext(t)
+		reg, prefix := newRing(t)
+		const n = 20
+		ids := make([]string, n)
+		created := make([]bool, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, c, err := reg.Create(ctx, demoTask(fmt.Sprint("t", i), "owner", "same"))
+				assert.NoError(t, err)
+				ids[i], created[i] = got.TaskID, c
+			}()
+		}
+		wg.Wait()
+		winners := 0
+		for i := range n {
+			if created[i] {
+				winners++
+			}
+			assert.Equal(t, ids[0], ids[i])
+		}
+		assert.Equal(t, 1, winners)
+		var records []string
+		for _, k := range keysUnder(t, plain, prefix) {
+			if strings.HasSuffix(k, ":task") {
+				records = append(records, k)
+			}
+		}
+		assert.Equal(t, []string{prefix + "{" + ids[0] + "}:task"}, records, "the losers removed their records")
+	})
 }

@@ -107,33 +107,54 @@ redis.call('PUBLISH', ARGV[9], ARGV[10] .. ' ' .. id)
 return {'ok', id}
 `)
 
-// readScript is EventStore.Read: the page and the stream's markers, read
-// atomically so the gap and the end are judged against the same state. The
-// reply is flat to keep decoding cheap.
-// KEYS: events, meta. ARGV: start ("-" or "(id"), count.
-// Reply: {terminal id | false, trimmed id | false, then per event: id,
-// type, createdAt, payload}.
-var readScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[2], 'terminal', 'trimmed')
-local out = {m[1], m[2]}
-local n = tonumber(ARGV[2])
-if n > 0 then
-  local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', n)
-  for _, e in ipairs(entries) do
-    local typ, created, payload = '', '', ''
-    local f = e[2]
-    for i = 1, #f, 2 do
-      if f[i] == 'type' then typ = f[i + 1]
-      elseif f[i] == 'createdAt' then created = f[i + 1]
-      elseif f[i] == 'payload' then payload = f[i + 1] end
+// readPageLua defines read_page(out, events, meta, start, count), the
+// read of EventStore.Read: it appends to out the stream's markers and the
+// page, read atomically so the gap and the end are judged against the same
+// state, flat to keep decoding cheap: terminal id | false, trimmed id |
+// false, then per event: id, type, createdAt, payload.
+const readPageLua = `
+local function read_page(out, events, meta, start, count)
+  local m = redis.call('HMGET', meta, 'terminal', 'trimmed')
+  out[#out + 1] = m[1]
+  out[#out + 1] = m[2]
+  local n = tonumber(count)
+  if n > 0 then
+    local entries = redis.call('XRANGE', events, start, '+', 'COUNT', n)
+    for _, e in ipairs(entries) do
+      local typ, created, payload = '', '', ''
+      local f = e[2]
+      for i = 1, #f, 2 do
+        if f[i] == 'type' then typ = f[i + 1]
+        elseif f[i] == 'createdAt' then created = f[i + 1]
+        elseif f[i] == 'payload' then payload = f[i + 1] end
+      end
+      out[#out + 1] = e[1]
+      out[#out + 1] = typ
+      out[#out + 1] = created
+      out[#out + 1] = payload
     end
-    out[#out + 1] = e[1]
-    out[#out + 1] = typ
-    out[#out + 1] = created
-    out[#out + 1] = payload
   end
+  return out
 end
-return out
+`
+
+// readScript is EventStore.Read: read_page of one task.
+// KEYS: events, meta. ARGV: start ("-" or "(id"), count.
+var readScript = redis.NewScript(readPageLua + `
+return read_page({}, KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+`)
+
+// readTaskScript is EventStore.ReadTask: the task's record (the fields
+// TaskRegistry.Get reads) followed by read_page, in one atomic step.
+// KEYS: events, meta, task. ARGV: start, count.
+// Reply: {false} for a missing task, else {status, cancel, reason,
+// updated, rec, then read_page's reply}.
+var readTaskScript = redis.NewScript(readPageLua + `
+local t = redis.call('HMGET', KEYS[3], 'status', 'cancel', 'reason', 'updated', 'rec')
+if not t[1] then
+  return {false}
+end
+return read_page({t[1], t[2], t[3], t[4], t[5]}, KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 `)
 
 // putTaskScript stores a new task record unless its key exists. A record
