@@ -20,7 +20,8 @@ import (
 //
 // What is left: create: the two strings of the body, its canonical input,
 // the service's canonical copy, task id, fingerprint, the stored record
-// and its input, the AuthContext in locals and the subject's copies;
+// and its input and its entry in the memory store's limits, the
+// AuthContext in locals and the subject's copies;
 // poll: the task id's copy and the cursor the answer points to; cancel:
 // the task id and the strict decoding of the optional body; action: the
 // above plus the receipt, the TASK_ACTION_ACCEPTED payload and event and
@@ -40,7 +41,7 @@ func TestRouteAllocations(t *testing.T) {
 
 	var body []byte
 	n := 0
-	measure("create", 11, fasthttp.StatusCreated, func() {
+	measure("create", 12, fasthttp.StatusCreated, func() {
 		request(&ctx, fasthttp.MethodPost, "/api/v1/tasks", []byte("{}"))
 	}, func() {
 		n++

@@ -13,6 +13,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 )
 
@@ -21,7 +22,9 @@ import (
 // services, the memory stores) on a reused fasthttp.RequestCtx, next to a
 // bare Fiber JSON handler in the same app (BenchmarkRouteBare), the
 // framework's own ceiling. The executor runs nothing (holdExecutor), so
-// what is measured is the request path alone. allocs/op is the route's
+// what is measured is the request path alone; as in the load generator's
+// bench bridge, the per-subject quotas and the memory store's limits are
+// off (one subject creates without end). allocs/op is the route's
 // allocation count; TestRouteAllocations (alloc_test.go) locks it in.
 
 // holdExecutor accepts tasks of one type and runs nothing.
@@ -46,12 +49,13 @@ const benchOwner = "bench"
 
 func newRouteBench(tb testing.TB) *routeBench {
 	tb.Helper()
-	st := memstore.New(memstore.Options{})
+	st := memstore.New(memstore.Options{MaxBytes: -1, MaxBytesPerOwner: -1, MaxTasks: -1, MaxTasksPerOwner: -1})
 	bridge := check(fiberbridge.New(fiberbridge.Config{
 		Stores:              st,
 		Executor:            holdExecutor{},
 		AuthResolver:        bearerAuth,
 		MaintenanceInterval: -1,
+		SubjectLimits:       orchestration.SubjectLimits{MaxActiveTasks: -1, CreatesPerSecond: -1},
 	}))(tb)
 	tb.Cleanup(func() { require.NoError(tb, bridge.Shutdown(context.Background())) })
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler})

@@ -80,7 +80,7 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	}
 	stored, created, err := d.registry.Create(ctx, task)
 	if err != nil || !created {
-		lease.release(context.WithoutCancel(ctx))
+		lease.release(ctx)
 	}
 	if err != nil {
 		tk.cancel(false)
@@ -114,7 +114,7 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	if err := d.executor.Submit(ctx, stored); err != nil {
 		tk.cancel(false)
 		s.failSubmission(context.WithoutCancel(ctx), stored, entry, err)
-		lease.release(context.WithoutCancel(ctx))
+		lease.release(ctx)
 		return contracts.TaskCreated{}, bridgeerr.Wrap(bridgeerr.CodeTaskSubmission, err, "task could not be submitted").
 			WithDetails(map[string]any{"taskId": stored.TaskID})
 	}
@@ -236,9 +236,10 @@ func (d *deps) leaseForCreate(ctx context.Context, taskID string) (createLease, 
 }
 
 // release gives the lease up (best effort: a lease left behind expires and
-// the sweep releases it once it finds no task or an ended one).
+// the sweep releases it once it finds no task or an ended one), also when
+// ctx was cancelled.
 func (l createLease) release(ctx context.Context) {
 	if l.leases != nil {
-		_ = l.leases.Release(ctx, l.taskID, l.owner)
+		_ = l.leases.Release(context.WithoutCancel(ctx), l.taskID, l.owner)
 	}
 }
