@@ -326,3 +326,68 @@ func recvWithin[T any](t testing.TB, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
+
+// TestRetryOfARefusedCreateAnswersItsTask: a client that lost the answer
+// of a create that did succeed and retries it gets its task back (200,
+// deduplicated), also when a new create would be refused: alice is at her
+// quota of two active tasks (a new request of hers is 429 and stores
+// nothing), and the executor's queue is full with bob's task (a new create
+// of carol's is 503 and stores nothing), yet alice's and bob's retries
+// answer their tasks; a retry with another payload is 409.
+func TestRetryOfARefusedCreateAnswersItsTask(t *testing.T) {
+	t.Parallel()
+	started := make(chan string, 3)
+	h := startHardened(t, hopts{
+		exec: func(o *orchestration.ExecutorOptions) { o.MaxConcurrent, o.QueueSize = 2, 1 },
+		bridge: func(cfg *fiberbridge.Config) {
+			cfg.SubjectLimits = orchestration.SubjectLimits{MaxActiveTasks: 2}
+		},
+		handlers: map[string]orchestration.Handler{
+			"test.held": func(ctx context.Context, task *orchestration.TaskContext) (any, error) {
+				started <- task.Task().TaskID
+				<-ctx.Done()
+				return nil, ctx.Err()
+			},
+		},
+	})
+	create := func(subject, request, input string) e2etest.Response {
+		return h.do(http.MethodPost, "/api/v1/tasks", subject, "application/json",
+			[]byte(`{"clientRequestId":"`+request+`","taskType":"test.held","input":`+input+`}`))
+	}
+	created := func(r e2etest.Response, status int) contracts.TaskCreated {
+		t.Helper()
+		require.Equal(t, status, r.Status, string(r.Body))
+		var tc contracts.TaskCreated
+		require.NoError(t, json.Unmarshal(r.Body, &tc))
+		return tc
+	}
+	a1 := created(create("alice", "a1", `{}`), http.StatusCreated)
+	created(create("alice", "a2", `{}`), http.StatusCreated)
+	for range 2 {
+		recvWithin(t, started, "alice's tasks hold both workers")
+	}
+	b1 := created(create("bob", "b1", `{}`), http.StatusCreated) // queued: the queue is full
+
+	// At the quota.
+	again := created(create("alice", "a1", `{}`), http.StatusOK)
+	assert.Equal(t, a1.TaskID, again.TaskID)
+	assert.True(t, again.Deduplicated)
+	assert.Equal(t, contracts.StatusRunning, again.Status)
+	env := e2etest.CheckEnvelope(t, create("alice", "a3", `{}`), http.StatusTooManyRequests, bridgeerr.CodeQuotaExceeded)
+	assert.Equal(t, "MaxActiveTasks", env.Details["limit"])
+	e2etest.CheckEnvelope(t, create("alice", "a2", `{"other":1}`), http.StatusConflict, bridgeerr.CodeIdempotencyConflict)
+
+	// At the executor's capacity.
+	again = created(create("bob", "b1", `{}`), http.StatusOK)
+	assert.Equal(t, b1.TaskID, again.TaskID)
+	assert.True(t, again.Deduplicated)
+	assert.Equal(t, contracts.StatusAccepted, again.Status)
+	e2etest.CheckEnvelope(t, create("carol", "c1", `{}`), http.StatusServiceUnavailable, bridgeerr.CodeTaskSubmission)
+
+	// The refused requests left nothing behind.
+	finder := h.stores.Tasks.(contracts.TaskFinder)
+	for _, k := range [][2]string{{"alice", "a3"}, {"carol", "c1"}} {
+		_, err := finder.FindByClientRequestID(context.Background(), k[0], k[1])
+		require.ErrorIs(t, err, contracts.ErrNotFound, "%s/%s", k[0], k[1])
+	}
+}

@@ -28,11 +28,23 @@ const (
 // refused before anything is stored, with a *contracts.LimitError wrapping
 // contracts.ErrQuotaExceeded (429 QUOTA_EXCEEDED with Retry-After), so the
 // same request can simply be retried later; other subjects are not held
-// back. The check comes before the idempotency look-up, so while a subject
-// is at MaxActiveTasks a retry of a create that did succeed is refused too;
-// retried after Retry-After it answers the task (deduplicated retries cost
-// no create token). Zero fields take their defaults; a negative value
-// removes that limit.
+// back. A retry of a create that did succeed is not refused: when
+// MaxActiveTasks (or the executor's capacity) refuses a create, the
+// creation service looks its clientRequestId up (contracts.TaskFinder) and
+// answers the existing task, deduplicated. Such a refused create costs a
+// create token, as every create that reaches the store does (so a subject
+// at its limit cannot make look-ups faster than CreatesPerSecond); one
+// answered deduplicated gets it back. A create refused by CreatesPerSecond
+// reaches no store: retried after Retry-After it answers its task. Zero
+// fields take their defaults; a negative value removes that limit.
+//
+// The limits are kept per instance on purpose, also on Redis stores: the
+// in-process executor runs a task on the instance that created it, so what
+// they share out is that instance's workers and queue, and with N
+// instances a subject may hold N times as much. A count shared between
+// instances would cost every create and terminal event a write outside the
+// task's keys (SECURITY.md, "Rate-limit in front", says more); hosts that
+// need a global allowance enforce it in front of the create service.
 type SubjectLimits struct {
 	// MaxActiveTasks bounds the subject's tasks that are not terminal yet
 	// (queued, running or suspended) among those created through this
@@ -113,14 +125,15 @@ func (a *admission) admit(ctx context.Context, subject string) (ticket, error) {
 		if s.tokens < 1 {
 			wait := time.Duration((1 - s.tokens) / rate * float64(time.Second))
 			a.mu.Unlock()
-			return ticket{}, &contracts.LimitError{Err: contracts.ErrQuotaExceeded, Limit: "CreatesPerSecond",
+			return ticket{}, &contracts.LimitError{Err: contracts.ErrQuotaExceeded, Limit: limitCreatesPerSecond,
 				Max: int64(rate), RetryAfter: wait}
 		}
 	}
 	if max := a.limits.MaxActiveTasks; max > 0 && len(s.active)+s.pending >= max {
 		if now.Sub(s.pruned) < pruneEvery {
+			err := a.activeLimit(s)
 			a.mu.Unlock()
-			return ticket{}, activeLimit(max)
+			return ticket{}, err
 		}
 		s.pruned = now
 		ids := make([]string, 0, len(s.active))
@@ -134,8 +147,9 @@ func (a *admission) admit(ctx context.Context, subject string) (ticket, error) {
 			delete(s.active, id)
 		}
 		if len(s.active)+s.pending >= max {
+			err := a.activeLimit(s)
 			a.mu.Unlock()
-			return ticket{}, activeLimit(max)
+			return ticket{}, err
 		}
 	}
 	if a.limits.CreatesPerSecond > 0 {
@@ -146,8 +160,42 @@ func (a *admission) admit(ctx context.Context, subject string) (ticket, error) {
 	return ticket{a: a, subject: subject}, nil
 }
 
-func activeLimit(max int) error {
-	return &contracts.LimitError{Err: contracts.ErrQuotaExceeded, Limit: "MaxActiveTasks", Max: int64(max), RetryAfter: time.Second}
+// Names of the limits in LimitError.Limit (and the envelope's
+// details.limit).
+const (
+	limitMaxActiveTasks   = "MaxActiveTasks"
+	limitCreatesPerSecond = "CreatesPerSecond"
+)
+
+// activeLimit is the refusal by MaxActiveTasks. It takes a create token
+// (the caller may look the request up, see refund). a.mu must be held.
+func (a *admission) activeLimit(s *subjectState) error {
+	if a.limits.CreatesPerSecond > 0 && s.tokens >= 1 {
+		s.tokens--
+	}
+	return &contracts.LimitError{Err: contracts.ErrQuotaExceeded, Limit: limitMaxActiveTasks,
+		Max: int64(a.limits.MaxActiveTasks), RetryAfter: time.Second}
+}
+
+// refusedByActiveLimit reports whether err is admit's refusal by
+// MaxActiveTasks.
+func refusedByActiveLimit(err error) bool {
+	var le *contracts.LimitError
+	return errors.As(err, &le) && le.Limit == limitMaxActiveTasks
+}
+
+// refund gives subject back the create token of a refused create that
+// turned out to repeat an existing task.
+func (a *admission) refund(subject string) {
+	if a.limits.CreatesPerSecond <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.subjects[subject]; s != nil {
+		s.tokens = min(float64(a.limits.CreateBurst), s.tokens+1)
+		a.forgetIdleLocked(subject, s)
+	}
 }
 
 // ended returns the ids among ids whose task is terminal or gone.

@@ -27,8 +27,17 @@ type CreationService struct{ d *deps }
 // policy denies creation (a *bridgeerr.Error returned by the policy is kept
 // as is); INVALID_REQUEST for a missing clientRequestId or taskType, input
 // or metadata that is not a JSON object, or a task type the executor does
-// not know; TASK_SUBMISSION_ERROR when the executor refuses the task, which
-// is then FAILED with a TASK_FAILED event so its streams end.
+// not know; QUOTA_EXCEEDED when a SubjectLimits quota refuses it, and
+// TASK_SUBMISSION_ERROR when the executor is at capacity (Ready fails),
+// both before anything is stored; TASK_SUBMISSION_ERROR also when Submit
+// then refuses the task, which is FAILED with a TASK_FAILED event so its
+// streams end.
+//
+// A repeat is answered as such even when it arrives while its subject is
+// at MaxActiveTasks or the executor at capacity: the refusal is checked
+// against the registry (contracts.TaskFinder) first, so a client retrying
+// a create whose answer it lost gets its task, not 429 or 503. That
+// look-up costs a store read for refused creates only.
 //
 // The registry's Create is the single atomic idempotency point, so N
 // concurrent identical requests create one task and submit it once.
@@ -54,14 +63,26 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	}
 
 	// Quotas and capacity are checked before anything is stored, so a
-	// refused create leaves no task behind and its retry can succeed.
+	// refused create leaves no task behind and its retry can succeed. A
+	// create they refuse may repeat one that did succeed (a client retry
+	// after a lost answer): that one answers its task, not the refusal.
 	tk, err := d.admission.admit(ctx, cmd.Auth.Subject)
 	if err != nil {
+		if refusedByActiveLimit(err) {
+			if res, found, rerr := s.repeated(ctx, task, entry); found {
+				d.admission.refund(cmd.Auth.Subject)
+				return res, rerr
+			}
+		}
 		entry.Outcome, entry.Err = "quota", err
 		d.log.Info("task.create.refused", entry)
 		return contracts.TaskCreated{}, bridgeerr.From(err)
 	}
 	if err := executorReady(ctx, d.executor); err != nil {
+		if res, found, rerr := s.repeated(ctx, task, entry); found {
+			tk.cancel(true)
+			return res, rerr
+		}
 		tk.cancel(false)
 		entry.Outcome, entry.Err = "capacity", err
 		d.log.Warn("task.create.refused", entry)
@@ -96,19 +117,7 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	entry.TaskID = stored.TaskID
 	if !created {
 		tk.cancel(true)
-		if stored.Fingerprint != task.Fingerprint {
-			entry.Outcome = "conflict"
-			d.log.Warn("task.create.conflict", entry)
-			return contracts.TaskCreated{}, bridgeerr.New(bridgeerr.CodeIdempotencyConflict,
-				"clientRequestId was already used with a different payload").
-				WithDetails(map[string]any{"clientRequestId": cmd.ClientRequestID})
-		}
-		d.metrics.IncCounter(observe.MetricDuplicates, 1)
-		entry.Outcome = "deduplicated"
-		d.log.Info("task.create.duplicate", entry)
-		return contracts.TaskCreated{
-			TaskID: stored.TaskID, Status: stored.Status, ClientRequestID: stored.ClientRequestID, Deduplicated: true,
-		}, nil
+		return s.repeat(task, stored, entry)
 	}
 
 	if err := d.executor.Submit(ctx, stored); err != nil {
@@ -125,6 +134,49 @@ func (s *CreationService) Create(ctx context.Context, cmd contracts.CreateTaskCo
 	return contracts.TaskCreated{
 		TaskID: stored.TaskID, Status: stored.Status, ClientRequestID: stored.ClientRequestID,
 	}, nil
+}
+
+// repeat answers a create whose (owner, clientRequestId) names the task
+// stored already: that task, deduplicated, when the payload is the same
+// (task type, input, attachments: the fingerprint), else
+// IDEMPOTENCY_CONFLICT.
+func (s *CreationService) repeat(task, stored contracts.TaskRecord, entry observe.Entry) (contracts.TaskCreated, error) {
+	d := s.d
+	entry.TaskID = stored.TaskID
+	if stored.Fingerprint != task.Fingerprint {
+		entry.Outcome = "conflict"
+		d.log.Warn("task.create.conflict", entry)
+		return contracts.TaskCreated{}, bridgeerr.New(bridgeerr.CodeIdempotencyConflict,
+			"clientRequestId was already used with a different payload").
+			WithDetails(map[string]any{"clientRequestId": task.ClientRequestID})
+	}
+	d.metrics.IncCounter(observe.MetricDuplicates, 1)
+	entry.Outcome = "deduplicated"
+	d.log.Info("task.create.duplicate", entry)
+	return contracts.TaskCreated{
+		TaskID: stored.TaskID, Status: stored.Status, ClientRequestID: stored.ClientRequestID, Deduplicated: true,
+	}, nil
+}
+
+// repeated looks up the task a refused create's (owner, clientRequestId)
+// names, when the registry can (contracts.TaskFinder), and answers the
+// create as a repeat of it (found true). A failed look-up is logged and
+// leaves the refusal standing.
+func (s *CreationService) repeated(ctx context.Context, task contracts.TaskRecord, entry observe.Entry) (contracts.TaskCreated, bool, error) {
+	finder, ok := s.d.registry.(contracts.TaskFinder)
+	if !ok {
+		return contracts.TaskCreated{}, false, nil
+	}
+	stored, err := finder.FindByClientRequestID(ctx, task.OwnerID, task.ClientRequestID)
+	if err != nil {
+		if !errors.Is(err, contracts.ErrNotFound) {
+			entry.Outcome, entry.Err = "lookup_failed", err
+			s.d.log.Warn("task.create.lookup_failed", entry)
+		}
+		return contracts.TaskCreated{}, false, nil
+	}
+	res, err := s.repeat(task, stored, entry)
+	return res, true, err
 }
 
 // newRecord validates cmd and builds the record to create.

@@ -57,6 +57,7 @@ type nodeConfig struct {
 	feedPing time.Duration       // redisstore.Options.FeedPingInterval
 	metrics  observe.MetricsSink // bridge metrics; nil: none
 	tickets  bool                // stream tickets on a redisstore.TicketStore with the prefix
+	limits   orchestration.SubjectLimits
 }
 
 // node is one bridge instance serving on 127.0.0.1:0.
@@ -106,6 +107,7 @@ func startNode(tb testing.TB, name string, cfg nodeConfig) *node {
 		Stream:               streaming.Options{HeartbeatInterval: time.Second},
 		Logger:               log,
 		Metrics:              cfg.metrics,
+		SubjectLimits:        cfg.limits,
 	}))(tb)
 	app := fiber.New(fiber.Config{ErrorHandler: fiberbridge.ErrorHandler, DisableStartupMessage: true})
 	bridge.Register(app)

@@ -22,8 +22,10 @@
 // the compare-and-set of suspensions, handoffs, ExpireOpen,
 // create-if-absent receipts with DeleteExpired, and, for stores that
 // implement them, contracts.BatchReader, contracts.SummaryReader (the
-// summary follows every append) and contracts.TaskLister (listing order,
-// pagination while tasks are created, filters, the scan bound). It never sleeps; waits are
+// summary follows every append), contracts.TaskLister (listing order,
+// pagination while tasks are created, filters, the scan bound) and
+// contracts.TaskFinder (look-up by idempotency key, scoped by owner). It
+// never sleeps; waits are
 // bounded by context deadlines.
 //
 // Retention (per-task caps, TTLs) is configuration-specific and is tested by

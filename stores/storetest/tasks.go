@@ -194,6 +194,7 @@ func RunTaskRegistry(t *testing.T, newRegistry func(t *testing.T) contracts.Task
 		require.ErrorIs(t, err, contracts.ErrNotFound)
 	})
 	runTaskLister(t, newRegistry)
+	runTaskFinder(t, newRegistry)
 }
 
 // newTask returns an ACCEPTED task record with every idempotency field set.
