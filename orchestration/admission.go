@@ -111,7 +111,11 @@ type ticket struct {
 }
 
 // admit takes a create token and an active slot of subject, or refuses.
+// With both limits off it keeps nothing (the zero ticket).
 func (a *admission) admit(ctx context.Context, subject string) (ticket, error) {
+	if a.limits.MaxActiveTasks <= 0 && a.limits.CreatesPerSecond <= 0 {
+		return ticket{}, nil
+	}
 	now := a.clock()
 	a.mu.Lock()
 	s := a.subjects[subject]
@@ -221,7 +225,10 @@ func (t ticket) commit(taskID string) {
 	t.a.mu.Lock()
 	s := t.a.subjects[t.subject]
 	s.pending--
-	s.active[taskID] = struct{}{}
+	if t.a.limits.MaxActiveTasks > 0 {
+		s.active[taskID] = struct{}{} // counted only where a limit needs the count
+	}
+	t.a.forgetIdleLocked(t.subject, s)
 	t.a.mu.Unlock()
 }
 
