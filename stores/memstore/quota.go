@@ -49,7 +49,13 @@ type quotaTask struct {
 
 type usage struct{ tasks, bytes int64 }
 
+// newQuota returns the quota of a bundle, or nil (nothing counted, nothing
+// refused) when every limit is off: counting would then only cost each
+// write a map entry and a lock.
 func newQuota(c config) *quota {
+	if c.maxTasks < 0 && c.maxTasksPerOwner < 0 && c.maxBytes < 0 && c.maxBytesPerOwner < 0 {
+		return nil
+	}
 	return &quota{
 		maxTasks: int64(c.maxTasks), maxTasksPerOwner: int64(c.maxTasksPerOwner),
 		maxBytes: c.maxBytes, maxBytesPerOwner: c.maxBytesPerOwner,

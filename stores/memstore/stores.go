@@ -20,6 +20,9 @@ func New(opts Options) contracts.Stores {
 	cfg.quota = newQuota(cfg)
 	tasks, events := newTaskRegistry(cfg), newEventStore(cfg)
 	suspensions, receipts := newSuspensionStore(cfg), newReceiptStore(cfg)
-	cfg.link.hooks = []terminalHook{tasks, events, suspensions, receipts, cfg.quota}
+	cfg.link.hooks = []terminalHook{tasks, events, suspensions, receipts}
+	if cfg.quota != nil {
+		cfg.link.hooks = append(cfg.link.hooks, cfg.quota)
+	}
 	return contracts.Stores{Tasks: tasks, Events: events, Suspensions: suspensions, Receipts: receipts}
 }

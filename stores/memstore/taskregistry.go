@@ -239,7 +239,8 @@ func (r *TaskRegistry) removeLocked(e *taskEntry) {
 
 // Usage returns what the stores of this registry's bundle (New) hold, as
 // counted for Options.MaxBytes and MaxTasks, overall and for owner. A
-// registry built on its own (NewTaskRegistry) counts nothing.
+// registry built on its own (NewTaskRegistry), or in a bundle with every
+// limit off, counts nothing.
 func (r *TaskRegistry) Usage(owner string) (all, ofOwner Usage) {
 	if r.cfg.quota == nil {
 		return Usage{}, Usage{}
