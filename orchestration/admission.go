@@ -250,12 +250,17 @@ func (t ticket) cancel(refund bool) {
 }
 
 // forgetIdleLocked drops a subject's state once it holds nothing a later
-// create would need (a full bucket, no tasks), so the map does not grow
-// with every subject ever seen.
+// create would need (no tasks, a bucket that has refilled by now), so the
+// map does not grow with every subject ever seen.
 func (a *admission) forgetIdleLocked(subject string, s *subjectState) {
-	if s.pending == 0 && len(s.active) == 0 && s.tokens >= float64(a.limits.CreateBurst) {
-		delete(a.subjects, subject)
+	if s.pending != 0 || len(s.active) != 0 {
+		return
 	}
+	if rate := a.limits.CreatesPerSecond; rate > 0 &&
+		s.tokens+a.clock().Sub(s.refill).Seconds()*rate < float64(a.limits.CreateBurst) {
+		return
+	}
+	delete(a.subjects, subject)
 }
 
 // sweep forgets the ended tasks of every subject and the subjects left
