@@ -111,4 +111,12 @@ func TestLimitsOff(t *testing.T) {
 	require.NoError(t, err)
 	var le *contracts.LimitError
 	assert.False(t, errors.As(err, &le))
+	// Nothing is counted: no quota at all, and events, a terminal event
+	// and retention work without it.
+	assert.Nil(t, s.Tasks.(*TaskRegistry).cfg.quota)
+	_, err = s.Events.Append(ctx, "x", completed(t))
+	require.NoError(t, err)
+	all, alice := s.Tasks.(*TaskRegistry).Usage("alice")
+	assert.Zero(t, all)
+	assert.Zero(t, alice)
 }
