@@ -153,6 +153,10 @@ func newFanoutRig(tb testing.TB, n int, transport observe.Transport) *fanoutRig 
 		for _, c := range r.conns {
 			c.waitIdle()
 		}
+		// The rig never runs the hub (Run closes the writer pool when it
+		// returns): close it, or its idle writers outlive the test by up
+		// to writerIdle and goleak counts them when this test runs last.
+		h.writers.close()
 	})
 	return r
 }
