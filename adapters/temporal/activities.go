@@ -101,36 +101,57 @@ type openRequest struct {
 	Now       time.Time                 `json:"now"`
 }
 
+// openResult is what OpenSuspension opened: TASK_SUSPENDED's id and the
+// suspension's deadline (zero: none).
+type openResult struct {
+	EventID   string    `json:"eventId"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+}
+
 // OpenSuspension stores the OPEN suspension (owned by the task's owner)
 // and then appends TASK_SUSPENDED, so an action that follows the event
 // always finds the suspension. A repeat finds its own suspension stored
-// and appends nothing twice. When the task has ended it fails without
-// retry (errTypeTerminal) and leaves no OPEN suspension behind.
-func (a *activities) OpenSuspension(ctx context.Context, req openRequest) (string, error) {
+// and appends nothing twice; the record stored first stands, and the event
+// and the deadline it returns are that record's (a workflow that runs the
+// open again after a worker crash computes its deadline from a later
+// clock). When the task has ended it fails without retry (errTypeTerminal)
+// and leaves no OPEN suspension behind.
+func (a *activities) OpenSuspension(ctx context.Context, req openRequest) (openResult, error) {
 	rec, payload := req.Spec.Record(req.TaskID, req.SuspendID, req.Now)
-	draft, err := contracts.Suspended(payload)
-	if err != nil {
-		return "", toActivityError(err)
+	if _, err := contracts.Suspended(payload); err != nil {
+		return openResult{}, toActivityError(err)
 	}
 	task, err := a.tasks.Get(ctx, req.TaskID)
 	if err != nil {
-		return "", toActivityError(err)
+		return openResult{}, toActivityError(err)
 	}
 	if task.Status.IsTerminal() {
-		return "", toActivityError(contracts.ErrTerminal)
+		return openResult{}, toActivityError(contracts.ErrTerminal)
 	}
 	rec.OwnerID = task.OwnerID
-	if err := a.suspensions.Create(ctx, rec); err != nil && !errors.Is(err, contracts.ErrAlreadyExists) {
-		return "", toActivityError(err)
+	switch err := a.suspensions.Create(ctx, rec); {
+	case errors.Is(err, contracts.ErrAlreadyExists):
+		stored, err := a.suspensions.Get(ctx, req.TaskID, req.SuspendID)
+		if err != nil {
+			return openResult{}, toActivityError(err)
+		}
+		req.Spec.ExpiresAt = stored.ExpiresAt
+		rec, payload = req.Spec.Record(req.TaskID, req.SuspendID, stored.CreatedAt)
+	case err != nil:
+		return openResult{}, toActivityError(err)
+	}
+	draft, err := contracts.Suspended(payload)
+	if err != nil {
+		return openResult{}, toActivityError(err)
 	}
 	ev, err := a.emitKeyed(ctx, req.TaskID, req.Key, draft)
 	if err != nil && ev.EventID.IsZero() {
 		if errors.Is(err, contracts.ErrTerminal) {
 			a.resolve(context.WithoutCancel(ctx), req.TaskID, req.SuspendID, contracts.SuspensionCancelled)
 		}
-		return "", toActivityError(err)
+		return openResult{}, toActivityError(err)
 	}
-	return ev.EventID.String(), nil
+	return openResult{EventID: ev.EventID.String(), ExpiresAt: rec.ExpiresAt}, nil
 }
 
 // resolveRequest moves suspension SuspendID to Status if it is still OPEN.

@@ -69,7 +69,11 @@
 // once. A step attempt that reports a different sequence than the attempt
 // before it (for example it skips work it checkpointed) must keep that
 // rule in mind: the n-th event of every attempt is taken to be the same
-// event.
+// event. Suspend ids are derived the same way (a hash of the task id and
+// the suspension's write key), and the suspension's deadline is the one
+// stored by its first open: a worker that dies after opening a suspension
+// but before Temporal recorded it leaves the next worker waiting on the
+// very suspension, and deadline, its clients were shown.
 //
 // # How a task ends
 //

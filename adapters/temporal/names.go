@@ -1,6 +1,11 @@
 package tbtemporal
 
-import "github.com/taskbridge/taskbridge-fiber/orchestration"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/taskbridge/taskbridge-fiber/orchestration"
+)
 
 // Names the executor and the workers agree on. A worker and the bridges that
 // submit to it must use the same TaskQueue and WorkflowIDPrefix.
@@ -48,4 +53,13 @@ func WorkflowID(prefix, taskID string) string {
 		prefix = DefaultWorkflowIDPrefix
 	}
 	return prefix + taskID
+}
+
+// suspendIDOf is the suspend id of the suspension a task opens with write
+// key: 32 hex digits, the shape of contracts.NewID, taken from a SHA-256 of
+// the task id and the key, so every run of the workflow code picks the
+// same id for the same suspension.
+func suspendIDOf(taskID, key string) string {
+	sum := sha256.Sum256([]byte(taskID + "\x00" + key))
+	return hex.EncodeToString(sum[:16])
 }

@@ -152,27 +152,34 @@ func (t *Task) Suspend(ctx workflow.Context, spec orchestration.SuspendSpec) (or
 	if t.finished {
 		return orchestration.AcceptedAction{}, errFinished()
 	}
-	var suspendID string
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return contracts.NewID() }).Get(&suspendID); err != nil {
-		return orchestration.AcceptedAction{}, err
-	}
+	// The id is a pure function of the task and of the workflow's
+	// progress, like the event keys: a worker that dies after the open is
+	// stored but before Temporal recorded it runs this code again
+	// elsewhere, and must wait for the suspension its clients saw (a
+	// random id, even from a SideEffect, would be drawn anew and leave that
+	// one OPEN and unheard).
+	key := t.nextKey()
+	suspendID := suspendIDOf(t.rec.TaskID, key)
 	now := workflow.Now(ctx)
 	if spec.ExpiresAt.IsZero() && spec.Timeout > 0 {
 		spec.ExpiresAt = now.Add(spec.Timeout)
 	}
 	spec.Timeout = 0
 	spec.ExpiresAt = spec.ExpiresAt.Truncate(time.Millisecond)
-	req := openRequest{TaskID: t.rec.TaskID, SuspendID: suspendID, Key: t.nextKey(), Spec: spec, Now: now}
+	req := openRequest{TaskID: t.rec.TaskID, SuspendID: suspendID, Key: key, Spec: spec, Now: now}
 	lctx := workflow.WithLocalActivityOptions(ctx, emitOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, t.acts.OpenSuspension, req).Get(ctx, nil); err != nil {
+	var opened openResult
+	if err := workflow.ExecuteLocalActivity(lctx, t.acts.OpenSuspension, req).Get(ctx, &opened); err != nil {
 		return orchestration.AcceptedAction{}, fromActivityError(err)
 	}
 
+	// The timer waits for the deadline stored with the suspension, which
+	// a run of this code after a crash (a later Now) did not choose.
 	var expiry workflow.Future
-	if !spec.ExpiresAt.IsZero() {
+	if !opened.ExpiresAt.IsZero() {
 		tctx, cancelTimer := workflow.WithCancel(ctx)
 		defer cancelTimer()
-		expiry = workflow.NewTimer(tctx, max(spec.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
+		expiry = workflow.NewTimer(tctx, max(opened.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
 	}
 	for {
 		var (

@@ -434,6 +434,77 @@ func TestRetriedWritesAppendOnce(t *testing.T) {
 	lossy.mu.Unlock()
 }
 
+// suspendedEvents marks each task whose TASK_SUSPENDED it has stored.
+type suspendedEvents struct {
+	contracts.EventStore
+	stored sync.Map // task id -> true
+}
+
+func (s *suspendedEvents) Append(ctx context.Context, taskID string, d contracts.EventDraft) (contracts.TaskEvent, error) {
+	ev, err := s.EventStore.Append(ctx, taskID, d)
+	if err == nil && d.Type() == contracts.EventSuspended {
+		s.stored.Store(taskID, true)
+	}
+	return ev, err
+}
+
+// A worker that dies after a suspension is stored but before Temporal
+// recorded its workflow task (the task is failed here, at that very point,
+// so the next run of the workflow starts from the beginning of its history)
+// leaves the next run waiting on the suspension the clients were shown:
+// an approve on it resumes the task, and its deadline ends the task
+// SUSPENSION_EXPIRED with that suspension EXPIRED.
+func TestSuspensionSurvivesLostWorkflowTask(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	events := &suspendedEvents{EventStore: e.stores.Events}
+	w, err := tbtemporal.NewWorker(e.c, tbtemporal.WorkerOptions{
+		Stores:    contracts.Stores{Tasks: e.stores.Tasks, Events: events, Suspensions: e.stores.Suspensions},
+		TaskQueue: e.queue,
+	})
+	require.NoError(t, err)
+	e.worker = w
+	var lost sync.Map // task id -> true once its workflow task was failed
+	w.Handle("approval", func(ctx workflow.Context, task *tbtemporal.Task) (any, error) {
+		id := task.Record().TaskID
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			_ = workflow.Await(ctx, func() bool { _, ok := events.stored.Load(id); return ok })
+			if _, done := lost.LoadOrStore(id, true); !done {
+				panic("the worker is gone before Temporal recorded the suspension")
+			}
+		})
+		return approval(ctx, task)
+	})
+	e.start()
+
+	approved := e.create("approval", "")
+	expiring := e.create("approval", `{"TimeoutMs":1000}`)
+	sid := e.suspendID(approved)
+	res, err := e.services.Actions.Submit(context.Background(), contracts.SubmitActionCommand{
+		Auth: owner, TaskID: approved, SuspendID: sid, ClientActionID: "a1", ActionType: "approve",
+	})
+	require.NoError(t, err)
+	require.Equal(t, contracts.ActionStatusAccepted, res.Status)
+	evs := e.waitEnd(approved)
+	require.Equal(t, []contracts.EventType{contracts.EventStarted, contracts.EventSuspended,
+		contracts.EventActionAccepted, contracts.EventCompleted}, types(evs))
+	_, ok := lost.Load(approved)
+	assert.True(t, ok, "the first workflow task was lost")
+
+	sid = e.suspendID(expiring)
+	evs = e.waitEnd(expiring)
+	require.Equal(t, []contracts.EventType{contracts.EventStarted, contracts.EventSuspended, contracts.EventFailed}, types(evs))
+	assert.Equal(t, orchestration.CodeSuspensionExpired, payload(t, evs[2]).(contracts.FailedPayload).Code)
+	s, err := e.stores.Suspensions.Get(context.Background(), expiring, sid)
+	require.NoError(t, err)
+	assert.Equal(t, contracts.SuspensionExpired, s.Status)
+	res, err = e.services.Actions.Submit(context.Background(), contracts.SubmitActionCommand{
+		Auth: owner, TaskID: expiring, SuspendID: sid, ClientActionID: "late", ActionType: "approve",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, contracts.ActionStatusRejectedExpired, res.Status)
+}
+
 func TestNewWorkerNamesMissingStores(t *testing.T) {
 	t.Parallel()
 	_, err := tbtemporal.NewWorker(nil, tbtemporal.WorkerOptions{Stores: contracts.Stores{Events: nil}})
