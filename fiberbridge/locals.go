@@ -85,17 +85,6 @@ func (b *Bridge) Middleware() fiber.Handler {
 	}
 }
 
-// ServicesMiddleware returns the middleware that only stores the bridge's
-// services in c.Locals (unless already set); Middleware includes it.
-func (b *Bridge) ServicesMiddleware() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if !b.skip(c) {
-			b.ensureServices(c)
-		}
-		return c.Next()
-	}
-}
-
 func (b *Bridge) ensureServices(c *fiber.Ctx) *orchestration.Services {
 	if s, ok := ServicesFrom(c); ok {
 		return s

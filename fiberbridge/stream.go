@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/wsframe"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
@@ -57,7 +58,7 @@ func (b *Bridge) newHub() (*streaming.Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.wsConfig = streaming.WebSocketConfig(websocket.Config{
+	b.wsConfig = wsframe.UpgraderConfig(websocket.Config{
 		Origins:        b.cfg.WebSocketOrigins,
 		RecoverHandler: b.recoverWebSocket,
 	})

@@ -11,9 +11,9 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
-// LeaseSweepBatch is how many expired leases one LeaseService.Sweep takes
+// leaseSweepBatch is how many expired leases one LeaseService.Sweep takes
 // over at most; the rest wait for the next sweep.
-const LeaseSweepBatch = 128
+const leaseSweepBatch = 128
 
 // LeaseService ends the tasks of instances that died: it takes over the
 // leases that expired in Stores.Leases (their runner stopped renewing
@@ -77,7 +77,7 @@ func (d *deps) sweeperOf() sweeper {
 	return sweeper{holder: d.sweepHolder}
 }
 
-// Sweep takes over up to LeaseSweepBatch expired leases and ends (or
+// Sweep takes over up to 128 expired leases and ends (or
 // resubmits) their tasks; see LeaseService. A task it cannot finish with
 // (the store failed) keeps the lease it took, which expires again and is
 // swept again.
@@ -92,7 +92,7 @@ func (s *LeaseService) Sweep(ctx context.Context) (LeaseSweepCounts, error) {
 	if sw.exec != nil {
 		ttl = sw.exec.leaseTTL
 	}
-	taken, err := d.leases.TakeExpired(ctx, sw.holder, ttl, LeaseSweepBatch)
+	taken, err := d.leases.TakeExpired(ctx, sw.holder, ttl, leaseSweepBatch)
 	if err != nil {
 		return counts, internal(err)
 	}

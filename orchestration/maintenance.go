@@ -9,10 +9,10 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
-// ReconcileBatch is how many pending handoffs one ReconcilePending call
+// reconcileBatch is how many pending handoffs one ReconcilePending call
 // handles at most; handoffs whose hook fails again stay PENDING for the next
 // call.
-const ReconcileBatch = 256
+const reconcileBatch = 256
 
 // ReconciliationService retries resume handoffs left PENDING because the
 // hook failed (or the process stopped, or the TASK_ACTION_ACCEPTED append
@@ -26,7 +26,7 @@ type ReconciliationService struct{ d *deps }
 // (once) before resuming the handler.
 const HandoffGrace = time.Minute
 
-// ReconcilePending calls the resume hook for up to ReconcileBatch RESOLVED
+// ReconcilePending calls the resume hook for up to 256 RESOLVED
 // suspensions whose handoff is PENDING, rebuilding each action from its
 // receipt, marks each success DISPATCHED and returns how many it
 // dispatched. Before resuming a handler it makes sure the task's log holds
@@ -41,7 +41,7 @@ func (s *ReconciliationService) ReconcilePending(ctx context.Context) (int, erro
 	if !ok {
 		return 0, nil
 	}
-	pending, err := maint.PendingHandoffs(ctx, ReconcileBatch)
+	pending, err := maint.PendingHandoffs(ctx, reconcileBatch)
 	if err != nil {
 		return 0, internal(err)
 	}

@@ -56,7 +56,7 @@ func BenchmarkAppendSSEEvent(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendSSEEvent(buf[:0], &ev)
+		buf = appendSSEEvent(buf[:0], &ev)
 	}
 	b.SetBytes(int64(len(buf)))
 }
@@ -66,7 +66,7 @@ func BenchmarkAppendWSEvent(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendWSEvent(buf[:0], &ev)
+		buf = appendWSEvent(buf[:0], &ev)
 	}
 	b.SetBytes(int64(len(buf)))
 }

@@ -6,11 +6,12 @@
 //
 // # Lifetime
 //
-// A host (fiberbridge) creates one Hub per process with NewHub, runs Run in
-// a goroutine, hands authorized requests to ServeSSE and AttachWebSocket
-// (or the blocking ServeWebSocket), passes the Hub as the orchestration
-// Waiter for long-polls (Watch), and calls Shutdown before shutting the
-// Fiber app down. Run owns every goroutine the hub starts (fan-out workers,
+// Hosts mount streams through package fiberbridge and configure the hub
+// with fiberbridge.Config.Stream (Options). fiberbridge creates one Hub per
+// process with NewHub, runs Run in a goroutine, hands authorized requests
+// to ServeSSE and AttachWebSocket, passes the Hub as the orchestration
+// Waiter for long-polls and suspended handlers (Watch), and calls Shutdown
+// before the Fiber app shuts down. Run owns every goroutine the hub starts (fan-out workers,
 // the heartbeat wheel, the connection poller) and stops them before it
 // returns; each stream's writer goroutine exists only while it has
 // something to write, and ends with its stream.

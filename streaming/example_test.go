@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/fasthttp/websocket"
 	contribws "github.com/gofiber/contrib/websocket"
@@ -17,18 +16,6 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
-
-func ExampleAppendSSEEvent() {
-	d, _ := contracts.Progress(50, "", "half way")
-	ev := contracts.TaskEvent{
-		Type: d.Type(), TaskID: "t1", EventID: contracts.EventID{Ms: 1732000000000, Seq: 3},
-		CreatedAt: time.Date(2024, 11, 19, 7, 6, 40, 0, time.UTC), Payload: d.Payload(),
-	}
-	fmt.Printf("%s", streaming.AppendSSEEvent(nil, &ev))
-	// Output:
-	// id: 1732000000000-3
-	// data: {"type":"TASK_PROGRESS","taskId":"t1","eventId":"1732000000000-3","createdAt":"2024-11-19T07:06:40.000Z","payload":{"progress":50,"message":"half way"}}
-}
 
 // exampleServer mounts a hub's SSE and WebSocket handlers on a Fiber app;
 // authentication and authorization are the host's (here: every task is
@@ -46,7 +33,7 @@ func exampleServer(hub *streaming.Hub) (addr string, stop func()) {
 		hub.AttachWebSocket(c, streaming.WebSocketRequest{
 			Authorize: func(context.Context, string) error { return nil },
 		})
-	}, streaming.WebSocketConfig(contribws.Config{})))
+	}, contribws.Config{}))
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan struct{})
 	go func() {
@@ -64,7 +51,7 @@ func exampleServer(hub *streaming.Hub) (addr string, stop func()) {
 // task's stream as an SSE client: the replay, then the end of the response
 // after the terminal event.
 func ExampleHub_ServeSSE() {
-	events := memstore.NewEventStore(memstore.Options{})
+	events := memstore.New(memstore.Options{}).Events
 	hub, err := streaming.NewHub(events, streaming.Options{})
 	if err != nil {
 		panic(err)
@@ -109,7 +96,7 @@ func ExampleHub_ServeSSE() {
 // ExampleHub_AttachWebSocket subscribes over WebSocket: confirmation,
 // replay, and close 1000 after the terminal event.
 func ExampleHub_AttachWebSocket() {
-	events := memstore.NewEventStore(memstore.Options{})
+	events := memstore.New(memstore.Options{}).Events
 	hub, err := streaming.NewHub(events, streaming.Options{})
 	if err != nil {
 		panic(err)

@@ -1,6 +1,14 @@
 package streaming
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/wsframe"
+)
 
 // LiveSubscribers returns how many subscribers of taskID receive live
 // batches, for tests that must wait until streams have joined.
@@ -40,3 +48,35 @@ func (h *Hub) DetachedStreams() int {
 // SetHandoverTimeout shortens how long ServeSSE waits for fasthttp to hand
 // a connection over; call it before the first stream.
 func (h *Hub) SetHandoverTimeout(d time.Duration) { h.handover = d }
+
+// ServeWebSocket runs one WebSocket stream and returns when it has ended:
+// AttachWebSocket with Authorize set to authorize, plus a wait, so the
+// upgrade goroutine and fasthttp's per-connection state stay held for the
+// life of the stream (the tests' handler of websocket.New).
+func (h *Hub) ServeWebSocket(conn *websocket.Conn, authorize func(ctx context.Context, taskID string) error) {
+	done := make(chan struct{})
+	h.AttachWebSocket(conn, WebSocketRequest{Authorize: authorize, OnClose: func() { close(done) }})
+	<-done
+}
+
+// OpenStreams returns the number of open SSE and WebSocket connections,
+// including WebSockets still in their subscribe handshake.
+func (h *Hub) OpenStreams() int {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	return len(h.conns)
+}
+
+// AppendSSEEvent is appendSSEEvent, the SSE frame of one event.
+func AppendSSEEvent(dst []byte, ev *contracts.TaskEvent) []byte { return appendSSEEvent(dst, ev) }
+
+// WebSocketConfig is the upgrader configuration fiberbridge uses.
+func WebSocketConfig(cfg websocket.Config) websocket.Config { return wsframe.UpgraderConfig(cfg) }
+
+// Close codes the runtime sends, for the tests' assertions.
+const (
+	CloseNormal          = closeNormal
+	CloseGoingAway       = closeGoingAway
+	ClosePolicyViolation = closePolicyViolation
+	CloseInternalError   = closeInternalError
+)

@@ -126,7 +126,7 @@ func FuzzSSEEventStream(f *testing.F) {
 		}
 		var stream []byte
 		for i := range events {
-			stream = AppendSSEEvent(stream, &events[i])
+			stream = appendSSEEvent(stream, &events[i])
 		}
 		// What the hub writes as an SSE heartbeat (the default JSON one),
 		// and a batch encoded through the fan-out path.

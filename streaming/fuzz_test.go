@@ -24,7 +24,7 @@ func FuzzAppendSSEEvent(f *testing.F) {
 			return
 		}
 		ev := contracts.TaskEvent{Type: d.Type(), TaskID: taskID, EventID: contracts.EventID{Ms: ms, Seq: seq}, CreatedAt: time.Unix(1700000000, 0), Payload: d.Payload()}
-		frame := AppendSSEEvent(nil, &ev)
+		frame := appendSSEEvent(nil, &ev)
 		if !bytes.HasSuffix(frame, []byte("\n\n")) || bytes.Count(frame, []byte("\n")) != 3 || bytes.ContainsRune(frame, '\r') {
 			t.Fatalf("frame is not id/data/blank: %q", frame)
 		}

@@ -185,13 +185,13 @@ func (h *Hub) Run(ctx context.Context) error {
 		err = nil
 	case ctx.Err() != nil:
 		err = ctx.Err()
-		h.closeStreams(CloseGoingAway, "going away")
+		h.closeStreams(closeGoingAway, "going away")
 	default:
 		if err == nil {
 			err = errors.New("taskbridge: change feed stopped")
 		}
 		h.cfg.log.Error("change feed failed; ending streams", observe.Entry{Transport: observe.TransportInternal, Err: err})
-		h.closeStreams(CloseInternalError, "change feed failed")
+		h.closeStreams(closeInternalError, "change feed failed")
 	}
 	if !shutdown {
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -272,7 +272,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.shutdown = true
 	runCancel, runDone := h.runCancel, h.runDone
 	h.mu.Unlock()
-	open := h.closeStreams(CloseGoingAway, "going away")
+	open := h.closeStreams(closeGoingAway, "going away")
 	if !already {
 		h.cfg.diag.OnShutdown(len(open))
 		h.cfg.log.Info("streaming hub shutting down", observe.Entry{
@@ -329,14 +329,6 @@ func (h *Hub) drain(ctx context.Context) error {
 // suspended handlers) turns to a waiter of its own.
 func (h *Hub) Done() <-chan struct{} { return h.stopped }
 
-// OpenStreams returns the number of open SSE and WebSocket connections,
-// including WebSockets still in their subscribe handshake.
-func (h *Hub) OpenStreams() int {
-	h.connMu.Lock()
-	defer h.connMu.Unlock()
-	return len(h.conns)
-}
-
 func (h *Hub) isClosed() bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -355,7 +347,7 @@ func (h *Hub) addConn(c *conn) bool {
 	h.connMu.Unlock()
 	h.cfg.metrics.AddGauge(observe.MetricStreamsActive, 1, c.tags()...)
 	if h.isClosed() {
-		c.requestEnd(CloseGoingAway, "going away", false)
+		c.requestEnd(closeGoingAway, "going away", false)
 	}
 	return true
 }

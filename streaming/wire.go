@@ -12,15 +12,15 @@ import (
 
 // Close codes the runtime sends on WebSockets.
 const (
-	// CloseNormal ends a stream after its terminal event.
-	CloseNormal = 1000
-	// CloseGoingAway ends streams on shutdown: reconnect elsewhere.
-	CloseGoingAway = 1001
-	// ClosePolicyViolation ends a WebSocket whose client broke the protocol
+	// closeNormal ends a stream after its terminal event.
+	closeNormal = 1000
+	// closeGoingAway ends streams on shutdown: reconnect elsewhere.
+	closeGoingAway = 1001
+	// closePolicyViolation ends a WebSocket whose client broke the protocol
 	// or was not authorized.
-	ClosePolicyViolation = 1008
-	// CloseInternalError ends streams whose store or feed failed.
-	CloseInternalError = 1011
+	closePolicyViolation = 1008
+	// closeInternalError ends streams whose store or feed failed.
+	closeInternalError = 1011
 )
 
 // Wire formats, the index of a format in Hub.formats, a batch's encodings
@@ -61,7 +61,7 @@ type sseWire struct {
 }
 
 func (sseWire) appendEvent(dst []byte, ev *contracts.TaskEvent) []byte {
-	return AppendSSEEvent(dst, ev)
+	return appendSSEEvent(dst, ev)
 }
 
 func (f sseWire) appendHeartbeat(dst []byte, taskID string) []byte {
@@ -97,7 +97,7 @@ func (sseWire) appendEnd(dst []byte, _ int, _ string) []byte { return dst }
 type wsWire struct{}
 
 func (wsWire) appendEvent(dst []byte, ev *contracts.TaskEvent) []byte {
-	return AppendWSEvent(dst, ev)
+	return appendWSEvent(dst, ev)
 }
 
 func (wsWire) appendHeartbeat(dst []byte, taskID string) []byte {
@@ -133,11 +133,11 @@ func appendHeartbeatJSON(dst []byte, taskID string) []byte {
 	return append(dst, '}')
 }
 
-// AppendSSEEvent appends ev as one Server-Sent Events frame,
+// appendSSEEvent appends ev as one Server-Sent Events frame,
 // `id: <eventId>\ndata: <event JSON>\n\n`, to dst and returns the result. The
 // JSON is contracts.TaskEvent.AppendJSON, which never contains a raw line
 // break, so a payload cannot inject lines into the stream.
-func AppendSSEEvent(dst []byte, ev *contracts.TaskEvent) []byte {
+func appendSSEEvent(dst []byte, ev *contracts.TaskEvent) []byte {
 	dst = append(dst, "id: "...)
 	dst = ev.EventID.AppendText(dst)
 	dst = append(dst, "\ndata: "...)
@@ -145,9 +145,9 @@ func AppendSSEEvent(dst []byte, ev *contracts.TaskEvent) []byte {
 	return append(dst, '\n', '\n')
 }
 
-// AppendWSEvent appends ev as one complete, unmasked WebSocket text frame
+// appendWSEvent appends ev as one complete, unmasked WebSocket text frame
 // (a server-to-client frame) to dst and returns the result.
-func AppendWSEvent(dst []byte, ev *contracts.TaskEvent) []byte {
+func appendWSEvent(dst []byte, ev *contracts.TaskEvent) []byte {
 	dst, start := wsframe.Begin(dst)
 	dst = ev.AppendJSON(dst)
 	return wsframe.End(dst, start, wsframe.OpText)

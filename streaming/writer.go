@@ -111,7 +111,7 @@ func (c *conn) drain(w *out, s *subscriber) {
 func (c *conn) complete(w *out, ending bool) bool {
 	final := w.final || ending
 	if final {
-		code, reason := CloseNormal, ""
+		code, reason := closeNormal, ""
 		if !w.final {
 			c.mu.Lock()
 			code, reason = int(c.endCode), c.endReason
@@ -174,7 +174,7 @@ func (c *conn) catchUp(w *out, s *subscriber) bool {
 			w.subEnded(s, unsubRetentionGp)
 			return c.complete(w, c.ending())
 		}
-		c.endNow(w, s, CloseInternalError, unsubRetentionGp, nil)
+		c.endNow(w, s, closeInternalError, unsubRetentionGp, nil)
 		return false
 	}
 	for i := range page.Events {
@@ -237,7 +237,7 @@ func (c *conn) readFailed(w *out, s *subscriber, err error) bool {
 			w.subEnded(s, unsubStore)
 			return c.complete(w, false)
 		}
-		c.endNow(w, s, CloseInternalError, unsubStore, err)
+		c.endNow(w, s, closeInternalError, unsubStore, err)
 		return false
 	}
 	entry := observe.Entry{

@@ -18,21 +18,6 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/observe"
 )
 
-// WebSocketConfig returns cfg adjusted for ServeWebSocket. The runtime
-// frames the connection itself (pre-encoded frames shared by every
-// subscriber, written straight to the socket), so the upgrader's own read
-// and write buffers are cut to the minimum it allows and never used, and
-// per-message compression is off. Pass the result to websocket.New.
-func WebSocketConfig(cfg websocket.Config) websocket.Config {
-	cfg.ReadBufferSize = 1
-	cfg.WriteBufferSize = 1
-	cfg.WriteBufferPool = unusedWritePool
-	cfg.EnableCompression = false
-	return cfg
-}
-
-var unusedWritePool = &sync.Pool{}
-
 // WebSocketRequest describes one WebSocket stream for AttachWebSocket.
 type WebSocketRequest struct {
 	// Authorize returns nil when the caller may read taskID and otherwise
@@ -63,26 +48,27 @@ type WebSocketRequest struct {
 	AcquireSlot func(subject string) (release func(), err error)
 }
 
-// AttachWebSocket takes an upgraded WebSocket over and runs its stream;
-// use it as the handler of websocket.New (ideally configured with
-// WebSocketConfig). Where it can (a plain TCP connection on Linux while
-// Run runs, unless Options.DisableDetach), the hub takes the socket away
-// from fasthttp and returns as soon as the stream is live: fasthttp's and
-// contrib's per-connection state is released and an idle stream holds no
+// AttachWebSocket takes an upgraded WebSocket over and runs its stream; use
+// it as the handler of websocket.New (fiberbridge's WebSocketHandler does,
+// with an upgrader whose own buffers are cut to the minimum, since the hub
+// frames the socket itself). Where it can (a plain TCP connection on Linux
+// while Run runs, unless Options.DisableDetach), the hub takes the socket
+// away from fasthttp and returns as soon as the stream is live: fasthttp's
+// and contrib's per-connection state is released and an idle stream holds no
 // goroutine; the hub's poller notices client frames and disconnects.
 // Otherwise (TLS, other platforms) AttachWebSocket returns when the stream
 // ends. OnClose tells the end in both cases.
 //
 // The first client frame must arrive within the handshake timeout and be a
-// text frame that contracts.ParseSubscribeRequest accepts, its keys spelled
-// exactly as the protocol names them and none repeated. The hub answers
+// text frame holding a subscribe request
+// (contracts.SubscribeRequest.Validate) with its keys spelled exactly as the
+// protocol names them, none repeated and no other key. The hub answers
 // SUBSCRIPTION_CONFIRMED, replays the events after lastEventId, goes live,
-// sends HEARTBEAT frames when idle and pings for dead peers, and closes
-// 1000 after the terminal event. It closes 1008 on an invalid, binary or
+// sends HEARTBEAT frames when idle and pings for dead peers, and closes 1000
+// after the terminal event. It closes 1008 on an invalid, binary or
 // oversized first frame, a timed-out handshake, a refused authorization, or
-// any data frame after the subscribe that is no valid subscribe (to
-// another task) or unsubscribe frame; 1001 on shutdown; 1011 when the
-// store fails.
+// any data frame after the subscribe that is no valid subscribe (to another
+// task) or unsubscribe frame; 1001 on shutdown; 1011 when the store fails.
 //
 // Up to Options.WSMaxSubscriptions tasks may follow on the same connection,
 // one subscribe frame each, and {action:"unsubscribe", taskId} ends one.
@@ -110,7 +96,7 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 	// before the subscribe frame.
 	c.tryDetach()
 	if !h.addConn(c) {
-		c.closeHandshake(CloseGoingAway, "going away")
+		c.closeHandshake(closeGoingAway, "going away")
 		if c.detached {
 			_ = c.raw.Close()
 		}
@@ -129,7 +115,7 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 	}
 	if ok && c.detached {
 		if err := c.watch(); err != nil {
-			reason, ok = c.closeHandshake(CloseInternalError, "internal error"), false
+			reason, ok = c.closeHandshake(closeInternalError, "internal error"), false
 		}
 	}
 	if !ok {
@@ -144,18 +130,6 @@ func (h *Hub) AttachWebSocket(conn *websocket.Conn, req WebSocketRequest) {
 		return
 	}
 	c.teardown(c.readLoop())
-}
-
-// ServeWebSocket runs one WebSocket stream and returns when it has ended;
-// use it as the handler of websocket.New when the caller needs the handler
-// to last as long as the stream. It is AttachWebSocket with Authorize set
-// to authorize, plus a wait, so the upgrade goroutine and fasthttp's
-// per-connection state stay held for the life of the stream; prefer
-// AttachWebSocket with OnClose.
-func (h *Hub) ServeWebSocket(conn *websocket.Conn, authorize func(ctx context.Context, taskID string) error) {
-	done := make(chan struct{})
-	h.AttachWebSocket(conn, WebSocketRequest{Authorize: authorize, OnClose: func() { close(done) }})
-	<-done
 }
 
 // wsInput is what only a WebSocket connection has. The decoder and ignore
@@ -185,16 +159,16 @@ func (c *conn) handshakeWS(authorize func(ctx context.Context, taskID string) er
 	msg, err := c.readSubscribe()
 	if err != nil {
 		if c.ending() {
-			return c.closeHandshake(CloseGoingAway, "going away"), false
+			return c.closeHandshake(closeGoingAway, "going away"), false
 		}
 		var pe *wsframe.ProtocolError
 		switch {
 		case errors.As(err, &pe):
 			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: c.subject, Outcome: pe.Reason})
-			return c.closeHandshake(ClosePolicyViolation, pe.Reason), false
+			return c.closeHandshake(closePolicyViolation, pe.Reason), false
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: c.subject, Outcome: "handshake timeout"})
-			return c.closeHandshake(ClosePolicyViolation, "handshake timeout"), false
+			return c.closeHandshake(closePolicyViolation, "handshake timeout"), false
 		case errors.Is(err, errPeerClosed):
 			return "client closed", false
 		}
@@ -209,16 +183,16 @@ func (c *conn) handshakeWS(authorize func(ctx context.Context, taskID string) er
 	}
 	if err != nil || !utf8.Valid(msg) {
 		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: c.subject, Outcome: "invalid subscribe frame", Err: err})
-		return c.closeHandshake(ClosePolicyViolation, "invalid subscribe frame"), false
+		return c.closeHandshake(closePolicyViolation, "invalid subscribe frame"), false
 	}
 	cursor, _ := req.Cursor()
 	if err := authorize(h.ctx, req.TaskID); err != nil {
 		be := bridgeerr.From(err)
 		log.Warn("websocket subscribe denied", observe.Entry{TaskID: req.TaskID, UserID: c.subject, Transport: observe.TransportWS, Outcome: string(be.Code), Err: err})
 		if be.Code.HTTPStatus() >= 500 && be.Code != bridgeerr.CodeServiceShuttingDown {
-			return c.closeHandshake(CloseInternalError, "internal error"), false
+			return c.closeHandshake(closeInternalError, "internal error"), false
 		}
-		return c.closeHandshake(ClosePolicyViolation, string(be.Code)), false
+		return c.closeHandshake(closePolicyViolation, string(be.Code)), false
 	}
 	s := newSubscriber(c, req.TaskID, cursor, h.cfg.queueSize)
 	c.addSub(s)
@@ -231,10 +205,10 @@ func (c *conn) handshakeWS(authorize func(ctx context.Context, taskID string) er
 	page, err := h.events.Read(h.ctx, s.taskID, s.cursor, h.cfg.replayBatch)
 	if err != nil {
 		if c.ending() {
-			return c.closeHandshake(CloseGoingAway, "going away"), false
+			return c.closeHandshake(closeGoingAway, "going away"), false
 		}
 		log.Error("websocket replay read failed", observe.Entry{TaskID: s.taskID, Transport: observe.TransportWS, Err: err})
-		return c.closeHandshake(CloseInternalError, "store unavailable"), false
+		return c.closeHandshake(closeInternalError, "store unavailable"), false
 	}
 	c.prefix = appendConfirmation(nil, s.taskID, req.LastEventID, page.RetentionGap)
 	s.initial, s.initialLimit = &page, h.cfg.replayBatch
@@ -380,7 +354,7 @@ func (in *wsInput) violation(c *conn, err error) {
 	}
 	in.ignore, in.dec = true, wsframe.Decoder{}
 	c.setReason(reason)
-	c.requestEnd(ClosePolicyViolation, reason, true)
+	c.requestEnd(closePolicyViolation, reason, true)
 }
 
 // echoCloseCode returns the code of a client close frame to echo back.
@@ -388,13 +362,13 @@ func echoCloseCode(payload []byte) int {
 	code, ok := wsframe.CloseCode(payload)
 	switch {
 	case !ok:
-		return CloseNormal
+		return closeNormal
 	case code >= 3000 && code <= 4999,
 		code >= 1000 && code <= 1003,
 		code >= 1007 && code <= 1011:
 		return code
 	}
-	return CloseNormal
+	return closeNormal
 }
 
 // writeDirect writes b from the connection goroutine while no writer can

@@ -31,8 +31,8 @@ var subEnds = [...]struct {
 	code   int
 	reason string
 }{
-	endStoreUnavailable: {CloseInternalError, unsubStore},
-	endTaskGone:         {CloseInternalError, "task no longer exists"},
+	endStoreUnavailable: {closeInternalError, unsubStore},
+	endTaskGone:         {closeInternalError, "task no longer exists"},
 }
 
 // wsMulti is what a WebSocket that follows several tasks needs besides a
@@ -155,7 +155,7 @@ func (c *conn) subscribe(w *out, r wsRequest) {
 	log := h.cfg.log
 	if c.find(r.taskID) != nil {
 		c.setReason("unexpected frame")
-		c.requestEnd(ClosePolicyViolation, "unexpected frame", true)
+		c.requestEnd(closePolicyViolation, "unexpected frame", true)
 		return
 	}
 	if len(c.subs) >= h.cfg.wsMaxSubs {

@@ -20,7 +20,6 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/rawserver"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/serve"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
-	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
 func TestMain(m *testing.M) {
@@ -28,36 +27,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 	)
-}
-
-func sampleEvent(b *testing.B) contracts.TaskEvent {
-	b.Helper()
-	d, err := benchwire.Draft(12345, time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return contracts.TaskEvent{Type: d.Type(), TaskID: contracts.NewID(), EventID: contracts.EventID{Ms: 1_700_000_000_123, Seq: 4},
-		CreatedAt: time.Now(), Payload: d.Payload()}
-}
-
-func BenchmarkEncodeSSEFrame(b *testing.B) {
-	ev := sampleEvent(b)
-	buf := make([]byte, 0, 512)
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = streaming.AppendSSEEvent(buf[:0], &ev)
-	}
-	b.SetBytes(int64(len(buf)))
-}
-
-func BenchmarkEncodeWSFrame(b *testing.B) {
-	ev := sampleEvent(b)
-	buf := make([]byte, 0, 512)
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = streaming.AppendWSEvent(buf[:0], &ev)
-	}
-	b.SetBytes(int64(len(buf)))
 }
 
 func BenchmarkEventIDCompare(b *testing.B) {

@@ -1,0 +1,32 @@
+package streaming
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskbridge/taskbridge-fiber/contracts"
+)
+
+// TestEventFrames: the bytes of one event on each wire: an SSE frame (id
+// line, data line with the event JSON, blank line) and an unmasked,
+// unfragmented WebSocket text frame carrying the same JSON.
+func TestEventFrames(t *testing.T) {
+	d, err := contracts.Progress(50, "", "half way")
+	require.NoError(t, err)
+	ev := contracts.TaskEvent{
+		Type: d.Type(), TaskID: "t1", EventID: contracts.EventID{Ms: 1732000000000, Seq: 3},
+		CreatedAt: time.Date(2024, 11, 19, 7, 6, 40, 0, time.UTC), Payload: d.Payload(),
+	}
+	const js = `{"type":"TASK_PROGRESS","taskId":"t1","eventId":"1732000000000-3","createdAt":"2024-11-19T07:06:40.000Z","payload":{"progress":50,"message":"half way"}}`
+
+	assert.Equal(t, "id: 1732000000000-3\ndata: "+js+"\n\n", string(appendSSEEvent(nil, &ev)))
+
+	ws := appendWSEvent([]byte("kept"), &ev)
+	require.Greater(t, len(js), 125, "the 16-bit length form is exercised")
+	assert.Equal(t, "kept", string(ws[:4]), "appends to dst")
+	assert.Equal(t, []byte{0x81, 126, byte(len(js) >> 8), byte(len(js))}, ws[4:8], "FIN text frame, unmasked, 16-bit length")
+	assert.Equal(t, js, string(ws[8:]))
+}
