@@ -35,7 +35,7 @@ func TestParseEventID(t *testing.T) {
 		{"hex", "0x10-0", contracts.EventID{}, false},
 		{"nul", "1\x00-0", contracts.EventID{}, false},
 		{"too long", "1111111111111111111111111111111111111111-1", contracts.EventID{}, false},
-		{"heartbeat id of the original", "hb-abc", contracts.EventID{}, false},
+		{"heartbeat id of taskbridge-fastapi's SSE", "hb-abc", contracts.EventID{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

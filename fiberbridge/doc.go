@@ -104,12 +104,12 @@
 // newest first over the registry's owner index (contracts.TaskLister) with
 // an opaque keyset cursor that stays stable while tasks are created. A
 // single SSE stream for several tasks is deliberately not offered: the
-// WebSocket carries many subscriptions on one connection; README.md says
-// why.
+// WebSocket carries many subscriptions on one connection (the streaming
+// package's README says why).
 //
 // # Long-poll default
 //
-// waitTimeoutMs of the long-poll defaults to 0 (answer at once), as in the
-// original implementation; the protocol's 25000 is a hint for clients, which
+// waitTimeoutMs of the long-poll defaults to 0 (answer at once), as in
+// taskbridge-fastapi; the protocol's 25000 is a hint for clients, which
 // should send it explicitly to long-poll.
 package fiberbridge

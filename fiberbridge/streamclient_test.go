@@ -1,10 +1,6 @@
 package fiberbridge_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -15,12 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
-	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
-// This file holds the stream clients of the end-to-end tests: an SSE reader
-// that parses the wire format itself (id:, data:, comments) over a real
-// response body, and a WebSocket client on fasthttp/websocket's Dialer.
+// The stream clients of the end-to-end tests, over internal/e2etest's SSE
+// reader (raw connection, the wire format parsed by hand) and WebSocket
+// client, with the harness's addresses and test failures on errors.
 
 // sseItem is one thing read from an SSE stream: a comment line or a
 // dispatched message (its data lines joined by \n).
@@ -32,162 +28,87 @@ type sseItem struct {
 	data    []byte
 }
 
-// sseStream is an open SSE response. Items arrive on items in order; the
-// reader goroutine sends the stream's end (nil for a clean EOF) on done and
-// exits. close ends it early.
+// sseStream is an open SSE response, read by the test goroutine.
 type sseStream struct {
-	t      testing.TB
-	resp   *http.Response
-	cancel context.CancelFunc
-	items  chan sseItem
-	done   chan error
+	t testing.TB
+	s *e2etest.SSE
 }
 
 // openSSE opens an SSE request. header may set Last-Event-ID. A non-200
 // answer is returned with the body read, and no stream.
 func (h *harness) openSSE(token, taskID, query string, header http.Header) (*sseStream, response) {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/api/v1/tasks/"+taskID+"/events/stream"+query, nil)
-	require.NoError(h.t, err)
-	req.Header.Set("Accept", "text/event-stream")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	hdr := http.Header{}
 	for k, v := range header {
-		req.Header[k] = v
+		hdr[k] = v
 	}
-	client := &http.Client{} // no timeout: streams are long; ctx ends them
-	resp, err := client.Do(req)
+	if token != "" {
+		hdr.Set("Authorization", "Bearer "+token)
+	}
+	s, resp, err := e2etest.OpenSSE(nil, h.addr, "/api/v1/tasks/"+taskID+"/events/stream"+query, hdr, wait)
 	require.NoError(h.t, err)
-	if resp.StatusCode != http.StatusOK {
-		defer cancel()
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(h.t, err)
-		return nil, response{status: resp.StatusCode, header: resp.Header, body: body}
+	answer := response{status: resp.Status, header: resp.Header, body: resp.Body}
+	if s == nil {
+		return nil, answer
 	}
-	s := &sseStream{t: h.t, resp: resp, cancel: cancel, items: make(chan sseItem, 1024), done: make(chan error, 1)}
-	go s.read()
-	h.t.Cleanup(s.close)
-	return s, response{status: resp.StatusCode, header: resp.Header}
+	st := &sseStream{t: h.t, s: s}
+	h.t.Cleanup(st.close)
+	return st, answer
 }
 
-// read parses the body until it ends.
-func (s *sseStream) read() {
-	defer close(s.items)
-	r := bufio.NewReader(s.resp.Body)
-	var cur sseItem
-	var data [][]byte
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(line) == 0 {
-				err = nil
-			}
-			s.done <- err
-			return
-		}
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		switch {
-		case len(line) == 0:
-			if cur.hasID || len(data) > 0 {
-				cur.data = bytes.Join(data, []byte("\n"))
-				s.items <- cur
-			}
-			cur, data = sseItem{}, nil
-		case line[0] == ':':
-			s.items <- sseItem{comment: string(line[1:]), isPing: true}
-		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
-			value = bytes.TrimPrefix(value, []byte(" "))
-			switch string(field) {
-			case "id":
-				cur.id, cur.hasID = string(value), true
-			case "data":
-				data = append(data, append([]byte(nil), value...))
-			}
-		}
+// nextItem returns the next item including comments, or ok false when the
+// response ended cleanly. Any other end, or nothing within timeout, fails
+// the test.
+func (s *sseStream) nextItem(timeout time.Duration) (sseItem, bool) {
+	s.t.Helper()
+	m, err := s.s.Next(timeout)
+	if errors.Is(err, io.EOF) {
+		return sseItem{}, false
 	}
+	require.NoError(s.t, err, "reading the SSE stream")
+	if m.Comment {
+		return sseItem{comment: string(m.Data), isPing: true}, true
+	}
+	return sseItem{id: m.ID, hasID: m.HasID, data: m.Data}, true
 }
 
 // next returns the next message (skipping comments), or ok false when the
-// stream ended. It fails the test after timeout.
+// stream ended cleanly.
 func (s *sseStream) next(timeout time.Duration) (sseItem, bool) {
 	s.t.Helper()
-	deadline := time.After(timeout)
 	for {
-		select {
-		case it, open := <-s.items:
-			if !open {
-				return sseItem{}, false
-			}
-			if it.isPing {
-				continue
-			}
-			return it, true
-		case <-deadline:
-			s.t.Fatalf("no SSE message within %v", timeout)
-			return sseItem{}, false
+		it, ok := s.nextItem(timeout)
+		if !ok || !it.isPing {
+			return it, ok
 		}
 	}
 }
 
-// nextItem returns the next item including comments.
-func (s *sseStream) nextItem(timeout time.Duration) (sseItem, bool) {
-	s.t.Helper()
-	select {
-	case it, open := <-s.items:
-		return it, open
-	case <-time.After(timeout):
-		s.t.Fatalf("nothing on the SSE stream within %v", timeout)
-		return sseItem{}, false
-	}
-}
-
-// nextEvent reads the next message, checks it is a conformant event whose
-// id: line equals its eventId, and returns it.
+// nextEvent reads frames, skipping heartbeats, until a conformant event
+// whose id: line equals its eventId, and returns it.
 func (s *sseStream) nextEvent(timeout time.Duration) contracts.TaskEvent {
 	s.t.Helper()
-	it, ok := s.next(timeout)
-	require.True(s.t, ok, "stream ended before the next event")
-	f := conformance.CheckFrame(s.t, it.data)
-	require.NotNil(s.t, f.Event, "expected an event: %s", it.data)
-	require.True(s.t, it.hasID, "event without id: line")
-	require.Equal(s.t, f.Event.EventID.String(), it.id)
-	return *f.Event
+	ev, err := s.s.NextEvent(timeout)
+	require.NoError(s.t, err, "the next SSE event")
+	return ev
 }
 
 // readUntilEnd reads the remaining events until the server ends the
-// response, checking each, and returns them.
+// response cleanly, checking each, and returns them.
 func (s *sseStream) readUntilEnd(timeout time.Duration) []contracts.TaskEvent {
 	s.t.Helper()
-	var out []contracts.TaskEvent
-	for {
-		it, ok := s.next(timeout)
-		if !ok {
-			require.NoError(s.t, <-s.done, "stream must end cleanly")
-			return out
-		}
-		f := conformance.CheckFrame(s.t, it.data)
-		if f.Event != nil {
-			require.Equal(s.t, f.Event.EventID.String(), it.id)
-			out = append(out, *f.Event)
-		}
-	}
+	evs, err := s.s.ReadToEnd(timeout)
+	require.NoError(s.t, err, "stream must end cleanly")
+	return evs
 }
 
-// close ends the stream from the client side and waits for the reader.
-func (s *sseStream) close() {
-	s.cancel()
-	_ = s.resp.Body.Close()
-	for range s.items {
-	}
-}
+// close ends the stream from the client side.
+func (s *sseStream) close() { _ = s.s.Close() }
 
 // wsClient is a WebSocket connection to the bridge.
 type wsClient struct {
 	t    testing.TB
+	ws   *e2etest.WS
 	conn *websocket.Conn
 }
 
@@ -211,28 +132,20 @@ func (h *harness) dialWS(token string, viaQuery bool) (*wsClient, response) {
 // the HTTP answer.
 func (h *harness) dialWSURL(u string, header http.Header) (*wsClient, response) {
 	h.t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial(u, header)
-	if err != nil {
-		require.ErrorIs(h.t, err, websocket.ErrBadHandshake)
-		require.NotNil(h.t, resp)
-		defer resp.Body.Close()
-		body, rerr := io.ReadAll(resp.Body)
-		require.NoError(h.t, rerr)
-		return nil, response{status: resp.StatusCode, header: resp.Header, body: body}
+	ws, resp, err := e2etest.DialWS(nil, u, header, wait)
+	require.NoError(h.t, err)
+	answer := response{status: resp.Status, header: resp.Header, body: resp.Body}
+	if ws == nil {
+		return nil, answer
 	}
-	c := &wsClient{t: h.t, conn: conn}
-	h.t.Cleanup(func() { _ = conn.Close() })
-	return c, response{status: resp.StatusCode, header: resp.Header}
+	h.t.Cleanup(func() { _ = ws.Close() })
+	return &wsClient{t: h.t, ws: ws, conn: ws.Conn}, answer
 }
 
 // subscribe sends the subscribe frame; lastEventID nil omits it.
 func (c *wsClient) subscribe(taskID string, lastEventID *string) {
 	c.t.Helper()
-	req := contracts.SubscribeRequest{Action: "subscribe", TaskID: taskID, LastEventID: lastEventID}
-	raw, err := json.Marshal(req)
-	require.NoError(c.t, err)
-	require.NoError(c.t, c.conn.WriteMessage(websocket.TextMessage, raw))
+	require.NoError(c.t, c.ws.Subscribe(taskID, lastEventID))
 }
 
 // wsRead is one read: a checked server frame, or the close.
@@ -247,19 +160,13 @@ type wsRead struct {
 // the conformance checker.
 func (c *wsClient) read(timeout time.Duration) wsRead {
 	c.t.Helper()
-	require.NoError(c.t, c.conn.SetReadDeadline(time.Now().Add(timeout)))
-	typ, data, err := c.conn.ReadMessage()
-	if err != nil {
-		var ce *websocket.CloseError
-		require.ErrorAs(c.t, err, &ce, "expected a close frame, got %v", err)
-		return wsRead{closed: true, closeCode: ce.Code, closeText: ce.Text}
-	}
-	require.Equal(c.t, websocket.TextMessage, typ)
-	return wsRead{frame: conformance.CheckFrame(c.t, data)}
+	r, err := c.ws.Read(timeout)
+	require.NoError(c.t, err)
+	return wsRead{frame: r.Frame, closed: r.Closed, closeCode: r.CloseCode, closeText: r.CloseText}
 }
 
-// expectClose reads until the close frame (events before it are returned)
-// and checks its code.
+// expectClose reads until the close frame (events before it are returned,
+// other frames skipped) and checks its code.
 func (c *wsClient) expectClose(code int, timeout time.Duration) []contracts.TaskEvent {
 	c.t.Helper()
 	var evs []contracts.TaskEvent
@@ -278,14 +185,9 @@ func (c *wsClient) expectClose(code int, timeout time.Duration) []contracts.Task
 // nextEvent reads frames, skipping heartbeats, until an event.
 func (c *wsClient) nextEvent(timeout time.Duration) contracts.TaskEvent {
 	c.t.Helper()
-	for {
-		r := c.read(timeout)
-		require.False(c.t, r.closed, "closed (%d %q) before the next event", r.closeCode, r.closeText)
-		if r.frame.Event != nil {
-			return *r.frame.Event
-		}
-		require.NotNil(c.t, r.frame.Heartbeat, "unexpected frame")
-	}
+	ev, err := c.ws.NextEvent(timeout)
+	require.NoError(c.t, err)
+	return ev
 }
 
 func strPtr(s string) *string { return &s }

@@ -45,8 +45,8 @@
 // only that task, refusals are SUBSCRIPTION_ERROR frames and other ends of
 // one task UNSUBSCRIBED frames, and the connection stays open. Later
 // subscribes are authorized and read by the connection's writer, never on
-// the poller. There is no SSE stream for several tasks; the README says
-// why.
+// the poller. There is no SSE stream for several tasks; README.md (next to this
+// file) says why.
 //
 // # Subscribers and catch-up
 //

@@ -62,7 +62,7 @@ func main() {
 	checks = append(checks, report.MicroAllocCheck(bytes.NewReader(microData))...)
 	if len(checks) > 0 {
 		out.WriteString("#### Targets, checked against the results below\n\n")
-		out.WriteString("Each target is worded as the issue that set it; no tolerance is added. " +
+		out.WriteString("Each target is worded as the goal that set it; no tolerance is added. " +
 			"A target about growth needs two data points and reads \"not judged\" with one.\n\n")
 		report.RenderChecks(&out, checks)
 		out.WriteString("\n")

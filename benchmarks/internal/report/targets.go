@@ -39,15 +39,16 @@ func verdict(ok bool) Verdict {
 	return NotMet
 }
 
-// Who set the targets: the project's benchmark issue (the load generator
-// and its first targets) and its performance issue (request path, Redis
-// round trips, many instances).
+// Which of the project's goals a target belongs to: the streaming goals set
+// with the load generator (idle memory, fan-out, many tasks, resume) and
+// the later performance goals (request path, Redis round trips, many
+// instances).
 const (
-	SetByBenchmarks  = "issue 8 (benchmarks)"
-	SetByPerformance = "issue 17 (performance)"
+	SetByBenchmarks  = "streaming goals"
+	SetByPerformance = "performance goals"
 )
 
-// Check is one target, worded exactly as the issue that set it, evaluated
+// Check is one target, worded exactly as the goal that set it, evaluated
 // against measured results. No tolerance is added to a target: "no worse"
 // means a ratio of at least 1, "0" means 0. A target about growth ("do not
 // grow", "2x today's") needs two data points and is NotJudged with one.

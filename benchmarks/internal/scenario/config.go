@@ -171,8 +171,8 @@ type Overrides struct {
 	Stages      int
 }
 
-// DefaultSpecs returns the specs of kind with the sizes, changed by
-// o.
+// DefaultSpecs returns the specs of kind at the sizes their targets are
+// stated for, changed by o.
 func DefaultSpecs(kind string, o Overrides) ([]Spec, error) {
 	pick := func(v, def int) int {
 		if v > 0 {
