@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,30 +34,17 @@ import (
 
 // build is the example binary, built once for the test binary.
 var build struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
+	once   sync.Once
+	path   string
+	remove func()
+	err    error
 }
 
 // exampleBinary builds the example (go build) once and returns its path.
 func exampleBinary(t *testing.T) string {
 	t.Helper()
 	build.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.dir, build.err = os.MkdirTemp("", "redis-example-")
-		if build.err != nil {
-			return
-		}
-		build.path = filepath.Join(build.dir, "redis-example")
-		out, err := exec.Command(goTool, "build", "-o", build.path, ".").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
+		build.path, build.remove, build.err = e2etest.Build("", ".", "redis-example")
 	})
 	require.NoError(t, build.err)
 	return build.path
@@ -70,98 +52,48 @@ func exampleBinary(t *testing.T) string {
 
 // removeBuild deletes the built binary (TestMain, after the tests).
 func removeBuild() {
-	if build.dir != "" {
-		_ = os.RemoveAll(build.dir)
+	if build.remove != nil {
+		build.remove()
 	}
 }
 
 // proc is one instance of the example running as a child process.
 type proc struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	addr   string
-	exited chan struct{}
-	err    error // the process's exit; set before exited is closed
-
-	mu   sync.Mutex
-	logs bytes.Buffer // its stderr: JSON log lines
+	*e2etest.Process
+	t    *testing.T
+	name string
+	addr string
 }
 
-var listeningRE = regexp.MustCompile(`"msg":"redis example listening".*"addr":"([^"]+)"`)
-
 // startProc runs the example with args (and -addr 127.0.0.1:0), waits
-// until it listens and answers /health, and stops it (SIGKILL) at cleanup
-// when the test has not.
+// until it listens, and stops it (SIGKILL) at cleanup when the test has
+// not; a failed test's log shows the last 60 lines it logged.
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, exited: make(chan struct{})}
-	p.cmd = exec.Command(exampleBinary(t), append([]string{"-addr", "127.0.0.1:0"}, args...)...)
-	stderr, err := p.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, p.cmd.Start())
-	addr := make(chan string, 1)
-	go func() { // owned by p: ends at the process's exit (EOF on its stderr)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.mu.Lock()
-			p.logs.Write(line)
-			p.logs.WriteByte('\n')
-			p.mu.Unlock()
-			if m := listeningRE.FindSubmatch(line); m != nil {
-				select {
-				case addr <- string(m[1]):
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	cmd := exec.Command(exampleBinary(t), append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	p, err := e2etest.StartProcess(cmd, "redis example listening", 30*time.Second)
+	require.NoError(t, err, name)
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
+		p.Kill()
 		if t.Failed() {
-			p.mu.Lock()
-			lines := strings.Split(strings.TrimSpace(p.logs.String()), "\n")
-			p.mu.Unlock()
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			t.Logf("%s log (last %d lines):\n%s", name, len(lines), strings.Join(lines, "\n"))
+			t.Logf("%s log (last lines):\n%s", name, p.Tail(60))
 		}
 	})
-	select {
-	case p.addr = <-addr:
-	case <-p.exited:
-		t.Fatalf("%s exited before listening: %v", name, p.err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not listen within 30 s", name)
-	}
-	return p
+	return &proc{Process: p, t: t, name: name, addr: p.Addr}
 }
 
 // signal sends sig to the process.
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	require.NoError(p.t, p.cmd.Process.Signal(sig))
+	require.NoError(p.t, p.Signal(sig))
 }
 
 // kill ends the process at once (kill -9) and waits for it.
-func (p *proc) kill() {
-	p.t.Helper()
-	p.signal(syscall.SIGKILL)
-	<-p.exited
-}
+func (p *proc) kill() { p.Kill() }
 
 // logged reports whether the process logged a line with message msg.
 func (p *proc) logged(msg string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return bytes.Contains(p.logs.Bytes(), []byte(`"msg":"`+msg+`"`))
+	return strings.Contains(p.Logs(), `"msg":"`+msg+`"`)
 }
 
 // waitExit waits for the process to exit on its own and returns its
@@ -169,8 +101,8 @@ func (p *proc) logged(msg string) bool {
 func (p *proc) waitExit(within time.Duration) error {
 	p.t.Helper()
 	select {
-	case <-p.exited:
-		return p.err
+	case <-p.Exited:
+		return p.Err
 	case <-time.After(within):
 		p.t.Fatalf("%s did not exit within %v", p.name, within)
 		return nil
@@ -685,5 +617,5 @@ func TestProcessRollingRestart(t *testing.T) {
 		assertStatus(t, rc, id, contracts.StatusCompleted)
 	}
 	var exitErr *exec.ExitError
-	assert.False(t, errors.As(a.err, &exitErr), "exit code 0")
+	assert.False(t, errors.As(a.Err, &exitErr), "exit code 0")
 }

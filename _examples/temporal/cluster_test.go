@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
 // The end-to-end tests run the example as real processes (bridges and
@@ -42,19 +42,13 @@ func TestMain(m *testing.M) {
 
 func runTests(m *testing.M) int {
 	if os.Getenv("TASKBRIDGE_TEMPORAL_ADDR") != "" && os.Getenv("TASKBRIDGE_REDIS_ADDR") != "" {
-		dir, err := os.MkdirTemp("", "tbtemporal-example-")
+		bin, remove, err := e2etest.Build("", ".", "temporal-example")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "temporal-example")
-		build := exec.Command("go", "build", "-o", binary, ".")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building the example:", err)
 			return 1
 		}
+		defer remove()
+		binary = bin
 	}
 	code := m.Run()
 	if code == 0 {
@@ -131,104 +125,56 @@ func (c *cluster) cleanup() {
 
 // proc is one running example process.
 type proc struct {
+	*e2etest.Process
 	t    *testing.T
 	name string
-	cmd  *exec.Cmd
 	base string // bridges: http://addr
-	done chan struct{}
-
-	mu  sync.Mutex
-	log bytes.Buffer
 }
 
-// start runs the example with args and waits for the log line with
-// marker; it returns the process and that line.
-func (c *cluster) start(name, marker string, args ...string) (*proc, string) {
+// start runs the example with args and waits for the log line whose msg
+// is ready.
+func (c *cluster) start(name, ready string, args ...string) *proc {
 	c.t.Helper()
 	args = append([]string{"-redis", c.redis, "-temporal", c.temporal, "-prefix", c.prefix, "-queue", c.queue}, args...)
-	cmd := exec.Command(binary, args...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(c.t, err)
-	require.NoError(c.t, cmd.Start())
-	p := &proc{t: c.t, name: name, cmd: cmd, done: make(chan struct{})}
+	p, err := e2etest.StartProcess(exec.Command(binary, args...), ready, 60*time.Second)
+	require.NoError(c.t, err, name)
+	pr := &proc{Process: p, t: c.t, name: name}
 	c.mu.Lock()
-	c.procs = append(c.procs, p)
+	c.procs = append(c.procs, pr)
 	c.mu.Unlock()
-	found := make(chan string, 1)
-	// Owned by p: ends when the process exits and its stderr closes.
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			if strings.Contains(line, marker) {
-				select {
-				case found <- line:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	select {
-	case line := <-found:
-		return p, line
-	case <-p.done:
-		c.t.Fatalf("%s exited before it was ready:\n%s", name, p.output())
-	case <-time.After(60 * time.Second):
-		c.t.Fatalf("%s not ready within 60 s:\n%s", name, p.output())
-	}
-	return nil, ""
+	return pr
 }
 
 // bridge starts a bridge on a free port.
 func (c *cluster) bridge(name string) *proc {
 	c.t.Helper()
-	p, line := c.start(name, "temporal example bridge listening", "-addr", "127.0.0.1:0", "-heartbeat", "1s")
-	var l struct{ Addr string }
-	require.NoError(c.t, json.Unmarshal([]byte(line), &l))
-	p.base = "http://" + l.Addr
+	p := c.start(name, "temporal example bridge listening", "-addr", "127.0.0.1:0", "-heartbeat", "1s")
+	require.NotEmpty(c.t, p.Addr, "%s logged no address: %s", name, p.Ready)
+	p.base = "http://" + p.Addr
 	return p
 }
 
 // worker starts a worker.
 func (c *cluster) worker(name string) *proc {
 	c.t.Helper()
-	p, _ := c.start(name, "temporal example worker started", "-worker")
-	return p
+	return c.start(name, "temporal example worker started", "-worker")
 }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *proc) output() string { return p.Logs() }
 
 // kill9 kills the process with SIGKILL and waits until it is gone.
 func (p *proc) kill9() {
 	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.Signal(syscall.SIGKILL)
 	select {
-	case <-p.done:
+	case <-p.Exited:
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("%s did not die", p.name)
 	}
 }
 
 // kill stops the process at cleanup: SIGTERM, then SIGKILL after 10 s.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
+func (p *proc) kill() { p.Stop(10 * time.Second) }
 
 // do sends a JSON request as alice and decodes the answer into out.
 func (c *cluster) do(p *proc, method, path, body string, out any) int {

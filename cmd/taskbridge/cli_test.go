@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,13 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
 // The tests run the CLI as a person would: the built binary, against the
@@ -36,54 +36,27 @@ func TestMain(m *testing.M) {
 // testMain builds the CLI and the quickstart with the go command (go test
 // puts its own first on PATH), starts the quickstart and runs the tests.
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "taskbridge-cli-test")
+	bin, remove, err := e2etest.Build("../..", "./cmd/taskbridge", "taskbridge")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	cliBin = filepath.Join(dir, "taskbridge")
-	qs := filepath.Join(dir, "quickstart")
-	for _, b := range [][2]string{{cliBin, "./cmd/taskbridge"}, {qs, "./_examples/quickstart"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b[1], err, out)
-			return 1
-		}
-	}
-	server := exec.Command(qs, "-addr", "127.0.0.1:0", "-heartbeat", "1s")
-	logs, err := server.StderrPipe()
+	defer remove()
+	cliBin = bin
+	qs, removeQS, err := e2etest.Build("../..", "./_examples/quickstart", "quickstart")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := server.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		_ = server.Process.Signal(os.Interrupt)
-		_ = server.Wait()
-	}()
+	defer removeQS()
 	// The kernel picks the port; the quickstart logs the address it bound.
-	addr := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(logs)
-		re := regexp.MustCompile(`"msg":"quickstart listening".*"addr":"([^"]+)"`)
-		for s.Scan() {
-			if m := re.FindStringSubmatch(s.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		baseURL = "http://" + a
-	case <-time.After(30 * time.Second):
-		fmt.Fprintln(os.Stderr, "the quickstart did not report its address")
+	server, err := e2etest.StartProcess(exec.Command(qs, "-addr", "127.0.0.1:0", "-heartbeat", "1s"), "quickstart listening", 30*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer server.Stop(10 * time.Second)
+	baseURL = "http://" + server.Addr
 	return m.Run()
 }
 

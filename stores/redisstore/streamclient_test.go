@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
 )
 
 // This file holds the stream client of the end-to-end tests: a subscriber
@@ -178,101 +178,84 @@ func (s *subscriber) frame(c *connection, data []byte) (contracts.ServerFrame, e
 	return f, nil
 }
 
-// followSSE runs one SSE connection and returns how it ended.
+// followSSE runs one SSE connection (internal/e2etest's reader) and
+// returns how it ended.
 func (s *subscriber) followSSE(ctx context.Context, c *connection, cursor string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		"http://"+c.target+"/api/v1/tasks/"+s.taskID+"/events/stream", nil)
-	if err != nil {
-		return "request: " + err.Error()
-	}
-	req.Header.Set("Authorization", "Bearer "+owner)
-	req.Header.Set("Accept", "text/event-stream")
+	header := http.Header{"Authorization": {"Bearer " + owner}}
 	if cursor != "" {
-		req.Header.Set("Last-Event-ID", cursor)
+		header.Set("Last-Event-ID", cursor)
 	}
-	resp, err := sseClient.Do(req)
+	sse, resp, err := e2etest.OpenSSE(nil, c.target, "/api/v1/tasks/"+s.taskID+"/events/stream", header, 5*time.Second)
 	if err != nil {
 		return "dial: " + err.Error()
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if sse == nil {
 		return s.refused(resp)
 	}
-	r := bufio.NewReader(resp.Body)
-	var id string
-	var data []byte
+	defer sse.Close()
+	stop := context.AfterFunc(ctx, func() { _ = sse.Close() })
+	defer stop()
 	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(line) == 0 {
-				return "eof"
-			}
-			return "read: " + err.Error()
-		}
-		line = bytes.TrimRight(line, "\r\n")
+		m, err := sse.Next(streamReadTimeout)
 		switch {
-		case len(line) == 0:
-			if data != nil {
-				f, err := s.frame(c, data)
-				if err != nil {
-					return "invalid frame: " + err.Error()
-				}
-				if f.Event != nil && f.Event.EventID.String() != id {
-					return fmt.Sprintf("id: line %q differs from eventId %s", id, f.Event.EventID)
-				}
-			}
-			id, data = "", nil
-		case line[0] == ':':
-			// comment ping
-		case bytes.HasPrefix(line, []byte("id: ")):
-			id = string(line[4:])
-		case bytes.HasPrefix(line, []byte("data: ")):
-			data = append(data[:0], line[6:]...)
+		case errors.Is(err, io.EOF):
+			return "eof"
+		case err != nil:
+			return "read: " + err.Error()
+		case m.Comment:
+			continue
+		}
+		f, err := s.frame(c, m.Data)
+		if err != nil {
+			return "invalid frame: " + err.Error()
+		}
+		if f.Event != nil && f.Event.EventID.String() != m.ID {
+			return fmt.Sprintf("id: line %q differs from eventId %s", m.ID, f.Event.EventID)
 		}
 	}
 }
 
-// sseClient has no timeout: streams are long; contexts end them.
-var sseClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+// streamReadTimeout bounds one read of a stream: far longer than any
+// heartbeat interval of these tests, so only a hung server reaches it.
+const streamReadTimeout = time.Minute
 
 // refused records an answer other than a stream and describes it.
-func (s *subscriber) refused(resp *http.Response) string {
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusNoContent {
+func (s *subscriber) refused(resp e2etest.Response) string {
+	if resp.Status == http.StatusNoContent {
 		return "status 204"
 	}
 	s.mu.Lock()
-	s.frames = append(s.frames, body) // checked as an error envelope
+	s.frames = append(s.frames, resp.Body) // checked as an error envelope
 	s.mu.Unlock()
 	var env struct{ Code string }
-	_ = json.Unmarshal(body, &env)
-	return "status " + strconv.Itoa(resp.StatusCode) + " " + env.Code
+	_ = json.Unmarshal(resp.Body, &env)
+	return "status " + strconv.Itoa(resp.Status) + " " + env.Code
 }
 
-// followWS runs one WebSocket connection and returns how it ended.
+// followWS runs one WebSocket connection (internal/e2etest's client) and
+// returns how it ended.
 func (s *subscriber) followWS(ctx context.Context, c *connection, cursor string) string {
-	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	conn, resp, err := dialer.DialContext(ctx, "ws://"+c.target+"/api/v1/tasks/ws",
-		http.Header{"Authorization": {"Bearer " + owner}})
+	ws, resp, err := e2etest.DialWS(nil, "ws://"+c.target+"/api/v1/tasks/ws",
+		http.Header{"Authorization": {"Bearer " + owner}}, 5*time.Second)
 	if err != nil {
-		if resp != nil {
-			defer resp.Body.Close()
-			return s.refused(resp)
-		}
 		return "dial: " + err.Error()
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	sub := map[string]any{"action": "subscribe", "taskId": s.taskID, "lastEventId": nil}
-	if cursor != "" {
-		sub["lastEventId"] = cursor
+	if ws == nil {
+		return s.refused(resp)
 	}
-	if err := conn.WriteJSON(sub); err != nil {
+	defer ws.Close()
+	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
+	defer stop()
+	var last *string
+	if cursor != "" {
+		last = &cursor
+	}
+	if err := ws.Subscribe(s.taskID, last); err != nil {
 		return "write: " + err.Error()
 	}
 	for {
-		_, msg, err := conn.ReadMessage()
+		_ = ws.Conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+		_, msg, err := ws.Conn.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
