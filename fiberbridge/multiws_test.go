@@ -24,12 +24,9 @@ func (h *harness) dialMultiWS(token string) *wsClient {
 	h.t.Helper()
 	header := http.Header{}
 	header.Set("Authorization", "Bearer "+token)
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial("ws://"+h.addr+"/api/v1/tasks/ws?multi=true", header)
-	require.NoError(h.t, err)
-	_ = resp.Body.Close()
-	h.t.Cleanup(func() { _ = conn.Close() })
-	return &wsClient{t: h.t, conn: conn}
+	c, resp := h.dialWSURL("ws://"+h.addr+"/api/v1/tasks/ws?multi=true", header)
+	require.NotNil(h.t, c, "refused: %d %s", resp.status, resp.body)
+	return c
 }
 
 func (c *wsClient) unsubscribe(taskID string) {
