@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // ErrDeadStream is the cause Watch logs when a stream stayed silent for
@@ -249,7 +250,7 @@ func (w *watch) webSocket(ctx context.Context) attempt {
 		if err != nil {
 			return w.wsEnd(ctx, a, err)
 		}
-		f, err := contracts.DecodeServerFrame(data)
+		f, err := frames.Decode(data)
 		if err != nil {
 			a.err = fmt.Errorf("taskbridge: websocket: %w", err)
 			return a
@@ -358,7 +359,7 @@ func (w *watch) sse(ctx context.Context, proven bool) attempt {
 		if m.comment || len(m.data) == 0 {
 			continue
 		}
-		f, err := contracts.DecodeServerFrame(m.data)
+		f, err := frames.Decode(m.data)
 		if err != nil {
 			a.err = fmt.Errorf("taskbridge: sse: %w", err)
 			return a

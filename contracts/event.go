@@ -106,9 +106,11 @@ func (e TaskEvent) MarshalJSON() ([]byte, error) {
 	return e.AppendJSON(make([]byte, 0, 128+len(e.Payload))), nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler with DecodeEvent's strict rules.
+// UnmarshalJSON implements json.Unmarshaler strictly: all five keys present,
+// no others, a known type, a valid eventId and createdAt, and a payload that
+// satisfies ParseDraft; errors wrap ErrInvalidFrame.
 func (e *TaskEvent) UnmarshalJSON(data []byte) error {
-	ev, err := DecodeEvent(data)
+	ev, err := decodeEvent(data)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
-// ErrInvalidFrame is wrapped by DecodeEvent, DecodeServerFrame and
-// ParseSubscribeRequest for input that is not a valid protocol frame.
+// ErrInvalidFrame is wrapped by the errors of TaskEvent.UnmarshalJSON and of
+// the Validate methods of client frames, for input that is not a valid
+// protocol frame.
 var ErrInvalidFrame = errors.New("taskbridge: invalid frame")
 
 func invalidFrame(format string, args ...any) error {
@@ -36,24 +36,6 @@ func (r SubscribeRequest) Cursor() (EventID, error) {
 		return EventID{}, nil
 	}
 	return ParseCursor(*r.LastEventID)
-}
-
-// ParseSubscribeRequest strictly decodes a subscribe frame: a JSON object
-// with action "subscribe", a non-empty taskId of at most MaxTaskIDLen bytes,
-// an optional lastEventId that is null or a valid cursor, and no other keys.
-//
-// It decodes with encoding/json, which matches keys case-insensitively and
-// lets a repeated key win; a server decodes the frame with a stricter
-// decoder (exact names, no duplicates) and then calls Validate.
-func ParseSubscribeRequest(data []byte) (SubscribeRequest, error) {
-	var r SubscribeRequest
-	if err := strictUnmarshal(data, &r); err != nil {
-		return SubscribeRequest{}, invalidFrame("subscribe: %v", err)
-	}
-	if err := r.Validate(); err != nil {
-		return SubscribeRequest{}, err
-	}
-	return r, nil
 }
 
 // Validate checks a decoded subscribe frame: action "subscribe", a
@@ -99,8 +81,9 @@ const HeartbeatEventIDPrefix = "hb-"
 //     {"type":"HEARTBEAT","taskId":..,"eventId":"hb-<random>",
 //     "createdAt":..,"payload":{"live":true}}, never with an id: line.
 //
-// DecodeServerFrame accepts both; EventID and CreatedAt are set only for
-// the SSE form, and Live comes from payload.live there.
+// It marshals to the WebSocket form; EventID and CreatedAt hold the SSE
+// form's fields when a client decoded one (Live comes from payload.live
+// there).
 type Heartbeat struct {
 	Type      EventType `json:"type"`
 	TaskID    string    `json:"taskId"`
@@ -109,109 +92,10 @@ type Heartbeat struct {
 	CreatedAt time.Time `json:"-"`
 }
 
-// ServerFrame is one decoded server frame of a stream: exactly one field is
-// set.
-type ServerFrame struct {
-	Event             *TaskEvent
-	Confirmation      *SubscriptionConfirmed
-	Heartbeat         *Heartbeat
-	SubscriptionError *SubscriptionError
-	Unsubscribed      *Unsubscribed
-}
-
-// DecodeServerFrame strictly decodes one server frame of a WebSocket or SSE
-// stream: an event, a SUBSCRIPTION_CONFIRMED or a HEARTBEAT, and on a
-// WebSocket following several tasks a SUBSCRIPTION_ERROR or UNSUBSCRIBED.
-func DecodeServerFrame(data []byte) (ServerFrame, error) {
-	var head struct {
-		Type EventType `json:"type"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return ServerFrame{}, invalidFrame("frame: %v", err)
-	}
-	switch head.Type {
-	case FrameSubscriptionConfirmed:
-		var c SubscriptionConfirmed
-		if err := strictUnmarshal(data, &c); err != nil {
-			return ServerFrame{}, invalidFrame("confirmation: %v", err)
-		}
-		if c.TaskID == "" {
-			return ServerFrame{}, invalidFrame("confirmation: taskId is required")
-		}
-		if c.ReplayStartedAfterEventID != nil {
-			if _, err := ParseCursor(*c.ReplayStartedAfterEventID); err != nil {
-				return ServerFrame{}, invalidFrame("confirmation: %v", err)
-			}
-		}
-		return ServerFrame{Confirmation: &c}, nil
-	case FrameHeartbeat:
-		h, err := decodeHeartbeat(data)
-		if err != nil {
-			return ServerFrame{}, err
-		}
-		return ServerFrame{Heartbeat: &h}, nil
-	case FrameSubscriptionError:
-		e, err := decodeSubscriptionError(data)
-		if err != nil {
-			return ServerFrame{}, err
-		}
-		return ServerFrame{SubscriptionError: &e}, nil
-	case FrameUnsubscribed:
-		u, err := decodeUnsubscribed(data)
-		if err != nil {
-			return ServerFrame{}, err
-		}
-		return ServerFrame{Unsubscribed: &u}, nil
-	}
-	ev, err := DecodeEvent(data)
-	if err != nil {
-		return ServerFrame{}, err
-	}
-	return ServerFrame{Event: &ev}, nil
-}
-
-// decodeHeartbeat strictly decodes either wire form of a heartbeat: the
-// WebSocket form, or else the SSE envelope form.
-func decodeHeartbeat(data []byte) (Heartbeat, error) {
-	var h Heartbeat
-	if err := strictUnmarshal(data, &h); err != nil {
-		var env struct {
-			Type      EventType `json:"type"`
-			TaskID    string    `json:"taskId"`
-			EventID   *string   `json:"eventId"`
-			CreatedAt *string   `json:"createdAt"`
-			Payload   *struct {
-				Live bool `json:"live"`
-			} `json:"payload"`
-		}
-		if envErr := strictUnmarshal(data, &env); envErr != nil {
-			return Heartbeat{}, invalidFrame("heartbeat: %v", err)
-		}
-		switch {
-		case env.EventID == nil || !strings.HasPrefix(*env.EventID, HeartbeatEventIDPrefix):
-			return Heartbeat{}, invalidFrame("heartbeat: eventId must start with %q", HeartbeatEventIDPrefix)
-		case env.CreatedAt == nil:
-			return Heartbeat{}, invalidFrame("heartbeat: createdAt is required")
-		case env.Payload == nil:
-			return Heartbeat{}, invalidFrame("heartbeat: payload is required")
-		}
-		created, err := time.Parse(time.RFC3339Nano, *env.CreatedAt)
-		if err != nil {
-			return Heartbeat{}, invalidFrame("heartbeat: createdAt: %v", err)
-		}
-		h = Heartbeat{Type: env.Type, TaskID: env.TaskID, Live: env.Payload.Live, EventID: *env.EventID, CreatedAt: created}
-	}
-	if h.TaskID == "" {
-		return Heartbeat{}, invalidFrame("heartbeat: taskId is required")
-	}
-	return h, nil
-}
-
-// DecodeEvent strictly decodes an event envelope: all five keys present, no
+// decodeEvent strictly decodes an event envelope: all five keys present, no
 // others, a known type, a valid eventId and createdAt, and a payload that
-// satisfies ParseDraft. It is the conformance check the tests apply to every
-// frame and a safe decoder for Go clients.
-func DecodeEvent(data []byte) (TaskEvent, error) {
+// satisfies ParseDraft.
+func decodeEvent(data []byte) (TaskEvent, error) {
 	var env struct {
 		Type      *EventType      `json:"type"`
 		TaskID    *string         `json:"taskId"`

@@ -22,20 +22,6 @@ type UnsubscribeRequest struct {
 	TaskID string `json:"taskId"`
 }
 
-// ParseUnsubscribeRequest strictly decodes an unsubscribe frame: a JSON
-// object with action "unsubscribe", a non-empty taskId of at most
-// MaxTaskIDLen bytes, and no other keys.
-func ParseUnsubscribeRequest(data []byte) (UnsubscribeRequest, error) {
-	var r UnsubscribeRequest
-	if err := strictUnmarshal(data, &r); err != nil {
-		return UnsubscribeRequest{}, invalidFrame("unsubscribe: %v", err)
-	}
-	if err := r.Validate(); err != nil {
-		return UnsubscribeRequest{}, err
-	}
-	return r, nil
-}
-
 // Validate checks a decoded unsubscribe frame: action "unsubscribe" and a
 // non-empty taskId of at most MaxTaskIDLen bytes.
 func (r UnsubscribeRequest) Validate() error {
@@ -72,26 +58,4 @@ type Unsubscribed struct {
 	Type   EventType `json:"type"`
 	TaskID string    `json:"taskId"`
 	Reason string    `json:"reason"`
-}
-
-func decodeSubscriptionError(data []byte) (SubscriptionError, error) {
-	var e SubscriptionError
-	if err := strictUnmarshal(data, &e); err != nil {
-		return SubscriptionError{}, invalidFrame("subscription error: %v", err)
-	}
-	if e.TaskID == "" || e.Code == "" {
-		return SubscriptionError{}, invalidFrame("subscription error: taskId and code are required")
-	}
-	return e, nil
-}
-
-func decodeUnsubscribed(data []byte) (Unsubscribed, error) {
-	var u Unsubscribed
-	if err := strictUnmarshal(data, &u); err != nil {
-		return Unsubscribed{}, invalidFrame("unsubscribed: %v", err)
-	}
-	if u.TaskID == "" || u.Reason == "" {
-		return Unsubscribed{}, invalidFrame("unsubscribed: taskId and reason are required")
-	}
-	return u, nil
 }

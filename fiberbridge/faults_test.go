@@ -20,6 +20,7 @@ import (
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/orchestration"
 )
@@ -716,7 +717,7 @@ func TestExecutorFaultsEndToEnd(t *testing.T) {
 			m, err := s.Next(hwait)
 			require.NoError(t, err)
 			if !m.Comment {
-				f, err := contracts.DecodeServerFrame(m.Data)
+				f, err := frames.Decode(m.Data)
 				require.NoError(t, err)
 				require.NotNil(t, f.Heartbeat, "only heartbeats while the handler hangs: %s", m.Data)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/fiberbridge"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // dialMultiWS opens a WebSocket that follows several tasks from its first
@@ -36,7 +37,7 @@ func (c *wsClient) unsubscribe(taskID string) {
 
 // nextFrame returns the next frame that is no heartbeat; the connection
 // must stay open.
-func (c *wsClient) nextFrame(timeout time.Duration) contracts.ServerFrame {
+func (c *wsClient) nextFrame(timeout time.Duration) frames.Frame {
 	c.t.Helper()
 	for {
 		r := c.read(timeout)

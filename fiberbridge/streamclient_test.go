@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // The stream clients of the end-to-end tests, over internal/e2etest's SSE
@@ -150,7 +151,7 @@ func (c *wsClient) subscribe(taskID string, lastEventID *string) {
 
 // wsRead is one read: a checked server frame, or the close.
 type wsRead struct {
-	frame     contracts.ServerFrame
+	frame     frames.Frame
 	closed    bool
 	closeCode int
 	closeText string

@@ -3,6 +3,7 @@ package streaming_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -75,8 +76,9 @@ func ExampleHub_ServeSSE() {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			f, _ := contracts.DecodeServerFrame([]byte(data))
-			fmt.Println(f.Event.Type)
+			var ev contracts.TaskEvent
+			_ = json.Unmarshal([]byte(data), &ev)
+			fmt.Println(ev.Type)
 		}
 	}
 	fmt.Println("end of stream:", sc.Err() == nil)
@@ -123,12 +125,15 @@ func ExampleHub_AttachWebSocket() {
 			fmt.Println(err)
 			break
 		}
-		f, _ := contracts.DecodeServerFrame(data)
-		switch {
-		case f.Confirmation != nil:
-			fmt.Println(f.Confirmation.Type, "live:", f.Confirmation.Live)
-		case f.Event != nil:
-			fmt.Println(f.Event.Type)
+		var frame struct {
+			Type contracts.EventType `json:"type"`
+			Live bool                `json:"live"`
+		}
+		_ = json.Unmarshal(data, &frame)
+		if frame.Type == contracts.FrameSubscriptionConfirmed {
+			fmt.Println(frame.Type, "live:", frame.Live)
+		} else {
+			fmt.Println(frame.Type)
 		}
 	}
 	_ = conn.Close()

@@ -26,6 +26,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 	"github.com/taskbridge/taskbridge-fiber/observe"
 	"github.com/taskbridge/taskbridge-fiber/stores/memstore"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
@@ -573,22 +574,22 @@ func (c *wsClient) subscribe(taskID string, last *string) {
 }
 
 // read returns the next text frame, checked against the protocol.
-func (c *wsClient) read(timeout time.Duration) (contracts.ServerFrame, error) {
+func (c *wsClient) read(timeout time.Duration) (frames.Frame, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 	mt, data, err := c.conn.ReadMessage()
 	if err != nil {
-		return contracts.ServerFrame{}, err
+		return frames.Frame{}, err
 	}
 	if mt != websocket.TextMessage {
-		return contracts.ServerFrame{}, fmt.Errorf("message type %d", mt)
+		return frames.Frame{}, fmt.Errorf("message type %d", mt)
 	}
 	return checkFrame(c.t, c.bulk, data)
 }
 
 // checkFrame applies the strict decoder (bulk) or the full conformance check.
-func checkFrame(t testing.TB, bulk bool, data []byte) (contracts.ServerFrame, error) {
+func checkFrame(t testing.TB, bulk bool, data []byte) (frames.Frame, error) {
 	if bulk {
-		return contracts.DecodeServerFrame(data)
+		return frames.Decode(data)
 	}
 	return conformance.CheckFrame(t, data), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 	"github.com/taskbridge/taskbridge-fiber/streaming"
 )
 
@@ -22,7 +23,7 @@ func (c *wsClient) unsubscribe(taskID string) {
 }
 
 // nextFrame returns the next frame that is no heartbeat.
-func (c *wsClient) nextFrame(timeout time.Duration) contracts.ServerFrame {
+func (c *wsClient) nextFrame(timeout time.Duration) frames.Frame {
 	c.t.Helper()
 	for {
 		f, err := c.read(timeout)
@@ -297,7 +298,7 @@ func TestWSMultiPipelined(t *testing.T) {
 			for len(confirmed) < len(ids) || len(events) < len(ids) {
 				op, p := c.readFrame()
 				require.Equal(t, byte(0x1), op)
-				f, err := contracts.DecodeServerFrame(p)
+				f, err := frames.Decode(p)
 				require.NoError(t, err)
 				switch {
 				case f.Confirmation != nil:

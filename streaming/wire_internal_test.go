@@ -30,3 +30,48 @@ func TestEventFrames(t *testing.T) {
 	assert.Equal(t, []byte{0x81, 126, byte(len(js) >> 8), byte(len(js))}, ws[4:8], "FIN text frame, unmasked, 16-bit length")
 	assert.Equal(t, js, string(ws[8:]))
 }
+
+// TestParseSubscribeRequest: what a subscribe frame must be.
+func TestParseSubscribeRequest(t *testing.T) {
+	t.Parallel()
+	long := make([]byte, contracts.MaxTaskIDLen+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	tests := []struct {
+		name   string
+		frame  string
+		ok     bool
+		cursor string
+	}{
+		{"with cursor", `{"action":"subscribe","taskId":"t","lastEventId":"4"}`, true, "4-0"},
+		{"null cursor", `{"action":"subscribe","taskId":"t","lastEventId":null}`, true, "0-0"},
+		{"no cursor", `{"action":"subscribe","taskId":"t"}`, true, "0-0"},
+		{"empty cursor", `{"action":"subscribe","taskId":"t","lastEventId":""}`, true, "0-0"},
+		{"bad cursor", `{"action":"subscribe","taskId":"t","lastEventId":"x"}`, false, ""},
+		{"wrong action", `{"action":"unsubscribe","taskId":"t"}`, false, ""},
+		{"missing task", `{"action":"subscribe"}`, false, ""},
+		{"long task id", `{"action":"subscribe","taskId":"` + string(long) + `"}`, false, ""},
+		{"unknown key", `{"action":"subscribe","taskId":"t","token":"x"}`, false, ""},
+		{"array", `[]`, false, ""},
+		{"string", `"subscribe"`, false, ""},
+		{"empty", ``, false, ""},
+		{"not json", `subscribe t`, false, ""},
+		{"two values", `{"action":"subscribe","taskId":"t"}{}`, false, ""},
+		{"taskId number", `{"action":"subscribe","taskId":5}`, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := parseSubscribe([]byte(tt.frame))
+			if !tt.ok {
+				assert.ErrorIs(t, err, contracts.ErrInvalidFrame)
+				return
+			}
+			require.NoError(t, err)
+			c, err := r.Cursor()
+			require.NoError(t, err)
+			assert.Equal(t, tt.cursor, c.String())
+		})
+	}
+}
+

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -174,14 +175,8 @@ func (c *conn) handshakeWS(authorize func(ctx context.Context, taskID string) er
 		}
 		return readReason(err), false
 	}
-	// Exact key names, no duplicates (what a proxy inspecting the frame
-	// sees is what the hub acts on), then the protocol's rules.
-	var req contracts.SubscribeRequest
-	err = strictjson.Unmarshal(msg, &req)
-	if err == nil {
-		err = req.Validate()
-	}
-	if err != nil || !utf8.Valid(msg) {
+	req, err := parseSubscribe(msg)
+	if err != nil {
 		log.Warn("websocket subscribe refused", observe.Entry{Transport: observe.TransportWS, UserID: c.subject, Outcome: "invalid subscribe frame", Err: err})
 		return c.closeHandshake(closePolicyViolation, "invalid subscribe frame"), false
 	}
@@ -355,6 +350,26 @@ func (in *wsInput) violation(c *conn, err error) {
 	in.ignore, in.dec = true, wsframe.Decoder{}
 	c.setReason(reason)
 	c.requestEnd(closePolicyViolation, reason, true)
+}
+
+// parseSubscribe decodes a subscribe frame the way every subscribe frame of
+// a connection is read: valid UTF-8, keys spelled exactly as the protocol
+// names them, none repeated and no other (so what a proxy inspecting the
+// frame sees is what the hub acts on), then the protocol's rules
+// (contracts.SubscribeRequest.Validate). Errors wrap
+// contracts.ErrInvalidFrame.
+func parseSubscribe(p []byte) (contracts.SubscribeRequest, error) {
+	if !utf8.Valid(p) {
+		return contracts.SubscribeRequest{}, fmt.Errorf("%w: subscribe: invalid UTF-8", contracts.ErrInvalidFrame)
+	}
+	var req contracts.SubscribeRequest
+	if err := strictjson.Unmarshal(p, &req); err != nil {
+		return contracts.SubscribeRequest{}, fmt.Errorf("%w: subscribe: %v", contracts.ErrInvalidFrame, err)
+	}
+	if err := req.Validate(); err != nil {
+		return contracts.SubscribeRequest{}, err
+	}
+	return req, nil
 }
 
 // echoCloseCode returns the code of a client close frame to echo back.

@@ -82,12 +82,11 @@ func (c *conn) request(p []byte) string {
 // the first subscribe (exact key names, no duplicates, valid UTF-8, then
 // the protocol's rules).
 func parseRequest(p []byte) (wsRequest, bool) {
+	if sub, err := parseSubscribe(p); err == nil {
+		return wsRequest{taskID: sub.TaskID, lastEventID: sub.LastEventID}, true
+	}
 	if !utf8.Valid(p) {
 		return wsRequest{}, false
-	}
-	var sub contracts.SubscribeRequest
-	if strictjson.Unmarshal(p, &sub) == nil && sub.Validate() == nil {
-		return wsRequest{taskID: sub.TaskID, lastEventID: sub.LastEventID}, true
 	}
 	var un contracts.UnsubscribeRequest
 	if strictjson.Unmarshal(p, &un) == nil && un.Validate() == nil {

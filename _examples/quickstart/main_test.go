@@ -25,6 +25,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 func TestMain(m *testing.M) {
@@ -200,13 +201,13 @@ func TestDemoApprovalOverWebSocket(t *testing.T) {
 	defer resp.Body.Close()
 	defer conn.Close()
 	require.NoError(t, conn.WriteJSON(map[string]any{"action": "subscribe", "taskId": id}))
-	read := func() (contracts.ServerFrame, *websocket.CloseError) {
+	read := func() (frames.Frame, *websocket.CloseError) {
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(wait)))
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
 			require.ErrorAs(t, err, &ce)
-			return contracts.ServerFrame{}, ce
+			return frames.Frame{}, ce
 		}
 		return conformance.CheckFrame(t, data), nil
 	}

@@ -160,8 +160,6 @@ func (c *cluster) worker(name string) *proc {
 	return c.start(name, "temporal example worker started", "-worker")
 }
 
-func (p *proc) output() string { return p.Logs() }
-
 // kill9 kills the process with SIGKILL and waits until it is gone.
 func (p *proc) kill9() {
 	p.t.Helper()

@@ -20,7 +20,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // Schema names a shape of the protocol by its component name in the
@@ -86,9 +86,9 @@ func Validate(s Schema, body []byte) error {
 // SUBSCRIPTION_CONFIRMED, a heartbeat of either form, a SUBSCRIPTION_ERROR
 // or an UNSUBSCRIBED) passes the strict decoder and its schemas. It returns
 // the decoded frame.
-func CheckFrame(t testing.TB, frame []byte) contracts.ServerFrame {
+func CheckFrame(t testing.TB, frame []byte) frames.Frame {
 	t.Helper()
-	f, err := contracts.DecodeServerFrame(frame)
+	f, err := frames.Decode(frame)
 	if err != nil {
 		t.Fatalf("frame fails the strict decoder: %v\n%s", err, frame)
 	}
@@ -101,7 +101,7 @@ func CheckFrame(t testing.TB, frame []byte) contracts.ServerFrame {
 // taskbridge-fastapi sends it) and the frames of a WebSocket following
 // several tasks (SUBSCRIPTION_ERROR, UNSUBSCRIBED) have shapes only the
 // project's schemas describe.
-func FrameSchema(f contracts.ServerFrame) Schema {
+func FrameSchema(f frames.Frame) Schema {
 	switch {
 	case f.SubscriptionError != nil:
 		return SubscriptionError

@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // SSE is an open Server-Sent Events response read from a raw connection,
@@ -136,11 +137,11 @@ func (s *SSE) Next(timeout time.Duration) (SSEMessage, error) {
 // NextFrame reads the next message (skipping comments) and checks it is a
 // conformant server frame; an event must carry an id line equal to its
 // eventId.
-func (s *SSE) NextFrame(timeout time.Duration) (contracts.ServerFrame, error) {
+func (s *SSE) NextFrame(timeout time.Duration) (frames.Frame, error) {
 	for {
 		m, err := s.Next(timeout)
 		if err != nil {
-			return contracts.ServerFrame{}, err
+			return frames.Frame{}, err
 		}
 		if m.Comment {
 			continue
@@ -194,12 +195,12 @@ func (s *SSE) Close() error { return s.Conn.Close() }
 
 // CheckFrame decodes a server frame with the strict decoder and checks it
 // against its schemas (the project's, and the reference's where present).
-func CheckFrame(data []byte) (contracts.ServerFrame, error) {
+func CheckFrame(data []byte) (frames.Frame, error) {
 	return checkFrame(data, false)
 }
 
-func checkFrame(data []byte, bulk bool) (contracts.ServerFrame, error) {
-	f, err := contracts.DecodeServerFrame(data)
+func checkFrame(data []byte, bulk bool) (frames.Frame, error) {
+	f, err := frames.Decode(data)
 	if err != nil {
 		return f, fmt.Errorf("frame fails the strict decoder: %w: %s", err, truncate(data))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // WS is a WebSocket client connection (fasthttp/websocket). One goroutine
@@ -26,7 +27,7 @@ type WS struct {
 
 // WSRead is one read: a checked server frame, or the server's close.
 type WSRead struct {
-	Frame     contracts.ServerFrame
+	Frame     frames.Frame
 	Closed    bool
 	CloseCode int
 	CloseText string

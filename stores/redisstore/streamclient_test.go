@@ -21,6 +21,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	"github.com/taskbridge/taskbridge-fiber/internal/conformance"
 	"github.com/taskbridge/taskbridge-fiber/internal/e2etest"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // This file holds the stream client of the end-to-end tests: a subscriber
@@ -154,9 +155,9 @@ func (s *subscriber) notify() {
 
 // frame records one frame and, for an event, moves the cursor. It returns
 // the decoded frame, or an error for a frame the strict decoder refuses.
-func (s *subscriber) frame(c *connection, data []byte) (contracts.ServerFrame, error) {
+func (s *subscriber) frame(c *connection, data []byte) (frames.Frame, error) {
 	data = bytes.Clone(data)
-	f, err := contracts.DecodeServerFrame(data)
+	f, err := frames.Decode(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frames = append(s.frames, data)

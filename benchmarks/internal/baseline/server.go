@@ -17,6 +17,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchstore"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
 	bridgeerr "github.com/taskbridge/taskbridge-fiber/errors"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 )
 
 // Defaults of Options: taskbridge-fastapi's stream settings.
@@ -358,8 +359,8 @@ func (s *Server) ws(conn *websocket.Conn) {
 	if err != nil {
 		return
 	}
-	sub, err := contracts.ParseSubscribeRequest(msg)
-	if err != nil {
+	var sub contracts.SubscribeRequest
+	if err := strictjson.Unmarshal(msg, &sub); err != nil || sub.Validate() != nil {
 		closeWith(websocket.ClosePolicyViolation, "invalid frame")
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchwire"
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/measure"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/frames"
 )
 
 // Transports a subscriber can use.
@@ -440,7 +441,8 @@ func (s *subscriber) onFrame(data, id []byte) {
 	}
 	now := time.Now().UnixNano()
 	if e.strict {
-		if _, err := contracts.DecodeEvent(data); err != nil {
+		var ev contracts.TaskEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
 			e.c.protocolErrors.Add(1)
 			e.c.sample(fmt.Sprintf("%s %s: %v", s.transport, s.task, err))
 		}
@@ -467,7 +469,7 @@ func (s *subscriber) checkStrict(data []byte) {
 	if !s.env.strict {
 		return
 	}
-	if _, err := contracts.DecodeServerFrame(data); err != nil {
+	if _, err := frames.Decode(data); err != nil {
 		s.env.c.protocolErrors.Add(1)
 		s.env.c.sample(fmt.Sprintf("%s %s: %v", s.transport, s.task, err))
 	}

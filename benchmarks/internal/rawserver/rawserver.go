@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskbridge/taskbridge-fiber/benchmarks/internal/benchwire"
 	"github.com/taskbridge/taskbridge-fiber/contracts"
+	"github.com/taskbridge/taskbridge-fiber/internal/strictjson"
 )
 
 // Route prefixes the raw server understands (the protocol's defaults).
@@ -364,8 +365,8 @@ func (s *Server) serveWS(conn net.Conn, br *bufio.Reader, req request) streamSta
 	if err != nil || op != benchwire.OpText {
 		return streamStart{}
 	}
-	sub, err := contracts.ParseSubscribeRequest(msg)
-	if err != nil {
+	var sub contracts.SubscribeRequest
+	if err := strictjson.Unmarshal(msg, &sub); err != nil || sub.Validate() != nil {
 		closeWS(conn, 1008)
 		return streamStart{}
 	}
