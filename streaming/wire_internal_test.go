@@ -74,4 +74,3 @@ func TestParseSubscribeRequest(t *testing.T) {
 		})
 	}
 }
-
