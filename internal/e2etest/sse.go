@@ -68,14 +68,16 @@ func OpenSSE(dialer *net.Dialer, addr, path string, header http.Header, timeout 
 		req.Header[k] = v
 	}
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if err := req.Write(conn); err != nil {
-		conn.Close()
-		return nil, Response{}, err
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, req)
+	// A server may answer and close before it read the whole request (431
+	// for an oversized header): the write then fails, but the answer is
+	// there to read, as net/http's Transport reads it.
+	werr := req.Write(conn)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
 		conn.Close()
+		if werr != nil {
+			err = werr
+		}
 		return nil, Response{}, err
 	}
 	head := Response{Status: resp.StatusCode, Header: resp.Header}
