@@ -18,12 +18,35 @@ import (
 // listenCounter counts the change-feed listeners of an event store.
 type listenCounter struct {
 	contracts.EventStore
-	listens atomic.Int32
+	listens  atomic.Int32
+	listened chan struct{} // a value per Listen call (buffered; extra calls only count)
+}
+
+func newListenCounter(events contracts.EventStore) *listenCounter {
+	return &listenCounter{EventStore: events, listened: make(chan struct{}, 8)}
 }
 
 func (l *listenCounter) Listen(ctx context.Context, fn func(contracts.Change)) error {
 	l.listens.Add(1)
+	select {
+	case l.listened <- struct{}{}:
+	default:
+	}
 	return l.EventStore.Listen(ctx, fn)
+}
+
+// awaitListens waits for n more Listen calls. A waiter calls Listen from
+// the goroutine it starts at its first Watch, so the call can come after
+// the wait that started it is over.
+func (l *listenCounter) awaitListens(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		select {
+		case <-l.listened:
+		case <-time.After(hwait):
+			t.Fatalf("%d of %d expected Listen calls came (%d in all)", i, n, l.listens.Load())
+		}
+	}
 }
 
 // TestOneWaiterPerProcess: the bridge's streaming hub is the one change-feed
@@ -35,7 +58,7 @@ func (l *listenCounter) Listen(ctx context.Context, fn func(contracts.Change)) e
 func TestOneWaiterPerProcess(t *testing.T) {
 	t.Parallel()
 	stores := memstore.New(memstore.Options{})
-	counter := &listenCounter{EventStore: stores.Events}
+	counter := newListenCounter(stores.Events)
 	stores.Events = counter
 	exec := check(orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores}))(t)
 	t.Cleanup(func() { require.NoError(t, exec.Close(context.Background())) })
@@ -91,10 +114,12 @@ func TestOneWaiterPerProcess(t *testing.T) {
 	}
 	run(svc, "r1")
 	run(host, "r2")
+	counter.awaitListens(t, 1)
 	assert.EqualValues(t, 1, counter.listens.Load(), "the hub is the only listener")
 
 	require.NoError(t, bridge.Shutdown(context.Background()))
 	run(host, "r3") // the hub is gone: the executor and host fall back to their own feeds
+	counter.awaitListens(t, 2)
 	assert.EqualValues(t, 3, counter.listens.Load(), "the executor and the host's services listen on their own")
 }
 
