@@ -540,6 +540,32 @@ func (s *sseStream) expectEnd(timeout time.Duration) {
 	}
 }
 
+// endErr reads until the body ends, skipping heartbeats (a quiet stream
+// may get one before its end), and returns nil for a clean end (final
+// chunk) or what else came. Unlike expectEnd it does not stop the test, so
+// it can run on other goroutines.
+func (s *sseStream) endErr(timeout time.Duration) error {
+	for {
+		f, err := s.next(timeout)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if f.data == "" {
+			continue // a comment heartbeat
+		}
+		frame, err := checkFrame(s.t, s.bulk, []byte(f.data))
+		if err != nil {
+			return err
+		}
+		if frame.Heartbeat == nil {
+			return fmt.Errorf("want the end, got %s", f.data)
+		}
+	}
+}
+
 // wsClient is a real WebSocket client (fasthttp/websocket's Dialer).
 type wsClient struct {
 	t    testing.TB
@@ -630,6 +656,26 @@ func (c *wsClient) expectClose(timeout time.Duration) (int, string) {
 		var ce *websocket.CloseError
 		require.ErrorAs(c.t, err, &ce, "expected a close frame")
 		return ce.Code, ce.Text
+	}
+}
+
+// closeErr reads until the close frame, skipping heartbeats, and returns
+// nil when its code is want, or what else came. Unlike expectClose it does
+// not stop the test, so it can run on other goroutines.
+func (c *wsClient) closeErr(timeout time.Duration, want int) error {
+	for {
+		f, err := c.read(timeout)
+		if err == nil {
+			if f.Heartbeat != nil {
+				continue
+			}
+			return fmt.Errorf("want close %d, got %+v", want, f)
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != want {
+			return fmt.Errorf("want close %d, got %w", want, err)
+		}
+		return nil
 	}
 }
 
