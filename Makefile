@@ -1,10 +1,12 @@
 # TaskBridge for Fiber: developer and CI entry points.
 #
-#   make test         vet + race tests of every package and example (starts a
-#                     throw-away redis-server for the Redis tests), then
+#   make test         make vet, make test-counts, make test-race, then
 #                     make test-temporal
 #   make test-counts  the allocation tests (allocations per request, event
 #                     and call), which do not run under -race
+#   make test-race    race tests of every package and example of the root
+#                     module (starts a throw-away redis-server for the
+#                     Redis tests)
 #   make test-temporal race tests of the modules of their own (MODULES: the
 #                     Temporal adapter, its example, the host app example)
 #                     on a throw-away Temporal dev server and redis-server
@@ -34,10 +36,10 @@ EXAMPLE_PKGS := $(patsubst %/,./%/...,$(EXAMPLES))
 WITH_REDIS := $(if $(wildcard scripts/with-redis.sh),scripts/with-redis.sh,)
 WITH_TEMPORAL := scripts/with-temporal.sh
 
-.PHONY: test test-counts test-temporal vet tidy-check fmt-check bench bench-smoke test-browser test-js
+.PHONY: test test-counts test-race test-temporal vet tidy-check fmt-check bench bench-smoke test-browser test-js
 
-test: vet
-	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
+test: vet test-counts
+	$(MAKE) test-race
 	$(MAKE) test-temporal
 
 # Allocation counts per request, per event and per call (the tests under
@@ -45,10 +47,11 @@ test: vet
 # make test runs them after vet.
 ALLOC_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '^//go:build !race' .)))
 
-test: test-counts
-
 test-counts:
 	$(GO) test -count=1 -run 'Alloc' $(ALLOC_PKGS)
+
+test-race:
+	$(WITH_REDIS) $(GO) test -race -count=1 ./... $(EXAMPLE_PKGS)
 
 test-temporal:
 	$(WITH_REDIS) $(WITH_TEMPORAL) sh -c 'set -e; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...); done'

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # with-temporal.sh COMMAND [ARG...]
+# with-temporal.sh --prepare
 #
 # Runs COMMAND with a throwaway Temporal development server: it builds the
 # temporal CLI from the Go module proxy at a pinned version once and caches
@@ -17,11 +18,15 @@
 #
 # The cold build takes about five minutes on a 2-core machine (the module
 # downloads and the Go build cache make later builds of other versions
-# faster); TEMPORAL_CLI is a prebuilt binary to use instead.
+# faster); TEMPORAL_CLI is a prebuilt binary to use instead. --prepare only
+# builds the CLI (when it is not cached yet) and exits: .ci/run starts it in
+# the background first thing, so the build overlaps the other tests. Builds
+# take a lock in the cache directory, so a run that needs the CLI while
+# another one builds it waits for that build instead of compiling it again.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
-	echo "usage: $0 COMMAND [ARG...]" >&2
+	echo "usage: $0 COMMAND [ARG...] | $0 --prepare" >&2
 	exit 2
 fi
 
@@ -59,6 +64,18 @@ ensure_cli() {
 	fi
 	command -v go >/dev/null 2>&1 || return 1
 	mkdir -p "$CACHE_DIR"
+	# One build at a time: the lock is held until this script exits (fd 9
+	# stays open), and a waiter finds the binary the holder built.
+	if command -v flock >/dev/null 2>&1; then
+		exec 9>"$CACHE_DIR/build.lock"
+		if ! flock -n 9; then
+			log "another run is building the temporal CLI; waiting for it"
+			flock 9
+		fi
+		if [ -x "$cli" ]; then
+			return 0
+		fi
+	fi
 	local tmp
 	tmp="$(mktemp -d "$CACHE_DIR/build.XXXXXX")"
 	log "building the temporal CLI $CLI_VERSION (cached in $CACHE_DIR; the first build takes minutes)"
@@ -90,9 +107,19 @@ free_port() {
 	return 1
 }
 
+if [ "$1" = "--prepare" ]; then
+	if ! ensure_cli; then
+		log "could not build the temporal CLI $CLI_VERSION"
+		exit 1
+	fi
+	log "the temporal CLI $CLI_VERSION is ready: $cli"
+	exit 0
+fi
+
 if ! ensure_cli; then
 	give_up "could not build the temporal CLI $CLI_VERSION" "$@"
 fi
+exec 9>&- # the build lock, if this run built the CLI
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/with-temporal.XXXXXX")"
 pid=""
