@@ -25,7 +25,10 @@ import (
 // WebSocket connection handler only after it has written the 101 answer.
 // When the client is gone by then, that write fails and the handler never
 // runs, so the stream's OnClose never comes; the subject's stream slot must
-// still come back (after the WebSocket handshake timeout).
+// still come back (after the WebSocket handshake timeout). The test waits
+// until the upgrade holds the slot, then probes it with SSE; the timeout is
+// 5 s so that the first probe is answered before the guard gives the slot
+// back, also on a loaded machine.
 func TestWebSocketSlotReleasedWhenUpgradeNeverStarts(t *testing.T) {
 	t.Parallel()
 	type gated struct {
@@ -36,7 +39,7 @@ func TestWebSocketSlotReleasedWhenUpgradeNeverStarts(t *testing.T) {
 	arrived := make(chan *gated, 1)
 	h := startHarness(t, func(cfg *fiberbridge.Config) {
 		cfg.MaxStreamsPerSubject = 1
-		cfg.Stream.WSHandshakeTimeout = time.Second
+		cfg.Stream.WSHandshakeTimeout = 5 * time.Second
 		cfg.AuthResolver = func(c *fiber.Ctx) (contracts.AuthContext, error) {
 			if c.Get("X-Test-Gate") != "" {
 				// Hold the upgrade request until the client has reset the
@@ -72,6 +75,10 @@ func TestWebSocketSlotReleasedWhenUpgradeNeverStarts(t *testing.T) {
 	require.NoError(t, client.Close()) // RST
 	close(g.proceed)
 	require.ErrorIs(t, <-g.readErr, syscall.ECONNRESET, "the server must see the reset before it answers the upgrade")
+	// The upgrade takes the slot after the auth resolver returned; a probe
+	// before that would take the slot itself (seen under load).
+	require.Eventually(t, func() bool { return h.bridge.StreamsHeld("gone") == 1 }, hwait, time.Millisecond,
+		"the upgrade takes the subject's slot")
 
 	// The slot comes back: an SSE stream of the same subject is accepted
 	// (429 TOO_MANY_STREAMS while the slot is held).
@@ -83,7 +90,7 @@ func TestWebSocketSlotReleasedWhenUpgradeNeverStarts(t *testing.T) {
 			s.close()
 		}
 		return r.status == http.StatusOK
-	}, 5*time.Second, 50*time.Millisecond)
+	}, hwait, 50*time.Millisecond)
 	require.True(t, released, "the slot of the upgrade that never started must be released; SSE answers: %v", statuses)
 	assert.Equal(t, http.StatusTooManyRequests, statuses[0], "the slot is held until the guard gives it back")
 }
