@@ -641,7 +641,7 @@ func (c *wsClient) confirmation(timeout time.Duration) *contracts.SubscriptionCo
 	c.t.Helper()
 	f, err := c.read(timeout)
 	require.NoError(c.t, err)
-	require.NotNil(c.t, f.Confirmation, "first frame must be SUBSCRIPTION_CONFIRMED")
+	require.NotNil(c.t, f.Confirmation, "first frame must be SUBSCRIPTION_CONFIRMED, got %+v", f)
 	return f.Confirmation
 }
 

@@ -329,10 +329,14 @@ func (s *failingTask) Read(ctx context.Context, taskID string, after contracts.E
 
 // TestWSTaskGone: after a feed resync, a task the store no longer has ends
 // a connection that follows only it (1011 "task no longer exists") and
-// only its own subscription on a multi-task connection.
+// only its own subscription on a multi-task connection. The task is gone
+// only from the test's own resync on: the feed's first Resync (its
+// subscription) also runs the check, later than the hub's start, and must
+// not end the streams the test is still opening.
 func TestWSTaskGone(t *testing.T) {
 	t.Parallel()
-	exists := func(_ context.Context, taskID string) (bool, error) { return taskID != "mg-gone", nil }
+	var gone atomic.Bool
+	exists := func(_ context.Context, taskID string) (bool, error) { return !gone.Load() || taskID != "mg-gone", nil }
 	e, _, feed := newOutageEnv(t, streaming.Options{TaskExists: exists})
 	e.append("mg-gone", contracts.Started(""))
 	e.append("mg-live", contracts.Started(""))
@@ -351,6 +355,7 @@ func TestWSTaskGone(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return e.hub.LiveSubscribers("mg-gone") == 2 }, wait, time.Millisecond)
 
+	gone.Store(true)
 	feed.resync <- struct{}{}
 	code, reason := single.expectClose(wait)
 	assert.Equal(t, websocket.CloseInternalServerErr, code)
