@@ -201,7 +201,7 @@ func TestFingerprintUnchanged(t *testing.T) {
 	}
 }
 
-// TestAppendTimeMatchesFormat: AppendTime writes what AppendFormat with
+// TestAppendTimeMatchesFormat: appendTime writes what AppendFormat with
 // TimeLayout writes, at the edges of its fast range and beyond.
 func TestAppendTimeMatchesFormat(t *testing.T) {
 	zones := []*time.Location{time.UTC, time.FixedZone("x", -7*3600-1800), time.FixedZone("y", 14*3600)}
@@ -218,7 +218,7 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 		for _, z := range zones {
 			in := tm.In(z)
 			want := in.UTC().AppendFormat([]byte("x"), TimeLayout)
-			assert.Equal(t, string(want), string(AppendTime([]byte("x"), in)), "%v", in)
+			assert.Equal(t, string(want), string(appendTime([]byte("x"), in)), "%v", in)
 		}
 	}
 }

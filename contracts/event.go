@@ -59,10 +59,10 @@ type TaskEvent struct {
 // in UTC with millisecond precision.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// AppendTime appends t in TimeLayout (converted to UTC): the bytes
+// appendTime appends t in TimeLayout (converted to UTC): the bytes
 // t.UTC().AppendFormat(dst, TimeLayout) appends, written directly for
 // years 0 to 9999 (a poll or a stream frame writes one per event).
-func AppendTime(dst []byte, t time.Time) []byte {
+func appendTime(dst []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
 	if year < 0 || year > 9999 {
@@ -91,7 +91,7 @@ func (e *TaskEvent) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"eventId":"`...)
 	dst = e.EventID.AppendText(dst)
 	dst = append(dst, `","createdAt":"`...)
-	dst = AppendTime(dst, e.CreatedAt)
+	dst = appendTime(dst, e.CreatedAt)
 	dst = append(dst, `","payload":`...)
 	if len(e.Payload) == 0 {
 		dst = append(dst, "{}"...)

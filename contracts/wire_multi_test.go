@@ -2,6 +2,7 @@ package contracts_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,10 +14,7 @@ import (
 // TestUnsubscribeRequestValidate: the rules of an unsubscribe frame.
 func TestUnsubscribeRequestValidate(t *testing.T) {
 	t.Parallel()
-	long := make([]byte, contracts.MaxTaskIDLen+1)
-	for i := range long {
-		long[i] = 'a'
-	}
+	long := strings.Repeat("a", contracts.MaxTaskIDLen+1)
 	tests := []struct {
 		name string
 		in   string
@@ -26,7 +24,7 @@ func TestUnsubscribeRequestValidate(t *testing.T) {
 		{"subscribe action", `{"action":"subscribe","taskId":"t1"}`, false},
 		{"missing taskId", `{"action":"unsubscribe"}`, false},
 		{"empty taskId", `{"action":"unsubscribe","taskId":""}`, false},
-		{"over-long taskId", `{"action":"unsubscribe","taskId":"` + string(long) + `"}`, false},
+		{"over-long taskId", `{"action":"unsubscribe","taskId":"` + long + `"}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package streaming
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -34,10 +35,7 @@ func TestEventFrames(t *testing.T) {
 // TestParseSubscribeRequest: what a subscribe frame must be.
 func TestParseSubscribeRequest(t *testing.T) {
 	t.Parallel()
-	long := make([]byte, contracts.MaxTaskIDLen+1)
-	for i := range long {
-		long[i] = 'a'
-	}
+	long := strings.Repeat("a", contracts.MaxTaskIDLen+1)
 	tests := []struct {
 		name   string
 		frame  string
@@ -51,7 +49,7 @@ func TestParseSubscribeRequest(t *testing.T) {
 		{"bad cursor", `{"action":"subscribe","taskId":"t","lastEventId":"x"}`, false, ""},
 		{"wrong action", `{"action":"unsubscribe","taskId":"t"}`, false, ""},
 		{"missing task", `{"action":"subscribe"}`, false, ""},
-		{"long task id", `{"action":"subscribe","taskId":"` + string(long) + `"}`, false, ""},
+		{"long task id", `{"action":"subscribe","taskId":"` + long + `"}`, false, ""},
 		{"unknown key", `{"action":"subscribe","taskId":"t","token":"x"}`, false, ""},
 		{"array", `[]`, false, ""},
 		{"string", `"subscribe"`, false, ""},

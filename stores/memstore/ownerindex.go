@@ -109,7 +109,7 @@ func (r *TaskRegistry) ListTasks(_ context.Context, q contracts.TaskListQuery) (
 	for i--; i >= 0; i-- {
 		if len(page.Tasks) == q.Limit || budget == 0 {
 			last := list[i+1]
-			page.Next = contracts.TaskCursor{CreatedAt: time.UnixMilli(last.ms).UTC(), TaskID: last.taskID}
+			page.Next = contracts.CursorOf(last.taskID, time.UnixMilli(last.ms))
 			return page, nil
 		}
 		budget--

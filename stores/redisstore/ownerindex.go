@@ -290,7 +290,7 @@ func (r *TaskRegistry) ListTasks(ctx context.Context, q contracts.TaskListQuery)
 			more := !exhausted || i < len(members)-1
 			if more && (len(page.Tasks) == q.Limit || budget == 0) {
 				ms, id, _, _ := parseOwnerMember(m)
-				page.Next = contracts.TaskCursor{CreatedAt: time.UnixMilli(ms).UTC(), TaskID: id}
+				page.Next = contracts.CursorOf(id, time.UnixMilli(ms))
 				return page, nil
 			}
 		}
