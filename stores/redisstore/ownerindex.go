@@ -115,23 +115,31 @@ func (c *config) indexTTL() time.Duration {
 	return c.activeTTL + c.terminalTTL
 }
 
-// indexAddScript adds a member to an owner index, refreshes its expiry
-// and, when asked to, returns its oldest members for pruning.
+// indexAddLua defines index_add(index, member, ttl, n): it adds a member
+// to an owner index, refreshes its expiry (TTL in ms, 0 = none) and, when
+// n > 0, returns its n oldest members for pruning (else an empty list).
+const indexAddLua = `
+local function index_add(index, member, ttl, n)
+  redis.call('ZADD', index, 0, member)
+  ttl = tonumber(ttl)
+  if ttl > 0 then
+    redis.call('PEXPIRE', index, ttl)
+  else
+    redis.call('PERSIST', index)
+  end
+  n = tonumber(n)
+  if n > 0 then
+    return redis.call('ZRANGE', index, 0, n - 1)
+  end
+  return {}
+end
+`
+
+// indexAddScript is index_add.
 // KEYS: index. ARGV: member, TTL ms (0 = none), how many of the oldest
 // members to return (0: none).
-var indexAddScript = redis.NewScript(`
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  redis.call('PERSIST', KEYS[1])
-end
-local n = tonumber(ARGV[3])
-if n > 0 then
-  return redis.call('ZRANGE', KEYS[1], 0, n - 1)
-end
-return {}
+var indexAddScript = redis.NewScript(indexAddLua + `
+return index_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 `)
 
 // indexRangeScript reads the next members of an owner index newest first

@@ -178,3 +178,28 @@ func TestCreateFailsWithoutItsIndex(t *testing.T) {
 	require.Len(t, page.Tasks, 1)
 	assert.Equal(t, "t1", page.Tasks[0].TaskID)
 }
+
+// TestCreateFailsWhenItsKeyCannotBeClaimed: an idempotency key Redis
+// cannot read (GET answers WRONGTYPE) fails the create and leaves neither
+// the record nor its owner index entry, as a failed index entry does (on a
+// single Redis the record, the claim and the entry are one script, whose
+// parts fail one by one).
+func TestCreateFailsWhenItsKeyCannotBeClaimed(t *testing.T) {
+	ctx := testContext(t)
+	s, c, prefix := newStores(t, redisstore.Options{})
+	idem := prefix + "idem:3:eve:r1"
+	require.NoError(t, c.HSet(ctx, idem, "f", "v").Err())
+	task := contracts.TaskRecord{TaskID: "t1", OwnerID: "eve", ClientRequestID: "r1", TaskType: "demo", Input: []byte(`{}`)}
+	_, _, err := s.Tasks.Create(ctx, task)
+	require.ErrorContains(t, err, "WRONGTYPE")
+	_, err = s.Tasks.Get(ctx, "t1")
+	require.ErrorIs(t, err, contracts.ErrNotFound, "the record is discarded")
+	n, err := c.ZCard(ctx, prefix+"owner:{eve}:tasks").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the owner index entry is removed")
+
+	require.NoError(t, c.Del(ctx, idem).Err())
+	_, created, err := s.Tasks.Create(ctx, task)
+	require.NoError(t, err)
+	assert.True(t, created)
+}

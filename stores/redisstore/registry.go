@@ -24,8 +24,8 @@ const maxClaimAttempts = 3
 // new record is written first, then the key is claimed by a
 // set-if-absent script, and the losers of a race delete their record and
 // return the winner's. On a single Redis (a *redis.Client) the record, the
-// claim and the owner index entry go in one pipeline, which Redis runs in
-// order, so a new task costs one round trip. Status changes and
+// claim and the owner index entry are one script (createTaskScript), run
+// in that order, so a new task costs one round trip. Status changes and
 // cancellation requests are Lua compare-and-set steps. Once a task has
 // ended (terminal status or terminal event) its keys and its idempotency
 // key expire TerminalTTL later.
@@ -61,7 +61,7 @@ func (r *TaskRegistry) taskKeys(taskID string) []string {
 // record returns an error wrapping contracts.ErrAlreadyExists.
 //
 // Round trips: a new task costs one on a single Redis (the record, the
-// claim of the idempotency key and the owner index entry in one pipeline)
+// claim of the idempotency key and the owner index entry in one script)
 // and two on a cluster (the record first); a repeat of an existing task
 // costs one more (the holder's record, read in one pipeline with the
 // removal of what the repeat wrote).
@@ -103,7 +103,7 @@ func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (c
 	for range maxClaimAttempts {
 		calls := []scriptCall{put, {script: claimScript, keys: []string{idemKey}, args: []any{task.TaskID, ms(ttl)}}, r.indexCall(task)}
 		if r.ordered {
-			runScripts(ctx, r.client, calls)
+			runCreate(ctx, r.client, calls)
 		} else {
 			// The claim must not reach Redis before the record: a creator
 			// that finds the key naming a task without a record takes the
@@ -150,6 +150,40 @@ func (r *TaskRegistry) Create(ctx context.Context, task contracts.TaskRecord) (c
 		}
 	}
 	return contracts.TaskRecord{}, false, fmt.Errorf("redisstore: create task %q: idempotency key kept naming missing tasks", task.TaskID)
+}
+
+// runCreate runs calls, the put, claim and index calls of a new task, as
+// one createTaskScript on a single Redis (one EVALSHA where the pipeline of
+// the three scripts costs Redis three), and gives each call its part of
+// the reply as its cmd, read as the script's own reply would be.
+func runCreate(ctx context.Context, client redis.UniversalClient, calls []scriptCall) {
+	var keys [6]string
+	args := make([]any, 0, 13)
+	n := 0
+	for i := range calls {
+		n += copy(keys[n:], calls[i].keys)
+		args = append(args, calls[i].args...)
+	}
+	reply, err := createTaskScript.Run(ctx, client, keys[:n], args...).Slice()
+	if err == nil && len(reply) != len(calls) {
+		err = fmt.Errorf("redisstore: create script answered %d values, want %d", len(reply), len(calls))
+	}
+	for i := range calls {
+		var part error
+		if err == nil {
+			part, _ = reply[i].(error) // that script's error reply
+		}
+		switch {
+		case err != nil:
+			calls[i].cmd = redis.NewCmdResult(nil, err)
+		case part != nil:
+			calls[i].cmd = redis.NewCmdResult(nil, part)
+		case reply[i] == nil: // Lua false
+			calls[i].cmd = redis.NewCmdResult(nil, redis.Nil)
+		default:
+			calls[i].cmd = redis.NewCmdResult(reply[i], nil)
+		}
+	}
 }
 
 // created finishes a Create whose claim (if any: idemKey "" has none) was

@@ -157,25 +157,60 @@ end
 return read_page({t[1], t[2], t[3], t[4], t[5]}, KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 `)
 
-// putTaskScript stores a new task record unless its key exists. A record
-// equal to the stored one (a retry of the call that stored it) counts as
-// stored.
+// putTaskLua defines put_task(task, meta, rec, status, cancel, reason,
+// updated, active, final, ended): it stores a new task record unless its
+// key exists. A record equal to the stored one (a retry of the call that
+// stored it) counts as stored. Reply: 1 stored, 0 taken.
+const putTaskLua = `
+local function put_task(task, meta, rec, status, cancel, reason, updated, active, final, ended)
+  if redis.call('EXISTS', task) == 1 then
+    if redis.call('HGET', task, 'rec') == rec then
+      return 1
+    end
+    return 0
+  end
+  redis.call('HSET', task, 'rec', rec, 'status', status, 'cancel', cancel, 'reason', reason, 'updated', updated)
+  if ended == '1' then
+    redis.call('HSET', meta, 'ended', '1')
+  end
+  retain(meta, {task, meta}, tonumber(active), tonumber(final))
+  return 1
+end
+`
+
+// putTaskScript is put_task.
 // KEYS: task, events, meta, appends. ARGV: rec, status, cancel, reason, updated,
 // active TTL ms, terminal TTL ms, ended (1 when the status is terminal).
 // Reply: 1 stored, 0 taken.
-var putTaskScript = redis.NewScript(retainLua + `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HGET', KEYS[1], 'rec') == ARGV[1] then
-    return 1
+var putTaskScript = redis.NewScript(retainLua + putTaskLua + `
+return put_task(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+`)
+
+// createTaskScript is a new task on a single Redis in one script: put_task,
+// claim and index_add, run in that order as the pipeline of the three
+// scripts would run them: each runs whatever the others answered, and an
+// error in one (a key of the wrong type) is that one's reply, so the
+// caller reads the three replies as it reads theirs; but in one EVALSHA
+// rather than three. Its keys span several hash tags, so it is never sent
+// to a cluster or a ring.
+// KEYS: putTaskScript's, then idem, owner index. ARGV: putTaskScript's,
+// then claimScript's, then indexAddScript's. Reply: {put_task's, claim's,
+// index_add's}, each an error reply when it failed.
+var createTaskScript = redis.NewScript(retainLua + putTaskLua + claimLua + indexAddLua + `
+local function reply(ok, res)
+  if ok then
+    return res
   end
-  return 0
+  if type(res) == 'table' and res.err then
+    return res
+  end
+  return {err = tostring(res)}
 end
-redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'status', ARGV[2], 'cancel', ARGV[3], 'reason', ARGV[4], 'updated', ARGV[5])
-if ARGV[8] == '1' then
-  redis.call('HSET', KEYS[3], 'ended', '1')
-end
-retain(KEYS[3], {KEYS[1], KEYS[3]}, tonumber(ARGV[6]), tonumber(ARGV[7]))
-return 1
+return {
+  reply(pcall(put_task, KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])),
+  reply(pcall(claim, KEYS[5], ARGV[9], ARGV[10])),
+  reply(pcall(index_add, KEYS[6], ARGV[11], ARGV[12], ARGV[13]))
+}
 `)
 
 // updateTaskScript applies a status change or a cancellation request. The
@@ -229,26 +264,34 @@ retain(KEYS[3], KEYS, tonumber(ARGV[4]), tonumber(ARGV[5]))
 return record('ok')
 `)
 
-// claimScript claims an owner-scoped idempotency key for a task id; a key
-// the task id already holds (a retry of the call that claimed it) counts
-// as claimed.
-// KEYS: idem. ARGV: taskId, TTL ms (0 = none).
-// Reply: the task id already holding the key, or nil after claiming it.
-var claimScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
+// claimLua defines claim(idem, taskId, ttl): it claims an owner-scoped
+// idempotency key for a task id; a key the task id already holds (a retry
+// of the call that claimed it) counts as claimed. TTL in ms, 0 = none.
+// Reply: the task id already holding the key, or false after claiming it.
+const claimLua = `
+local function claim(idem, id, ttl)
+  local cur = redis.call('GET', idem)
+  if cur == id then
+    return false
+  end
+  if cur then
+    return cur
+  end
+  ttl = tonumber(ttl)
+  if ttl > 0 then
+    redis.call('SET', idem, id, 'PX', ttl)
+  else
+    redis.call('SET', idem, id)
+  end
   return false
 end
-if cur then
-  return cur
-end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return false
+`
+
+// claimScript is claim.
+// KEYS: idem. ARGV: taskId, TTL ms (0 = none).
+// Reply: the task id already holding the key, or nil after claiming it.
+var claimScript = redis.NewScript(claimLua + `
+return claim(KEYS[1], ARGV[1], ARGV[2])
 `)
 
 // releaseScript deletes an idempotency key if it still names the task id.
