@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -145,6 +149,13 @@ func Main(kind string, args []string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if dir := os.Getenv(CPUProfileDirEnv); dir != "" {
+		end, err := startCPUProfile(filepath.Join(dir, f.Kind+"-"+strconv.Itoa(os.Getpid())+".prof"))
+		if err != nil {
+			return err
+		}
+		defer end()
+	}
 	srv, release, err := b(ctx, f)
 	if err != nil {
 		return err
@@ -155,4 +166,29 @@ func Main(kind string, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// CPUProfileDirEnv names a directory: when set, every bench server writes
+// a CPU profile of its whole life (start to SIGTERM) to
+// DIR/<kind>-<pid>.prof, for go tool pprof. tbload passes its environment
+// on to the servers it starts, so
+//
+//	TBLOAD_CPUPROFILE_DIR=/tmp/prof tbload -scenario http -targets bridge
+//
+// profiles the bridge under the http scenario's load.
+const CPUProfileDirEnv = "TBLOAD_CPUPROFILE_DIR"
+
+func startCPUProfile(path string) (end func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
