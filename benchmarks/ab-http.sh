@@ -17,6 +17,12 @@
 #
 # -targets defaults to bridge,baseline (the bare handler runs in each
 # server). Needs git, go and jq. Takes about 15 s per target per run.
+#
+# Then it prints the ratios of each round (the bridge's create and poll
+# over its bare handler, its create over the baseline's, and its create
+# after over before) and names the median round by create after/before:
+# to publish one run of each side, copy that round's SIDE-ROUND.json
+# files to benchmarks/results/ (see benchmarks/README.md).
 set -euo pipefail
 
 store=mem rounds=3 targets=bridge,baseline out=""
@@ -26,7 +32,7 @@ while [ $# -gt 0 ]; do
 	-rounds) rounds=$2; shift 2 ;;
 	-targets) targets=$2; shift 2 ;;
 	-out) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "ab-http: unknown flag $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -95,3 +101,26 @@ jq -R -s -r '
 		cpu: (map(.[6]|tonumber) | sort | .[(length-1)/2|floor])}) |
 	(["side","target","load","req/s","CPU µs/req"] | @tsv), (.[] | [.side, .target, .load, (.rps|tostring), (.cpu|tostring)] | @tsv)
 ' "$out/runs.tsv" | column -t -s $'\t'
+
+echo
+echo "ratios per round (bridge):"
+ratios='
+	split("\n") | map(select(length > 0) | split("\t")) | .[1:] |
+	map({side: .[0], round: .[1], target: .[3], load: .[4], rps: (.[5] | tonumber)}) as $rows |
+	def rps($side; $round; $target; $load):
+		first($rows[] | select(.side == $side and .round == $round and .target == $target and .load == $load) | .rps) // null;
+	def r($a; $b): if $a == null or $b == null or $b == 0 then "n/a" else ($a / $b * 100 | round / 100 | tostring) + "x" end;
+	($rows | map(.round) | unique) as $rounds |'
+jq -R -s -r "$ratios"'
+	(["round", "side", "create/bare", "poll/bare", "create/baseline create", "create after/before"] | @tsv),
+	($rounds[] as $n | ("before", "after") as $side |
+		[$n, $side,
+		 r(rps($side; $n; "bridge"; "create"); rps($side; $n; "bridge"; "bare")),
+		 r(rps($side; $n; "bridge"; "poll"); rps($side; $n; "bridge"; "bare")),
+		 r(rps($side; $n; "bridge"; "create"); rps($side; $n; "baseline"; "create")),
+		 (if $side == "after" then r(rps("after"; $n; "bridge"; "create"); rps("before"; $n; "bridge"; "create")) else "" end)] | @tsv)
+' "$out/runs.tsv" | column -t -s $'\t'
+jq -R -s -r "$ratios"'
+	[$rounds[] as $n | {round: $n, g: ((rps("after"; $n; "bridge"; "create") // 0) / ((rps("before"; $n; "bridge"; "create") // 0) + 1e-9))}] |
+		sort_by(.g) | .[(length - 1) / 2 | floor] | "median round by create after/before: \(.round)"
+' "$out/runs.tsv"

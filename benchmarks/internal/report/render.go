@@ -208,18 +208,32 @@ func RenderText(w io.Writer, f *File) {
 
 // RenderMarkdown writes the machine line, every scenario's table and its
 // ratios as Markdown.
-func RenderMarkdown(w io.Writer, f *File) {
+func RenderMarkdown(w io.Writer, f *File) { RenderMarkdownWith(w, f, nil) }
+
+// RenderMarkdownWith is RenderMarkdown with a note under each scenario's
+// title where note returns one (nil: none), such as that a later run
+// supersedes it.
+func RenderMarkdownWith(w io.Writer, f *File, note func(*Scenario) string) {
 	m := f.Meta
 	fmt.Fprintf(w, "Measured %s on `%s`: %s, %d cores, %d MB RAM, Linux %s, %s. "+
 		"Load average (1 min) %.2f before and %.2f after the run; server and clients share the cores.\n\n",
 		m.Date.UTC().Format("2006-01-02 15:04 UTC"), m.Host, m.CPU, m.Cores, m.MemTotalMB, m.Kernel,
 		m.GoVersion, m.LoadBefore[0], m.LoadAfter[0])
 	if len(m.Args) > 0 {
-		fmt.Fprintf(w, "Command: `tbload %s`\n\n", strings.Join(m.Args, " "))
+		commit := ""
+		if m.Commit != "" {
+			commit = " at commit " + m.Commit
+		}
+		fmt.Fprintf(w, "Command: `tbload %s`%s\n\n", strings.Join(m.Args, " "), commit)
 	}
 	for i := range f.Scenarios {
 		s := &f.Scenarios[i]
 		fmt.Fprintf(w, "#### %s\n\n", s.Title())
+		if note != nil {
+			if n := note(s); n != "" {
+				fmt.Fprintf(w, "%s\n\n", n)
+			}
+		}
 		for j, c := range tables(s) {
 			if j > 0 {
 				fmt.Fprintln(w)

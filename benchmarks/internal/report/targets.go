@@ -65,15 +65,22 @@ type Check struct {
 // scenario is missing from the files are left out. before holds results of
 // a run before a change, on the same machine; targets stated as growth over
 // "today" are judged against it, and not judged without it.
+//
+// A scenario that a later run in files supersedes (Superseded) decides
+// nothing.
 func Checks(files []*File, before []*File) []Check {
+	old := Superseded(files)
+	current := func(s *Scenario) bool { _, superseded := old[s]; return !superseded }
 	var out []Check
 	for _, f := range files {
 		for i := range f.Scenarios {
-			out = append(out, scenarioChecks(&f.Scenarios[i])...)
+			if s := &f.Scenarios[i]; current(s) {
+				out = append(out, scenarioChecks(s)...)
+			}
 		}
 	}
-	out = append(out, redisConnGrowth(files)...)
-	out = append(out, httpGrowth(files, before)...)
+	out = append(out, redisConnGrowth(files, current)...)
+	out = append(out, httpGrowth(files, before, current)...)
 	return out
 }
 
@@ -168,13 +175,13 @@ func scenarioChecks(s *Scenario) []Check {
 // redisConnGrowth judges "a Redis connection count that does not grow with
 // subscribers" (many, on Redis) from the many runs at different sizes; one
 // size is one data point and decides nothing.
-func redisConnGrowth(files []*File) []Check {
+func redisConnGrowth(files []*File, current func(*Scenario) bool) []Check {
 	type point struct{ subs, conns int }
 	var pts []point
 	for _, f := range files {
 		for i := range f.Scenarios {
 			s := &f.Scenarios[i]
-			if s.Kind != KindMany || s.Params.Store != "redis" {
+			if s.Kind != KindMany || s.Params.Store != "redis" || !current(s) {
 				continue
 			}
 			if br := s.Run(TargetBridge); br != nil && br.Connected > 0 {
@@ -200,12 +207,12 @@ func redisConnGrowth(files []*File) []Check {
 
 // httpGrowth judges "on Redis: create >= 2x today's req/s" against a run
 // before the change on the same machine.
-func httpGrowth(files, before []*File) []Check {
+func httpGrowth(files, before []*File, current func(*Scenario) bool) []Check {
 	find := func(fs []*File) (*File, float64) {
 		for _, f := range fs {
 			for i := range f.Scenarios {
 				s := &f.Scenarios[i]
-				if s.Kind != KindHTTP || s.Params.Store != "redis" {
+				if s.Kind != KindHTTP || s.Params.Store != "redis" || !current(s) {
 					continue
 				}
 				if br := s.Run(TargetBridge); br != nil {
@@ -220,6 +227,8 @@ func httpGrowth(files, before []*File) []Check {
 		return nil
 	}
 	c := Check{SetBy: SetByPerformance, Target: "http (redis): create throughput", Want: ">= 2x the req/s before the change"}
+	superseded := Superseded(before) // of the runs before, the latest
+	current = func(s *Scenario) bool { _, old := superseded[s]; return !old }
 	bf, prev := find(before)
 	switch {
 	case bf == nil:

@@ -75,7 +75,7 @@ func TestChecksNoTolerance(t *testing.T) {
 
 func TestRedisConnectionGrowth(t *testing.T) {
 	many := func(subs, conns int) *File {
-		return &File{Scenarios: []Scenario{{Name: "many", Kind: KindMany, Params: Params{Store: "redis"}, Runs: []Run{
+		return &File{Scenarios: []Scenario{{Name: "many", Kind: KindMany, Params: Params{Store: "redis", Subscribers: subs}, Runs: []Run{
 			{Target: TargetBridge, Connected: subs, RedisClientsAfter: conns},
 		}}}}
 	}
@@ -166,4 +166,54 @@ func TestMicroAllocCheck(t *testing.T) {
 	RenderChecks(&buf, checks)
 	assert.Contains(t, buf.String(), "| target | set by | wanted | measured | met |")
 	assert.Contains(t, buf.String(), "| no |")
+}
+
+func TestRoundTripChecks(t *testing.T) {
+	out := `=== RUN   TestRoundTripsPerRoute
+    roundtrips_test.go:241: Redis round trips per route (after a warm-up round):
+          action           7 round trips: HMGET, HMGET, HGET, EVALSHA, EVALSHA, EVALSHA, EVALSHA
+          create           1 round trips: EVALSHA
+          create (repeat)  2 round trips: EVALSHA, pipeline[HMGET DEL ZREM]
+          poll             2 round trips: HMGET, EVALSHA
+--- PASS: TestRoundTripsPerRoute (0.02s)
+`
+	checks := RoundTripChecks(strings.NewReader(out))
+	require.Len(t, checks, 2)
+	assert.Equal(t, "http (redis): round trips per create (TestRoundTripsPerRoute)", checks[0].Target)
+	assert.Equal(t, "1 (EVALSHA)", checks[0].Got)
+	assert.Equal(t, Met, checks[0].Verdict)
+	assert.Equal(t, NotMet, checks[1].Verdict, "two round trips per poll")
+
+	failed := strings.Replace(out, "--- PASS", "--- FAIL", 1)
+	checks = RoundTripChecks(strings.NewReader(failed))
+	require.Len(t, checks, 2)
+	assert.Equal(t, NotMet, checks[0].Verdict, "a failed test decides against")
+	assert.Contains(t, checks[0].Got, "the test failed")
+	assert.Empty(t, RoundTripChecks(strings.NewReader("ok\n")))
+}
+
+func TestSupersededRunsDecideNothing(t *testing.T) {
+	http := func(date time.Time, create float64) *File {
+		return &File{Meta: Meta{Date: date, Host: "vm", CPU: "cpu", Cores: 2}, Scenarios: []Scenario{
+			{Name: "http", Kind: KindHTTP, Params: Params{Store: "mem", Concurrency: 64}, Runs: []Run{
+				{Target: TargetBridge, HTTP: []HTTPRun{{Kind: "create", RPS: create}, {Kind: "poll", RPS: 95}, {Kind: "bare", RPS: 100}}},
+			}},
+			{Name: "resume", Kind: KindResume, Params: Params{Store: "mem"}, Runs: []Run{{Target: TargetBridge, Reconnects: 3}}},
+		}}
+	}
+	day := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	suite, later := http(day, 43), http(day.Add(time.Hour), 80)
+	later.Scenarios = later.Scenarios[:1] // only the http scenario was run again
+	got := map[string]string{}
+	for _, c := range Checks([]*File{suite, later}, nil) {
+		got[c.Target] = c.Got
+	}
+	assert.Equal(t, map[string]string{
+		"http (mem): create vs bare Fiber JSON":               "0.80x",
+		"http (mem): poll vs bare Fiber JSON":                 "0.95x",
+		"resume (mem): gaps and duplicates across reconnects": "0 and 0 (3 reconnects)",
+	}, got, "the later http run decides; the suite's other scenarios still count")
+	old := Superseded([]*File{suite, later})
+	require.Len(t, old, 1)
+	assert.Same(t, later, old[&suite.Scenarios[0]])
 }
