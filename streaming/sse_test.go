@@ -129,15 +129,21 @@ func TestSSEEndedTaskAnswers204(t *testing.T) {
 func TestSSEHeartbeatsWhenIdle(t *testing.T) {
 	t.Parallel()
 	metrics := newCounterSink()
-	e := newEnv(t, streaming.Options{HeartbeatInterval: 30 * time.Millisecond, Metrics: metrics})
+	const interval = 30 * time.Millisecond
+	e := newEnv(t, streaming.Options{HeartbeatInterval: interval, Metrics: metrics})
 	e.append("t4", contracts.Started(""))
+	// Every write to the stream comes after this. A heartbeat is written
+	// once the stream has had no write for the interval, and says when it
+	// was written (createdAt has millisecond precision, so prev is too): a
+	// heartbeat may wait in the client's buffer before it is read, but it is
+	// never stale or early.
+	prev := time.Now().Truncate(time.Millisecond)
 	s := dialSSE(t, e.addr, "/sse/t4", nil)
 	_, err := s.nextEvent(wait)
 	require.NoError(t, err)
 
 	ids := map[string]bool{}
 	for range 2 {
-		before := time.Now().Add(-time.Millisecond)
 		f, err := s.next(wait)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"ping"}, f.comments)
@@ -148,7 +154,8 @@ func TestSSEHeartbeatsWhenIdle(t *testing.T) {
 		require.NotNil(t, frame.Heartbeat)
 		assert.Equal(t, "t4", frame.Heartbeat.TaskID)
 		assert.True(t, frame.Heartbeat.Live)
-		assert.WithinRange(t, frame.Heartbeat.CreatedAt, before, time.Now().Add(time.Millisecond))
+		assert.WithinRange(t, frame.Heartbeat.CreatedAt, prev.Add(interval), time.Now())
+		prev = frame.Heartbeat.CreatedAt
 		assert.False(t, ids[frame.Heartbeat.EventID], "heartbeat ids are fresh each time")
 		ids[frame.Heartbeat.EventID] = true
 	}
