@@ -253,14 +253,26 @@ func TestWSDeadPeerIsDropped(t *testing.T) {
 			assert.GreaterOrEqual(t, pings, 1)
 			require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 }, wait, 5*time.Millisecond)
 
-			// A live peer (gorilla answers pings while reading) stays connected.
-			c2 := dialWS(t, e.addr)
+			// A live peer (gorilla answers pings while reading) stays
+			// connected, past the pong timeout several times over. Its
+			// hub allows a second for the answer: a client goroutine
+			// under the race detector on a loaded machine may not run
+			// within the 250 ms above.
+			live := newEnv(t, streaming.Options{WSPingInterval: 50 * time.Millisecond, WSPongTimeout: time.Second, HeartbeatInterval: -1}, m.opt)
+			c2 := dialWS(t, live.addr)
 			c2.subscribe("w8", nil)
 			c2.confirmation(wait)
-			_, err = c2.read(800 * time.Millisecond) // many ping intervals
+			answered := 0
+			c2.conn.SetPingHandler(func(data string) error {
+				answered++
+				return c2.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(wait))
+			})
+			_, err = c2.read(3 * time.Second) // ping interval + pong timeout, nearly three times
 			var ne net.Error
 			require.ErrorAs(t, err, &ne)
 			assert.True(t, ne.Timeout(), "still open: %v", err)
+			assert.Greater(t, answered, 3, "pinged all along")
+			assert.Equal(t, 1, live.hub.OpenStreams())
 
 		})
 	}
