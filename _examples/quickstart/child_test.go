@@ -49,7 +49,9 @@ type child struct {
 
 // startChild starts the quickstart in a child process with at most files
 // open files (0: the default limit) and waits for its address. It is
-// stopped (SIGTERM, then SIGKILL) at cleanup.
+// stopped (SIGTERM, then SIGKILL) at cleanup; its drain is short, so a
+// task still running then (a suspended demo.approval) does not hold the
+// stop for the default 10 s.
 func startChild(t *testing.T, files int) *child {
 	t.Helper()
 	bin := quickstartBinary(t)
@@ -57,7 +59,7 @@ func startChild(t *testing.T, files int) *child {
 	if files > 0 {
 		cmd = exec.Command("/bin/sh", "-c", `ulimit -n "$1" && exec "$0"`, bin, strconv.Itoa(files))
 	}
-	cmd.Env = append(os.Environ(), "TASKBRIDGE_ADDR=127.0.0.1:0", "TASKBRIDGE_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "TASKBRIDGE_ADDR=127.0.0.1:0", "TASKBRIDGE_LOG_LEVEL=info", "TASKBRIDGE_DRAIN=100ms")
 	p, err := e2etest.StartProcess(cmd, "quickstart listening", wait)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Stop(15 * time.Second) })

@@ -2,7 +2,7 @@
 // the in-memory stores and the in-process executor, and four demo task
 // types (demo.progress, demo.fail, demo.approval, demo.sleep).
 //
-//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s] [-log-level info] [-max-streams 100]
+//	go run ./_examples/quickstart [-addr 127.0.0.1:8080] [-heartbeat 15s] [-log-level info] [-max-streams 100] [-drain 10s]
 //
 // Logs go to stderr: readable lines when it is a terminal, JSON lines
 // otherwise. Prometheus metrics (TaskBridge's, the Go runtime's and the
@@ -32,7 +32,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/mattn/go-isatty"
 	"go.uber.org/zap"
@@ -55,7 +54,8 @@ func main() {
 	}
 }
 
-// run serves until SIGINT or SIGTERM, then shuts down within 10 s.
+// run serves until SIGINT or SIGTERM, then shuts down: running tasks get
+// the drain (-drain) to finish.
 func run(opts options, log *zap.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,7 +77,7 @@ func run(opts options, log *zap.Logger) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout())
 	defer cancel()
 	if serr := srv.shutdown(shutdownCtx); serr != nil {
 		err = errors.Join(err, serr)

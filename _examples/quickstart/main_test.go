@@ -397,6 +397,12 @@ func TestParseOptions(t *testing.T) {
 			options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel, maxStreams: 7}, false},
 		{"bad max streams", nil, map[string]string{"TASKBRIDGE_MAX_STREAMS": "many"}, options{}, true},
 		{"negative max streams", []string{"-max-streams", "-1"}, nil, options{}, true},
+		{"drain", []string{"-drain", "2s"}, map[string]string{"TASKBRIDGE_DRAIN": "1m"},
+			options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel, drain: 2 * time.Second}, false},
+		{"drain from env", nil, map[string]string{"TASKBRIDGE_DRAIN": "100ms"},
+			options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel, drain: 100 * time.Millisecond}, false},
+		{"bad drain", nil, map[string]string{"TASKBRIDGE_DRAIN": "later"}, options{}, true},
+		{"negative drain", []string{"-drain", "-1s"}, nil, options{}, true},
 		{"fatal is not a server level", []string{"-log-level", "fatal"}, nil, options{}, true},
 	}
 	for _, tc := range tests {

@@ -34,13 +34,17 @@ type options struct {
 	heartbeat  time.Duration
 	logLevel   zapcore.Level
 	maxStreams int // fiberbridge.Config.MaxStreamsPerSubject; 0: the default
+	// drain is orchestration.ExecutorOptions.DrainTimeout: how long a
+	// shutdown lets running tasks finish; 0: the default (10s).
+	drain time.Duration
 }
 
 // parseOptions reads -addr (TASKBRIDGE_ADDR, default 127.0.0.1:8080),
 // -heartbeat (TASKBRIDGE_HEARTBEAT, default 15s) and -log-level
 // (TASKBRIDGE_LOG_LEVEL: debug, info, warn or error; default info) and
 // -max-streams (TASKBRIDGE_MAX_STREAMS, open streams per user; default
-// fiberbridge's 100) from args and getenv.
+// fiberbridge's 100) and -drain (TASKBRIDGE_DRAIN, how long a shutdown lets
+// running tasks finish; default the executor's 10s) from args and getenv.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	opts := options{addr: "127.0.0.1:8080", heartbeat: 15 * time.Second, logLevel: zapcore.InfoLevel}
 	if v := getenv("TASKBRIDGE_ADDR"); v != "" {
@@ -67,11 +71,19 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 		opts.maxStreams = n
 	}
+	if v := getenv("TASKBRIDGE_DRAIN"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return options{}, fmt.Errorf("TASKBRIDGE_DRAIN: %w", err)
+		}
+		opts.drain = d
+	}
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (env TASKBRIDGE_ADDR)")
 	fs.DurationVar(&opts.heartbeat, "heartbeat", opts.heartbeat, "idle interval of stream heartbeats (env TASKBRIDGE_HEARTBEAT)")
 	fs.IntVar(&opts.maxStreams, "max-streams", opts.maxStreams, "open SSE and WebSocket streams per user (env TASKBRIDGE_MAX_STREAMS; default 100)")
+	fs.DurationVar(&opts.drain, "drain", opts.drain, "how long a shutdown lets running tasks finish before it cancels them (env TASKBRIDGE_DRAIN; default 10s)")
 	fs.Func("log-level", "debug, info, warn or error (env TASKBRIDGE_LOG_LEVEL; default info)", func(v string) error {
 		lvl, err := parseLevel(v)
 		opts.logLevel = lvl
@@ -85,6 +97,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if opts.maxStreams < 0 {
 		return options{}, errors.New("-max-streams must not be negative")
+	}
+	if opts.drain < 0 {
+		return options{}, errors.New("-drain must not be negative")
 	}
 	return opts, nil
 }
@@ -135,7 +150,9 @@ func newServer(opts options, log *zap.Logger) (*server, error) {
 	metrics := prom.MustNew(registry)
 
 	stores := memstore.New(memstore.Options{})
-	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{Stores: stores, Logger: log, Metrics: metrics})
+	exec, err := orchestration.NewExecutor(orchestration.ExecutorOptions{
+		Stores: stores, Logger: log, Metrics: metrics, DrainTimeout: opts.drain,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +200,16 @@ func (s *server) serve(ln net.Listener) error {
 	}
 	s.log.Info("quickstart listening", zap.String("addr", ln.Addr().String()), zap.Int("maxConnections", limited.Max()))
 	return s.app.Listener(limited)
+}
+
+// shutdownTimeout bounds a shutdown: the executor's drain and 5 s more for
+// the streams before it and the terminal events after it.
+func (o options) shutdownTimeout() time.Duration {
+	drain := o.drain
+	if drain == 0 {
+		drain = orchestration.DefaultDrainTimeout
+	}
+	return drain + 5*time.Second
 }
 
 // shutdown ends streams and long-polls (bridge), then the server, then the
