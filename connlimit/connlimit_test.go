@@ -42,6 +42,19 @@ func accepted(l net.Listener) <-chan net.Conn {
 	return ch
 }
 
+// accept returns the next connection Accept gives, failing the test when
+// none comes within wait.
+func accept(t *testing.T, l net.Listener) net.Conn {
+	t.Helper()
+	select {
+	case c := <-accepted(l):
+		return c
+	case <-time.After(wait):
+		t.Fatal("Accept returned nothing")
+		return nil
+	}
+}
+
 func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, wait)
@@ -62,7 +75,7 @@ func TestCapWaitsForSlot(t *testing.T) {
 	dial(t, addr)
 	dial(t, addr)
 	dial(t, addr) // waits in the backlog
-	a, b := <-accepted(l), <-accepted(l)
+	a, b := accept(t, l), accept(t, l)
 	require.NotNil(t, a)
 	require.NotNil(t, b)
 	assert.Equal(t, 2, l.Open())
@@ -107,7 +120,7 @@ func TestCloseWakesWaitingAccept(t *testing.T) {
 	l, err := connlimit.New(ln, connlimit.Config{Max: 1})
 	require.NoError(t, err)
 	dial(t, ln.Addr().String())
-	first := <-accepted(l)
+	first := accept(t, l)
 	require.NotNil(t, first)
 	errc := make(chan error, 1)
 	go func() {

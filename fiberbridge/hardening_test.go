@@ -463,7 +463,7 @@ func TestBadWebSocketFramesEndToEnd(t *testing.T) {
 		require.NoError(t, c.Subscribe(id, nil))
 		_, err := c.Confirm(hwait)
 		require.NoError(t, err)
-		assert.Equal(t, "p", <-pong)
+		assert.Equal(t, "p", recv(t, pong, "the pong"), "the pong comes before the confirmation")
 		ev, err := c.NextEvent(hwait)
 		require.NoError(t, err)
 		assert.Equal(t, contracts.EventStarted, ev.Type)

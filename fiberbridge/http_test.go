@@ -555,9 +555,10 @@ func TestAppBodyLimitAnswersEnvelope(t *testing.T) {
 	// The app's default BodyLimit (4 MiB) rejects this before any handler,
 	// from the Content-Length alone. The body is not sent: the server
 	// answers and closes, and a client still writing would see a reset.
-	conn, err := net.Dial("tcp", h.addr)
+	conn, err := net.DialTimeout("tcp", h.addr, hwait)
 	require.NoError(t, err)
 	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(hwait)))
 	_, err = conn.Write([]byte("POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n" +
 		"Content-Type: application/json\r\nContent-Length: 5242880\r\n\r\n{"))
 	require.NoError(t, err)

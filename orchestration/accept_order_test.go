@@ -102,7 +102,7 @@ func TestSuspendedHandlerResumesOnlyAfterTheAcceptEvent(t *testing.T) {
 		r, err := svc.Actions.Submit(context.Background(), actionCmd("alice", s, "a-1", "ok", ""))
 		done <- submitted{r, err}
 	}()
-	<-receipts.saved // resolved and receipt saved; the accept event is not written yet
+	recv(t, receipts.saved, "the receipt saved") // resolved and receipt saved; the accept event is not written yet
 
 	// Wake the handler twice: another worker's messages change the task. A
 	// second check can only happen if the first left it suspended.

@@ -187,11 +187,13 @@ func openIdle(transport, addr string) (io.Closer, error) {
 		if err := c.WriteJSON(contracts.SubscribeRequest{Action: "subscribe", TaskID: "idle"}); err != nil {
 			return nil, err
 		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for range 2 { // confirmation, first event
 			if _, _, err := c.ReadMessage(); err != nil {
 				return nil, err
 			}
 		}
+		_ = c.SetReadDeadline(time.Time{})
 		return c, nil
 	}
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)

@@ -243,7 +243,9 @@ func TestDemoApprovalOverWebSocket(t *testing.T) {
 func TestDemoSleepCancelOverSSE(t *testing.T) {
 	q := start(t)
 	id := q.create("alice", "demo.sleep", `{"delayMs":5}`)
-	ctx, cancel := context.WithCancel(context.Background())
+	// The deadline ends the stream (and the reads below) should the server
+	// never end it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+q.addr+"/api/v1/tasks/"+id+"/events/stream?access_token=alice", nil)
 	require.NoError(t, err)

@@ -30,9 +30,11 @@ func monitorReads(t *testing.T, addr, prefix string) *atomic.Int64 {
 	_, err = conn.Write([]byte("MONITOR\r\n"))
 	require.NoError(t, err)
 	rd := bufio.NewReaderSize(conn, 64<<10)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(wait)))
 	line, err := rd.ReadString('\n')
 	require.NoError(t, err)
 	require.Equal(t, "+OK\r\n", line)
+	require.NoError(t, conn.SetReadDeadline(time.Time{})) // the monitor reads until cleanup closes conn
 	var n atomic.Int64
 	done := make(chan struct{})
 	go func() { // owner: this test; ends when the connection closes at cleanup

@@ -144,7 +144,9 @@ func TestListenSpecifics(t *testing.T) {
 		})
 	}()
 	// Appending until the first call arrives proves registration.
+	giveUp := time.Now().Add(10 * time.Second)
 	for registeredYet := false; !registeredYet; {
+		require.True(t, time.Now().Before(giveUp), "Listen never called fn")
 		_, err := s.Append(context.Background(), "probe", contracts.Started(""))
 		require.NoError(t, err)
 		select {
@@ -155,7 +157,12 @@ func TestListenSpecifics(t *testing.T) {
 		}
 	}
 	lcancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen did not return after its context was cancelled")
+	}
 	before := calls.Load()
 	_, err := s.Append(context.Background(), "t", contracts.Started(""))
 	require.NoError(t, err)
