@@ -88,7 +88,9 @@ type EventStore interface {
 // concurrent use.
 type SuspensionStore interface {
 	// Create stores a new OPEN suspension; ErrAlreadyExists when its id is
-	// taken.
+	// taken by another record. A store may answer nil to a record equal to
+	// the one it holds (a retry of the call that stored it, after an
+	// ambiguous failure); redisstore does.
 	Create(ctx context.Context, s SuspensionRecord) error
 	// Get returns the suspension or ErrNotFound.
 	Get(ctx context.Context, taskID, suspendID string) (SuspensionRecord, error)

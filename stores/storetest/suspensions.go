@@ -38,8 +38,16 @@ func RunSuspensionStore(t *testing.T, newStore func(t *testing.T) SuspensionStor
 		t.Parallel()
 		ctx := testContext(t)
 		store := newStore(t)
-		require.NoError(t, store.Create(ctx, newSuspension("task-1", "s-1", time.Time{})))
-		err := store.Create(ctx, newSuspension("task-1", "s-1", time.Time{}))
+		first := newSuspension("task-1", "s-1", time.Time{})
+		require.NoError(t, store.Create(ctx, first))
+		// Another suspension under the taken id. It differs from the first
+		// on purpose: a store may take a record equal to the stored one for
+		// a retry of the call that stored it (records carry millisecond
+		// timestamps, so two made within one millisecond are equal).
+		other := newSuspension("task-1", "s-1", time.Time{})
+		other.CreatedAt = first.CreatedAt.Add(time.Millisecond)
+		other.ReasonCode = "OTHER"
+		err := store.Create(ctx, other)
 		require.ErrorIs(t, err, contracts.ErrAlreadyExists)
 		require.NoError(t, store.Create(ctx, newSuspension("task-2", "s-1", time.Time{})),
 			"suspension ids are scoped by task")
