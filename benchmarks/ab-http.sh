@@ -62,6 +62,16 @@ build() {
 }
 build before "$1"
 build after "$2"
+# tbload records the commit of the directory it runs in (this checkout);
+# each side's results name the revision its binary was built from instead.
+short() {
+	if [ "$1" = . ]; then
+		echo "$(git -C "$repo" rev-parse --short HEAD)+worktree"
+	else
+		git -C "$repo" rev-parse --short "$1"
+	fi
+}
+declare -A revOf=([before]=$(short "$1") [after]=$(short "$2"))
 
 # run SIDE ROUND: one tbload run, results in $out/SIDE-ROUND.json.
 run() {
@@ -72,6 +82,7 @@ run() {
 	else
 		"${cmd[@]}" >/dev/null 2>"$out/$side-$round.log"
 	fi
+	jq --arg rev "${revOf[$side]}" '.meta.commit = $rev' "$json" >"$json.tmp" && mv "$json.tmp" "$json"
 	jq -r --arg side "$side" --arg round "$round" '
 		def secs: if test("ms$") then rtrimstr("ms") | tonumber / 1e3
 			elif test("µs$") then rtrimstr("µs") | tonumber / 1e6

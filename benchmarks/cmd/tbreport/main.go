@@ -108,7 +108,7 @@ func main() {
 	}
 	for i, f := range before {
 		fmt.Fprintf(&out, "\n<!-- from %s -->\n\n", beforePaths[i])
-		out.WriteString("**Before the change** (the run the growth targets above compare with):\n\n")
+		out.WriteString("**Before the change**, on the same machine (the growth targets above compare with these runs):\n\n")
 		report.RenderMarkdown(&out, f)
 	}
 	if *roundTrips != "" {
