@@ -34,15 +34,19 @@ const hwait = 20 * time.Second
 var errInjected = errors.New("injected store failure: secret-cause-7f3a")
 
 // faultyEvents wraps an EventStore and fails its appends, reads or change
-// feed on demand. Failing the feed ends the running Listen with an error.
+// feed on demand. Failing the feed ends the running Listen with an error,
+// and a Listen that starts later fails at once: the hub may still be on
+// its way into Listen when a test's streams already have their first
+// events (those come from the streams' own first reads).
 type faultyEvents struct {
 	contracts.EventStore
 	failAppend atomic.Bool
 	failRead   atomic.Bool
 	reads      atomic.Int64
 
-	mu       sync.Mutex
-	feedStop context.CancelCauseFunc
+	mu         sync.Mutex
+	feedStop   context.CancelCauseFunc
+	feedFailed bool
 }
 
 func (f *faultyEvents) Append(ctx context.Context, taskID string, d contracts.EventDraft) (contracts.TaskEvent, error) {
@@ -64,6 +68,10 @@ func (f *faultyEvents) Listen(ctx context.Context, fn func(contracts.Change)) er
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	f.mu.Lock()
+	if f.feedFailed {
+		f.mu.Unlock()
+		return errInjected
+	}
 	f.feedStop = stop
 	f.mu.Unlock()
 	err := f.EventStore.Listen(ctx, fn)
@@ -73,10 +81,12 @@ func (f *faultyEvents) Listen(ctx context.Context, fn func(contracts.Change)) er
 	return err
 }
 
-// failFeed makes the running Listen return errInjected.
+// failFeed makes the running Listen, and any later one, return
+// errInjected.
 func (f *faultyEvents) failFeed() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.feedFailed = true
 	if f.feedStop != nil {
 		f.feedStop(errInjected)
 	}

@@ -96,7 +96,12 @@ func OpenSSE(dialer *net.Dialer, addr, path string, header http.Header, timeout 
 // inside a message, and the transport's error (for example
 // io.ErrUnexpectedEOF, a reset) when the connection broke.
 func (s *SSE) Next(timeout time.Duration) (SSEMessage, error) {
-	_ = s.Conn.SetReadDeadline(time.Now().Add(timeout))
+	return s.next(time.Now().Add(timeout))
+}
+
+// next reads the next comment or message by deadline.
+func (s *SSE) next(deadline time.Time) (SSEMessage, error) {
+	_ = s.Conn.SetReadDeadline(deadline)
 	var (
 		m    SSEMessage
 		data [][]byte
@@ -140,8 +145,13 @@ func (s *SSE) Next(timeout time.Duration) (SSEMessage, error) {
 // conformant server frame; an event must carry an id line equal to its
 // eventId.
 func (s *SSE) NextFrame(timeout time.Duration) (frames.Frame, error) {
+	return s.nextFrame(time.Now().Add(timeout))
+}
+
+// nextFrame reads the next message (skipping comments) by deadline.
+func (s *SSE) nextFrame(deadline time.Time) (frames.Frame, error) {
 	for {
-		m, err := s.Next(timeout)
+		m, err := s.next(deadline)
 		if err != nil {
 			return frames.Frame{}, err
 		}
@@ -162,10 +172,12 @@ func (s *SSE) NextFrame(timeout time.Duration) (frames.Frame, error) {
 	}
 }
 
-// NextEvent reads frames, skipping heartbeats, until an event.
+// NextEvent reads frames, skipping heartbeats, until an event; timeout
+// bounds the wait for the event, so heartbeats do not extend it.
 func (s *SSE) NextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
+	deadline := time.Now().Add(timeout)
 	for {
-		f, err := s.NextFrame(timeout)
+		f, err := s.nextFrame(deadline)
 		if err != nil {
 			return contracts.TaskEvent{}, err
 		}
@@ -177,7 +189,9 @@ func (s *SSE) NextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
 
 // ReadToEnd reads every remaining event until the response ends and
 // returns them; the error is nil only for a clean end (io.EOF after
-// complete messages).
+// complete messages). timeout bounds the wait for each event and for the
+// end after the last one; heartbeats do not extend it, so a stream that
+// only ever heartbeats fails within timeout.
 func (s *SSE) ReadToEnd(timeout time.Duration) ([]contracts.TaskEvent, error) {
 	var out []contracts.TaskEvent
 	for {

@@ -72,7 +72,12 @@ func (c *WS) Subscribe(taskID string, lastEventID *string) error {
 // CheckFrame; anything else (a binary frame, a broken connection, a
 // timeout) is an error.
 func (c *WS) Read(timeout time.Duration) (WSRead, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	return c.read(time.Now().Add(timeout))
+}
+
+// read reads the next frame by deadline.
+func (c *WS) read(deadline time.Time) (WSRead, error) {
+	_ = c.Conn.SetReadDeadline(deadline)
 	typ, data, err := c.Conn.ReadMessage()
 	if err != nil {
 		var ce *websocket.CloseError
@@ -103,10 +108,12 @@ func (c *WS) Confirm(timeout time.Duration) (*contracts.SubscriptionConfirmed, e
 }
 
 // NextEvent reads frames, skipping heartbeats, until an event; a close is
-// an error.
+// an error. timeout bounds the wait for the event, so heartbeats do not
+// extend it.
 func (c *WS) NextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
+	deadline := time.Now().Add(timeout)
 	for {
-		r, err := c.Read(timeout)
+		r, err := c.read(deadline)
 		switch {
 		case err != nil:
 			return contracts.TaskEvent{}, err
@@ -121,11 +128,14 @@ func (c *WS) NextEvent(timeout time.Duration) (contracts.TaskEvent, error) {
 }
 
 // ReadToClose reads events (skipping heartbeats) until the server's close
-// and returns them with the close code and reason.
+// and returns them with the close code and reason. timeout bounds the wait
+// for each event and for the close after the last one; heartbeats do not
+// extend it.
 func (c *WS) ReadToClose(timeout time.Duration) ([]contracts.TaskEvent, int, string, error) {
 	var out []contracts.TaskEvent
+	deadline := time.Now().Add(timeout)
 	for {
-		r, err := c.Read(timeout)
+		r, err := c.read(deadline)
 		switch {
 		case err != nil:
 			return out, 0, "", err
@@ -133,6 +143,7 @@ func (c *WS) ReadToClose(timeout time.Duration) ([]contracts.TaskEvent, int, str
 			return out, r.CloseCode, r.CloseText, nil
 		case r.Frame.Event != nil:
 			out = append(out, *r.Frame.Event)
+			deadline = time.Now().Add(timeout)
 		case r.Frame.Heartbeat == nil:
 			return out, 0, "", fmt.Errorf("unexpected frame %+v", r.Frame)
 		}
