@@ -87,14 +87,14 @@ type conn struct {
 	runFn   func() // c.run, allocated once so starting a writer costs no allocation
 
 	// Set while the connection is set up, before anything else sees it.
-	nc       net.Conn // reads go through it
-	raw      net.Conn // the underlying connection: writes, deadlines, hard close
-	ws       *wsInput // WebSocket state; nil for SSE
-	pollKey  netpoll.Key
-	format   uint8 // formatSSE or formatWS
-	chunked  bool  // SSE: chunked transfer encoding
-	detached bool  // taken from fasthttp and watched by the hub's poller
-	readTurn bool  // writer-owned: a catch-up read goes before the next drain
+	nc       net.Conn    // reads go through it
+	raw      net.Conn    // the underlying connection: writes, deadlines, hard close
+	ws       *wsInput    // WebSocket state; nil for SSE
+	pollKey  netpoll.Key // set by watch and read by maybeRelease, both under mu
+	format   uint8       // formatSSE or formatWS
+	chunked  bool        // SSE: chunked transfer encoding
+	detached bool        // taken from fasthttp and watched by the hub's poller
+	readTurn bool        // writer-owned: a catch-up read goes before the next drain
 
 	// Owned by the reader: the goroutine that took the connection over,
 	// then, for a detached connection, the poller.
@@ -187,12 +187,19 @@ func (c *conn) tryDetach() {
 	}
 }
 
-// watch hands a detached connection's input to the hub's poller.
+// watch hands a detached connection's input to the hub's poller. The
+// poller may call OnReadable (a client that left at once: EOF) before Add
+// returns, and that call may release the connection, which unwatches it by
+// its key: c.mu, held from Add until the key is stored, keeps the release
+// from reading the key before it is there (it would unwatch nothing and
+// leave the poller holding the connection).
 func (c *conn) watch() error {
 	p := c.hub.currentPoller()
 	if p == nil {
 		return errors.New("taskbridge: poller stopped")
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	k, err := p.Add(c.raw.(syscall.Conn), c)
 	if err != nil {
 		return err
@@ -452,13 +459,13 @@ func (c *conn) maybeRelease() {
 		return
 	}
 	c.moveLocked(connReleased)
-	reason := c.reason
+	reason, key := c.reason, c.pollKey
 	if c.ws != nil && c.ws.linger != nil {
 		c.ws.linger.Stop()
 		c.ws.linger = nil
 	}
 	c.mu.Unlock()
-	c.hub.unwatch(c.pollKey)
+	c.hub.unwatch(key)
 	c.dropSubs()
 	c.hub.wheel.remove(c)
 	_ = c.raw.Close()

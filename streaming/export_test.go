@@ -45,6 +45,18 @@ func (h *Hub) DetachedStreams() int {
 	return n
 }
 
+// WatchedConns returns how many connections the hub's poller watches (0
+// when it runs none).
+func (h *Hub) WatchedConns() int {
+	h.mu.RLock()
+	p := h.poller
+	h.mu.RUnlock()
+	if p == nil {
+		return 0
+	}
+	return p.Watched()
+}
+
 // SetHandoverTimeout shortens how long ServeSSE waits for fasthttp to hand
 // a connection over; call it before the first stream.
 func (h *Hub) SetHandoverTimeout(d time.Duration) { h.handover = d }

@@ -410,3 +410,24 @@ func TestAttachWebSocketCallsOnCloseOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestWSClientGoneAtOnceIsUnwatched: WebSocket clients that subscribe and
+// reset their connection at once, so that the poller may see the end
+// while the stream is still being set up, leave nothing behind: every
+// stream ends and the poller watches no connection (a release that ran
+// before the connection's poller key was stored used to unwatch nothing).
+func TestWSClientGoneAtOnceIsUnwatched(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, streaming.Options{})
+	e.append("gone-at-once", contracts.Started(""))
+	for range 200 {
+		c := dialWS(t, e.addr)
+		c.subscribe("gone-at-once", nil)
+		tc, ok := c.conn.NetConn().(*net.TCPConn)
+		require.True(t, ok)
+		require.NoError(t, tc.SetLinger(0))
+		require.NoError(t, tc.Close())
+	}
+	require.Eventually(t, func() bool { return e.hub.OpenStreams() == 0 && e.hub.WatchedConns() == 0 }, wait, time.Millisecond,
+		"open streams %d, watched connections %d", e.hub.OpenStreams(), e.hub.WatchedConns())
+}

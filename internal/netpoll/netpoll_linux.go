@@ -156,6 +156,14 @@ func (p *Poller) Remove(k Key) {
 	}
 }
 
+// Watched returns how many connections the poller watches (added and not
+// yet removed).
+func (p *Poller) Watched() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.slots) - len(p.free)
+}
+
 // Run dispatches input events until Stop is called.
 func (p *Poller) Run() {
 	events := make([]syscall.EpollEvent, 256)

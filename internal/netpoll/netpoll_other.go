@@ -34,3 +34,6 @@ func (*Poller) Stop() {}
 
 // ReadNow reports the end of input.
 func ReadNow(syscall.RawConn, []byte) (int, bool, error) { return 0, true, nil }
+
+// Watched returns 0: there is nothing to watch.
+func (*Poller) Watched() int { return 0 }
