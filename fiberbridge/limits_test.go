@@ -370,8 +370,14 @@ func TestLimitLongPollWait(t *testing.T) {
 			h := startHardened(t, hopts{bridge: func(cfg *fiberbridge.Config) { cfg.MaxPollWait = tc.max }})
 			id := h.create("alice", "test.gated", nil)
 			t.Cleanup(func() { close(h.gates.get(id)) })
-			first, _ := h.poll("alice", id, "?waitTimeoutMs=10000")
-			require.NotEmpty(t, first.Events)
+			// The task's one event until its gate moves, TASK_STARTED,
+			// comes when a worker takes it; with waiting off a poll does
+			// not wait for it.
+			var first contracts.PollResult
+			require.Eventually(t, func() bool {
+				first, _ = h.poll("alice", id, "")
+				return len(first.Events) > 0
+			}, hwait, 10*time.Millisecond, "TASK_STARTED")
 			start := time.Now()
 			res, r := h.poll("alice", id, "?waitTimeoutMs=60000&afterEventId="+first.Events[len(first.Events)-1].EventID.String())
 			elapsed := time.Since(start)
