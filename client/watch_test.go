@@ -257,9 +257,12 @@ func TestWatchTypedErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var conns connects
 	holder := newClient(t, srv.Base, "carol", client.WithTransports(client.TransportSSE), conns.option())
-	first := watchAsync(ctx, holder, held, contracts.EventID{})
-	srv.gate(held) <- "hello" // the SSE stream is open once this arrives
-	require.Eventually(t, func() bool { return len(conns.list()) == 1 }, wait, 5*time.Millisecond)
+	var yielded atomic.Int64
+	first := watchCounting(ctx, holder, held, contracts.EventID{}, &yielded)
+	srv.gate(held) <- "hello"
+	// The SSE stream is open, and has both events (TASK_STARTED and the
+	// message; the handler emits it after taking it from the gate).
+	require.Eventually(t, func() bool { return len(conns.list()) == 1 && yielded.Load() == 2 }, wait, 5*time.Millisecond)
 	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE} {
 		c := newClient(t, srv.Base, "carol", client.WithTransports(tr))
 		r := awaitWatch(t, watchAsync(ctx, c, held, contracts.EventID{}))
