@@ -87,14 +87,13 @@ type conn struct {
 	runFn   func() // c.run, allocated once so starting a writer costs no allocation
 
 	// Set while the connection is set up, before anything else sees it.
-	nc       net.Conn    // reads go through it
-	raw      net.Conn    // the underlying connection: writes, deadlines, hard close
-	ws       *wsInput    // WebSocket state; nil for SSE
-	pollKey  netpoll.Key // set by watch and read by maybeRelease, both under mu
-	format   uint8       // formatSSE or formatWS
-	chunked  bool        // SSE: chunked transfer encoding
-	detached bool        // taken from fasthttp and watched by the hub's poller
-	readTurn bool        // writer-owned: a catch-up read goes before the next drain
+	nc       net.Conn // reads go through it
+	raw      net.Conn // the underlying connection: writes, deadlines, hard close
+	ws       *wsInput // WebSocket state; nil for SSE
+	format   uint8    // formatSSE or formatWS
+	chunked  bool     // SSE: chunked transfer encoding
+	detached bool     // taken from fasthttp and watched by the hub's poller
+	readTurn bool     // writer-owned: a catch-up read goes before the next drain
 
 	// Owned by the reader: the goroutine that took the connection over,
 	// then, for a detached connection, the poller.
@@ -116,7 +115,8 @@ type conn struct {
 	lead       []byte        // SSE: the response head, written before any chunk
 	prefix     []byte        // payload written first: SSE preamble, WS confirmation
 	endReason  string
-	reason     string // why the stream ended; the first reason wins
+	reason     string      // why the stream ended; the first reason wins
+	pollKey    netpoll.Key // the poller's key of a detached connection (watch)
 	// subs are the connection's subscribers. They change under mu, only
 	// while the connection is set up and then by its writer, and never
 	// once it is closing; anyone may read them under mu.
